@@ -1,0 +1,1 @@
+//! GPU layer: device and capabilities, tiers, pipeline cache, buffers, readback.

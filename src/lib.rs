@@ -1,0 +1,11 @@
+//! Wisp: run quantized GGUF language models on WebGPU, in the browser and natively.
+//!
+//! Layers, arrows pointing down only:
+//! - [`ops`]: GPU kernels (dequantize, matvec, matmul) with their CPU references;
+//! - [`gpu`]: device, capability tiers, pipeline cache, buffers, readback;
+//! - [`gguf`] and [`quant`]: the file format and the block formats, no GPU needed.
+
+pub mod gguf;
+pub mod gpu;
+pub mod ops;
+pub mod quant;

@@ -1,0 +1,1 @@
+//! GPU ops, each with its Rust dispatch and its CPU reference.
