@@ -5,6 +5,8 @@
 //! - [`gpu`]: device, capability tiers, pipeline cache, buffers, readback;
 //! - [`gguf`] and [`quant`]: the file format and the block formats, no GPU needed.
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod bench;
 pub mod gguf;
 pub mod gpu;
 pub mod ops;

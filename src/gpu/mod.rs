@@ -1,1 +1,17 @@
-//! GPU layer: device and capabilities, tiers, pipeline cache, buffers, readback.
+//! GPU layer: device and capabilities, capability tiers, shader assembly, pipeline cache,
+//! weight buffers (split over bindings when a tensor is larger than one binding), readback.
+//!
+//! Everything here is async and never blocks on the GPU, so the same code runs in the browser
+//! (wasm32) and natively; native callers drive futures with `pollster`.
+
+mod buffer;
+mod device;
+mod error;
+mod pipeline;
+mod shader;
+
+pub use buffer::{GpuWeight, WeightChunk};
+pub use device::{AdapterSummary, Capabilities, Gpu, GpuOptions, KernelFamily, Tier};
+pub use error::GpuError;
+pub use pipeline::{Kernel, Op, PipelineKey};
+pub use shader::{preprocess, shader_source};

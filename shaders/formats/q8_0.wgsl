@@ -1,0 +1,12 @@
+// block_q8_0 (34 bytes): d: f16 | qs: 32 signed bytes. x[j] = qs[j] * d.
+const BLOCK_ELEMS: u32 = 32u;
+const BLOCK_BYTES: u32 = 34u;
+
+fn dq32(b: u32, s: u32) -> V32 {
+    var v: V32;
+    let d = half_at(b);
+    for (var i = 0u; i < 8u; i++) {
+        v[i] = vec4<f32>(sbytes4(ld32(b + 2u + 4u * i))) * d;
+    }
+    return v;
+}

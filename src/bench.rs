@@ -1,0 +1,136 @@
+//! Kernel benchmarks (native only): the adapter's read roofline and each format's matvec and
+//! matmul, timed in the same run so results are ratios on the same adapter.
+
+use std::time::Instant;
+
+use crate::gpu::{Gpu, GpuError, GpuWeight};
+use crate::ops::{bandwidth, matmul, matvec};
+use crate::quant::GgmlType;
+
+/// Wall time of the fastest of `iters` runs of `record` (each its own submission, waited on).
+pub async fn best_time<F>(gpu: &Gpu, iters: usize, mut record: F) -> Result<f64, GpuError>
+where
+    F: AsyncFnMut(&mut wgpu::CommandEncoder) -> Result<(), GpuError>,
+{
+    let mut best = f64::INFINITY;
+    // One warm-up run compiles pipelines and faults memory in.
+    for i in 0..=iters {
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        record(&mut enc).await?;
+        let t = Instant::now();
+        gpu.queue.submit([enc.finish()]);
+        gpu.wait()?;
+        let dt = t.elapsed().as_secs_f64();
+        if i > 0 {
+            best = best.min(dt);
+        }
+    }
+    gpu.check("benchmark")?;
+    Ok(best)
+}
+
+/// The adapter's measured read bandwidth: the faster of the two read shapes, in GB/s.
+pub struct Roofline {
+    pub gbs: f64,
+    pub shape: bandwidth::ReadShape,
+    pub bytes: u64,
+}
+
+/// Measures the read roofline over a buffer of about `bytes` (clamped to one binding).
+pub async fn roofline(gpu: &Gpu, bytes: u64, iters: usize) -> Result<Roofline, GpuError> {
+    let bytes = bytes.min(gpu.caps.max_binding) / (4 * 4 * u64::from(bandwidth::READ_INVOCATIONS))
+        * (4 * 4 * u64::from(bandwidth::READ_INVOCATIONS));
+    let src = gpu.storage("roofline src", bytes);
+    let pattern: Vec<u8> = (0..(1usize << 20))
+        .map(|i| (i * 2654435761usize >> 13) as u8)
+        .collect();
+    let mut off = 0u64;
+    while off < bytes {
+        let n = (bytes - off).min(pattern.len() as u64) as usize;
+        gpu.queue.write_buffer(&src, off, &pattern[..n]);
+        off += n as u64;
+    }
+    let sink = gpu.storage("roofline sink", u64::from(bandwidth::READ_INVOCATIONS) * 4);
+    let words = (bytes / 4) as u32;
+    let mut best: Option<Roofline> = None;
+    for shape in [
+        bandwidth::ReadShape::Contiguous,
+        bandwidth::ReadShape::Interleaved,
+    ] {
+        let t = best_time(gpu, iters, async |enc| {
+            bandwidth::encode_read(gpu, enc, &src, words, &sink, shape).await
+        })
+        .await?;
+        let gbs = bytes as f64 / t / 1e9;
+        if best.as_ref().is_none_or(|b| gbs > b.gbs) {
+            best = Some(Roofline { gbs, shape, bytes });
+        }
+    }
+    best.ok_or_else(|| GpuError::Readback("no roofline measurement".into()))
+}
+
+/// One kernel's measurement.
+pub struct KernelResult {
+    pub ty: GgmlType,
+    pub op: &'static str,
+    pub family: &'static str,
+    pub seconds: f64,
+    pub weight_bytes: u64,
+    pub gbs: f64,
+    pub gflops: f64,
+}
+
+/// Times matvec over `rows` × `k` weights of type `ty` with the family `gpu` has chosen.
+pub async fn matvec(
+    gpu: &Gpu,
+    ty: GgmlType,
+    rows: u64,
+    k: u64,
+    iters: usize,
+) -> Result<KernelResult, GpuError> {
+    let data = crate::ops::synth::random_weight(ty, rows, k, 0x5eed ^ u64::from(ty.0));
+    let w = GpuWeight::upload(gpu, &format!("bench {ty}"), ty, k, rows, &data)?;
+    let x = gpu.storage_from("x", &vec![0.5f32; k as usize]);
+    let y = gpu.storage("y", rows * 4);
+    let t = best_time(gpu, iters, async |enc| {
+        matvec::encode(gpu, enc, &w, &x, &y).await
+    })
+    .await?;
+    Ok(KernelResult {
+        ty,
+        op: "matvec",
+        family: gpu.caps.family.name(),
+        seconds: t,
+        weight_bytes: data.len() as u64,
+        gbs: data.len() as f64 / t / 1e9,
+        gflops: 2.0 * rows as f64 * k as f64 / t / 1e9,
+    })
+}
+
+/// Times matmul over `rows` × `k` weights with `cols` columns.
+pub async fn matmul(
+    gpu: &Gpu,
+    ty: GgmlType,
+    rows: u64,
+    k: u64,
+    cols: u32,
+    iters: usize,
+) -> Result<KernelResult, GpuError> {
+    let data = crate::ops::synth::random_weight(ty, rows, k, 0xfeed ^ u64::from(ty.0));
+    let w = GpuWeight::upload(gpu, &format!("bench {ty}"), ty, k, rows, &data)?;
+    let x = gpu.storage_from("X", &vec![0.25f32; k as usize * cols as usize]);
+    let y = gpu.storage("Y", rows * u64::from(cols) * 4);
+    let t = best_time(gpu, iters, async |enc| {
+        matmul::encode(gpu, enc, &w, &x, &y, cols).await
+    })
+    .await?;
+    Ok(KernelResult {
+        ty,
+        op: "matmul",
+        family: gpu.caps.family.name(),
+        seconds: t,
+        weight_bytes: data.len() as u64,
+        gbs: data.len() as f64 / t / 1e9,
+        gflops: 2.0 * rows as f64 * k as f64 * f64::from(cols) / t / 1e9,
+    })
+}

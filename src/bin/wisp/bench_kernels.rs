@@ -1,0 +1,120 @@
+//! `wisp bench-kernels`: the adapter's read roofline and every format's matvec (as % of that
+//! roofline) and matmul (GFLOP/s), measured in one run on one adapter.
+
+use serde_json::json;
+use wisp::bench;
+use wisp::gpu::{Gpu, GpuOptions, KernelFamily};
+use wisp::quant::GgmlType;
+
+use crate::cli::BenchArgs;
+
+/// Row length of the benchmark weights (a typical hidden size).
+const K: u64 = 2048;
+
+pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let mut gpu = pollster::block_on(Gpu::new(&GpuOptions::from_env()?))?;
+    let chosen = gpu.caps.family;
+    let formats: Vec<GgmlType> = if args.formats.is_empty() {
+        GgmlType::SUPPORTED.to_vec()
+    } else {
+        args.formats
+            .iter()
+            .map(|n| {
+                GgmlType::from_name(n)
+                    .filter(|t| t.is_supported())
+                    .ok_or_else(|| format!("unknown or unsupported format '{n}'"))
+            })
+            .collect::<Result<_, _>>()?
+    };
+    let families: Vec<KernelFamily> = if args.all_families {
+        vec![
+            chosen,
+            if chosen == KernelFamily::Row {
+                KernelFamily::Workgroup
+            } else {
+                KernelFamily::Row
+            },
+        ]
+    } else {
+        vec![chosen]
+    };
+    let c = &gpu.caps;
+    let adapter = json!({
+        "name": c.adapter.name, "backend": c.adapter.backend, "device_type": c.adapter.device_type,
+        "driver": c.adapter.driver, "tier": format!("{:?}", c.tier), "shader_f16": c.shader_f16,
+        "subgroups": c.subgroups, "subgroup_min_size": c.subgroup_min_size, "subgroup_max_size": c.subgroup_max_size,
+        "max_storage_binding": c.max_binding, "chosen_family": chosen.name(),
+    });
+    if !args.json {
+        eprintln!(
+            "adapter: {} ({}, {:?}, chosen family: {})",
+            c.adapter.name,
+            c.adapter.backend,
+            c.tier,
+            chosen.name()
+        );
+    }
+    let roof = pollster::block_on(bench::roofline(&gpu, 128 << 20, args.iters))?;
+    if !args.json {
+        println!(
+            "read roofline: {:.2} GB/s ({:?} reads over {} MiB)",
+            roof.gbs,
+            roof.shape,
+            roof.bytes >> 20
+        );
+        println!(
+            "{:<6} {:<7} {:<10} {:>9} {:>9} {:>9}",
+            "format", "op", "family", "GB/s", "% roof", "GFLOP/s"
+        );
+    }
+    let mut kernels = Vec::new();
+    for fam in families {
+        gpu.set_family(fam);
+        for &ty in &formats {
+            let Some(row_bytes) = wisp::quant::row_bytes(ty, K) else {
+                continue;
+            };
+            let rows = ((args.mib << 20) / row_bytes).max(64);
+            let mv = pollster::block_on(bench::matvec(&gpu, ty, rows, K, args.iters))?;
+            let pct = 100.0 * mv.gbs / roof.gbs;
+            let mm_rows = (rows / 8).clamp(64, 8192);
+            let mm = pollster::block_on(bench::matmul(
+                &gpu,
+                ty,
+                mm_rows,
+                K,
+                args.cols,
+                args.iters.min(3),
+            ))?;
+            if !args.json {
+                println!(
+                    "{:<6} {:<7} {:<10} {:>9.2} {:>8.1}% {:>9.2}",
+                    ty.to_string(),
+                    "matvec",
+                    mv.family,
+                    mv.gbs,
+                    pct,
+                    mv.gflops
+                );
+                println!(
+                    "{:<6} {:<7} {:<10} {:>9.2} {:>9} {:>9.2}",
+                    ty.to_string(),
+                    "matmul",
+                    mm.family,
+                    mm.gbs,
+                    "",
+                    mm.gflops
+                );
+            }
+            kernels.push(json!({"format": ty.to_string(), "op": "matvec", "family": mv.family, "chosen": fam == chosen,
+                "rows": rows, "k": K, "bytes": mv.weight_bytes, "gbs": mv.gbs, "pct_of_roofline": pct}));
+            kernels.push(json!({"format": ty.to_string(), "op": "matmul", "family": mm.family, "chosen": fam == chosen,
+                "rows": mm_rows, "k": K, "cols": args.cols, "gflops": mm.gflops}));
+        }
+    }
+    if args.json {
+        let doc = json!({"adapter": adapter, "roofline_gbs": roof.gbs, "roofline_shape": format!("{:?}", roof.shape), "kernels": kernels});
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    }
+    Ok(())
+}

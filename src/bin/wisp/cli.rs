@@ -1,0 +1,111 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Run quantized GGUF language models on WebGPU.
+///
+/// GPU selection: WISP_ADAPTER=<name substring>; WISP_TIER=0|1|2 caps the capability tier;
+/// WISP_MAX_BINDING=16M lowers the storage binding limit; WISP_KERNELS=row|workgroup forces a
+/// kernel family. The default model is Gemma 3 270M Q4_K_M in $WISP_CACHE (~/.cache/wisp),
+/// fetched by scripts/fetch-model.sh; WISP_MODEL overrides the path.
+#[derive(Parser)]
+#[command(name = "wisp", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Print a GGUF file's metadata and tensor table.
+    Info(InfoArgs),
+    /// Dequantize one tensor on the GPU to raw little-endian f32 in GGUF element order.
+    Dequant(DequantArgs),
+    /// Measure the adapter's read roofline and every format's matvec and matmul speed.
+    BenchKernels(BenchArgs),
+    /// Check every tensor of a model on the GPU: dequantize and matvec against the CPU reference.
+    Check(CheckArgs),
+}
+
+#[derive(Args)]
+pub struct ModelArg {
+    /// GGUF file (default: $WISP_MODEL, else the default model in the cache).
+    #[arg(short = 'm', long = "model")]
+    pub model: Option<PathBuf>,
+}
+
+impl ModelArg {
+    /// The model path to open, with a hint when the default model is missing.
+    pub fn path(&self) -> Result<PathBuf, String> {
+        if let Some(p) = &self.model {
+            return Ok(p.clone());
+        }
+        if let Some(p) = std::env::var_os("WISP_MODEL") {
+            return Ok(PathBuf::from(p));
+        }
+        let cache = std::env::var_os("WISP_CACHE")
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("wisp"))
+            })
+            .unwrap_or_else(|| PathBuf::from(".cache/wisp"));
+        let p = cache.join("gemma-3-270m-q4_k_m.gguf");
+        if !p.exists() {
+            return Err(format!(
+                "the default model is not at {} (fetch it with scripts/fetch-model.sh, or pass -m)",
+                p.display()
+            ));
+        }
+        Ok(p)
+    }
+}
+
+#[derive(Args)]
+pub struct InfoArgs {
+    #[command(flatten)]
+    pub model: ModelArg,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct DequantArgs {
+    #[command(flatten)]
+    pub model: ModelArg,
+    /// Name of the tensor, e.g. token_embd.weight.
+    pub tensor: String,
+    /// Output file (raw little-endian f32).
+    #[arg(short = 'o', long = "out")]
+    pub out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Print one JSON document instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Timed repetitions per kernel (the fastest counts).
+    #[arg(long, default_value_t = 5)]
+    pub iters: usize,
+    /// Weight bytes per matvec benchmark, in MiB.
+    #[arg(long, default_value_t = 64)]
+    pub mib: u64,
+    /// Columns for the matmul benchmark.
+    #[arg(long, default_value_t = 64)]
+    pub cols: u32,
+    /// Also measure the kernel family that was not chosen for this adapter.
+    #[arg(long)]
+    pub all_families: bool,
+    /// Only these formats (comma-separated, e.g. Q4_K,Q8_0).
+    #[arg(long, value_delimiter = ',')]
+    pub formats: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub model: ModelArg,
+}

@@ -1,0 +1,35 @@
+//! `wisp`: the command-line front end (native only).
+
+#[cfg(not(target_arch = "wasm32"))]
+mod bench_kernels;
+#[cfg(not(target_arch = "wasm32"))]
+mod check;
+#[cfg(not(target_arch = "wasm32"))]
+mod cli;
+#[cfg(not(target_arch = "wasm32"))]
+mod dequant;
+#[cfg(not(target_arch = "wasm32"))]
+mod info;
+
+#[cfg(not(target_arch = "wasm32"))]
+fn main() -> std::process::ExitCode {
+    use clap::Parser;
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let args = cli::Cli::parse();
+    let result = match args.command {
+        cli::Command::Info(a) => info::run(a),
+        cli::Command::Dequant(a) => dequant::run(a),
+        cli::Command::BenchKernels(a) => bench_kernels::run(a),
+        cli::Command::Check(a) => check::run(a),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+fn main() {}

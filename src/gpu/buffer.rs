@@ -1,0 +1,219 @@
+//! Weight buffers in raw GGUF block layout, split by whole rows over as many buffers as the
+//! binding limit needs, and async readback that works natively and in the browser.
+
+use wgpu::util::DeviceExt;
+
+use super::device::Gpu;
+use super::error::GpuError;
+use crate::quant::GgmlType;
+
+/// Rows `[first_row, first_row + rows)` of a weight, in a buffer of their own.
+pub struct WeightChunk {
+    pub first_row: u32,
+    pub rows: u32,
+    pub buffer: wgpu::Buffer,
+}
+
+/// A 2-D weight on the GPU: `rows` rows of `row_len` elements in block format `ty`.
+/// Bytes are the file's bytes; a tensor larger than one binding is split by rows.
+pub struct GpuWeight {
+    pub name: String,
+    pub ty: GgmlType,
+    pub rows: u32,
+    pub row_len: u32,
+    pub row_bytes: u64,
+    pub chunks: Vec<WeightChunk>,
+}
+
+/// Bytes of storage a buffer of `len` bytes gets: whole u32 words plus one spare word, because the
+/// kernels read unaligned fields as two neighbouring words.
+fn padded_len(len: u64) -> u64 {
+    len.div_ceil(4) * 4 + 4
+}
+
+impl GpuWeight {
+    /// Rows per chunk so that the chunk's bytes, and `out_bytes_per_row` of output per row, each fit a binding.
+    pub fn rows_per_chunk(
+        gpu: &Gpu,
+        name: &str,
+        row_bytes: u64,
+        out_bytes_per_row: u64,
+    ) -> Result<u64, GpuError> {
+        let limit = gpu.caps.max_binding.saturating_sub(8);
+        let per_row = row_bytes.max(out_bytes_per_row).max(1);
+        let n = limit / per_row;
+        if n == 0 {
+            return Err(GpuError::TensorTooLarge {
+                tensor: name.to_string(),
+                row_bytes: per_row,
+                limit: gpu.caps.max_binding,
+            });
+        }
+        Ok(n)
+    }
+
+    /// Uploads `data` (`rows` rows of `row_len` elements of type `ty`) to the GPU.
+    /// `data` may come from a memory map; it is copied chunk by chunk, never whole.
+    pub fn upload(
+        gpu: &Gpu,
+        name: &str,
+        ty: GgmlType,
+        row_len: u64,
+        rows: u64,
+        data: &[u8],
+    ) -> Result<GpuWeight, GpuError> {
+        let unsupported = || GpuError::UnsupportedType {
+            tensor: name.to_string(),
+            ty,
+        };
+        if !ty.is_supported() {
+            return Err(unsupported());
+        }
+        let row_bytes = crate::quant::row_bytes(ty, row_len).ok_or_else(|| GpuError::Shape {
+            tensor: name.to_string(),
+            detail: format!("row length {row_len} is not a whole number of {ty} blocks"),
+        })?;
+        row_bytes
+            .checked_mul(rows)
+            .filter(|&t| t == data.len() as u64)
+            .ok_or_else(|| GpuError::Shape {
+                tensor: name.to_string(),
+                detail: format!(
+                    "{rows} rows of {row_bytes} bytes do not match {} bytes of data",
+                    data.len()
+                ),
+            })?;
+        let too_big = |what: &str| GpuError::Shape {
+            tensor: name.to_string(),
+            detail: format!("{what} exceeds the 32-bit index range of the kernels"),
+        };
+        let rows32 = u32::try_from(rows).map_err(|_| too_big("row count"))?;
+        let row_len32 = u32::try_from(row_len).map_err(|_| too_big("row length"))?;
+        // The kernels address bytes with u32 inside a chunk; keep chunks below 4 GiB.
+        let per_chunk = GpuWeight::rows_per_chunk(gpu, name, row_bytes, 0)?
+            .min((u32::MAX as u64 - 8) / row_bytes.max(1));
+        let mut chunks = Vec::new();
+        let mut first = 0u64;
+        while first < rows {
+            let n = per_chunk.min(rows - first);
+            let start = (first * row_bytes) as usize;
+            let end = ((first + n) * row_bytes) as usize;
+            let bytes = &data[start..end];
+            let buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(name),
+                size: padded_len(bytes.len() as u64),
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            write_unaligned(gpu, &buffer, bytes);
+            chunks.push(WeightChunk {
+                first_row: first as u32,
+                rows: n as u32,
+                buffer,
+            });
+            first += n;
+        }
+        gpu.check(&format!("uploading '{name}'"))?;
+        Ok(GpuWeight {
+            name: name.to_string(),
+            ty,
+            rows: rows32,
+            row_len: row_len32,
+            row_bytes,
+            chunks,
+        })
+    }
+}
+
+/// Writes `bytes` at offset 0 of `buffer`; a tail that is not a multiple of 4 is zero-padded.
+pub(crate) fn write_unaligned(gpu: &Gpu, buffer: &wgpu::Buffer, bytes: &[u8]) {
+    // Stage in pieces so a large tensor from a memory map never needs one big heap copy.
+    const PIECE: usize = 16 << 20;
+    let whole = bytes.len() / 4 * 4;
+    let mut off = 0;
+    while off < whole {
+        let n = PIECE.min(whole - off);
+        gpu.queue
+            .write_buffer(buffer, off as u64, &bytes[off..off + n]);
+        off += n;
+    }
+    if whole < bytes.len() {
+        let mut tail = [0u8; 4];
+        tail[..bytes.len() - whole].copy_from_slice(&bytes[whole..]);
+        gpu.queue.write_buffer(buffer, whole as u64, &tail);
+    }
+}
+
+impl Gpu {
+    /// A storage buffer holding `data`.
+    pub fn storage_from(&self, label: &str, data: &[f32]) -> wgpu::Buffer {
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytemuck::cast_slice(data),
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_DST
+                    | wgpu::BufferUsages::COPY_SRC,
+            })
+    }
+
+    /// An uninitialized storage buffer of `bytes` bytes that can be read back.
+    pub fn storage(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(4).div_ceil(4) * 4,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// Waits for submitted work natively; in the browser the event loop drives the GPU.
+    pub fn wait(&self) -> Result<(), GpuError> {
+        #[cfg(not(target_arch = "wasm32"))]
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::DeviceLost(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Copies `bytes` bytes from the start of `src` back to the CPU.
+    pub async fn read_bytes(&self, src: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>, GpuError> {
+        let size = bytes.div_ceil(4) * 4;
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: size.max(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(src, 0, &staging, 0, size);
+        self.queue.submit([enc.finish()]);
+        let (tx, rx) = futures_channel::oneshot::channel();
+        staging
+            .slice(..size)
+            .map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send(r);
+            });
+        self.wait()?;
+        rx.await
+            .map_err(|_| GpuError::Readback("the map callback was dropped".into()))?
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        self.check("readback")?;
+        let view = staging
+            .slice(..size)
+            .get_mapped_range()
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        let out = view[..bytes as usize].to_vec();
+        drop(view);
+        staging.unmap();
+        Ok(out)
+    }
+
+    /// Reads `n` f32 values from the start of `src`.
+    pub async fn read_f32(&self, src: &wgpu::Buffer, n: usize) -> Result<Vec<f32>, GpuError> {
+        let bytes = self.read_bytes(src, n as u64 * 4).await?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+}

@@ -1,0 +1,376 @@
+//! Adapter and device setup: real limits, capabilities, tiers, and the env switches that force
+//! a lower tier, a smaller binding limit, a kernel family or a particular adapter.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::error::GpuError;
+use super::pipeline::{Kernel, PipelineKey};
+
+/// Capability tiers. Each tier adds to the one below; kernels are written for every tier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Tier {
+    /// No `shader-f16`, no subgroups: f16 values unpacked from u32 with `unpack2x16float`.
+    T0,
+    /// + `shader-f16`: half values read with `bitcast<vec2<f16>>`.
+    T1,
+    /// + subgroups: reductions with subgroup shuffles instead of workgroup memory and barriers.
+    T2,
+}
+
+impl Tier {
+    fn parse(s: &str) -> Option<Tier> {
+        match s.trim().trim_start_matches(['T', 't']) {
+            "0" => Some(Tier::T0),
+            "1" => Some(Tier::T1),
+            "2" => Some(Tier::T2),
+            _ => None,
+        }
+    }
+}
+
+/// The two kernel shapes. Real GPUs want many cooperating lanes per row; software adapters
+/// (lavapipe, SwiftShader) run each invocation as a SIMD lane on a CPU core and prefer one
+/// invocation per row with no barriers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KernelFamily {
+    /// One invocation per output row, no workgroup memory, no barriers.
+    Row,
+    /// Cooperative: lanes split a row (matvec), shared-memory tiles (matmul).
+    Workgroup,
+}
+
+impl KernelFamily {
+    /// Name used in reports and in `WISP_KERNELS`.
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelFamily::Row => "row",
+            KernelFamily::Workgroup => "workgroup",
+        }
+    }
+}
+
+/// What to ask of the adapter. [`GpuOptions::from_env`] reads the user-facing switches.
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    /// Pick the first adapter whose name contains this (case-insensitive). `WISP_ADAPTER`.
+    pub adapter: Option<String>,
+    /// Never use a tier above this one. `WISP_TIER=0|1|2`.
+    pub max_tier: Option<Tier>,
+    /// Treat the storage binding limit as at most this many bytes. `WISP_MAX_BINDING` (bytes, or with K/M/G suffix).
+    pub max_binding: Option<u64>,
+    /// Force a kernel family. `WISP_KERNELS=row|workgroup`.
+    pub family: Option<KernelFamily>,
+}
+
+fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, mul) = match s.char_indices().last()? {
+        (i, 'k' | 'K') => (&s[..i], 1u64 << 10),
+        (i, 'm' | 'M') => (&s[..i], 1 << 20),
+        (i, 'g' | 'G') => (&s[..i], 1 << 30),
+        _ => (s, 1),
+    };
+    num.trim().parse::<u64>().ok()?.checked_mul(mul)
+}
+
+impl GpuOptions {
+    /// Reads `WISP_ADAPTER`, `WISP_TIER`, `WISP_MAX_BINDING`, `WISP_KERNELS`.
+    pub fn from_env() -> Result<GpuOptions, GpuError> {
+        let var = |n: &str| std::env::var(n).ok().filter(|v| !v.trim().is_empty());
+        let bad = |name: &str, value: String, reason: &str| GpuError::BadSetting {
+            name: name.into(),
+            value,
+            reason: reason.into(),
+        };
+        let mut o = GpuOptions {
+            adapter: var("WISP_ADAPTER"),
+            ..GpuOptions::default()
+        };
+        if let Some(v) = var("WISP_TIER") {
+            o.max_tier =
+                Some(Tier::parse(&v).ok_or_else(|| bad("WISP_TIER", v, "expected 0, 1 or 2"))?);
+        }
+        if let Some(v) = var("WISP_MAX_BINDING") {
+            let n = parse_size(&v).filter(|&n| n >= 1 << 16).ok_or_else(|| {
+                bad(
+                    "WISP_MAX_BINDING",
+                    v,
+                    "expected a size of at least 64K, e.g. 16M",
+                )
+            })?;
+            o.max_binding = Some(n);
+        }
+        if let Some(v) = var("WISP_KERNELS") {
+            o.family = Some(match v.trim() {
+                "row" => KernelFamily::Row,
+                "workgroup" | "wg" => KernelFamily::Workgroup,
+                _ => return Err(bad("WISP_KERNELS", v, "expected row or workgroup")),
+            });
+        }
+        Ok(o)
+    }
+}
+
+/// The adapter as a user would want it named in a report.
+#[derive(Clone, Debug)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub driver_info: String,
+}
+
+/// What the device can do, after any forced limits.
+#[derive(Clone, Debug)]
+pub struct Capabilities {
+    pub adapter: AdapterSummary,
+    pub shader_f16: bool,
+    pub subgroups: bool,
+    pub subgroup_min_size: u32,
+    pub subgroup_max_size: u32,
+    /// Storage binding size the kernels plan with (the adapter's, or less if forced).
+    pub max_binding: u64,
+    /// The adapter's own `maxStorageBufferBindingSize`.
+    pub adapter_max_binding: u64,
+    pub max_buffer_size: u64,
+    pub max_workgroup_storage: u32,
+    pub max_invocations: u32,
+    pub max_storage_buffers_per_stage: u32,
+    pub max_workgroups_per_dim: u32,
+    pub min_storage_offset_alignment: u32,
+    /// Highest tier the device supports, after `max_tier`.
+    pub tier: Tier,
+    /// Kernel family chosen for matvec and matmul.
+    pub family: KernelFamily,
+    /// Software rasterizer/compute (lavapipe, SwiftShader, WARP).
+    pub is_software: bool,
+}
+
+/// A device ready to run Wisp's kernels.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub caps: Capabilities,
+    pub(super) pipelines: Mutex<HashMap<PipelineKey, Kernel>>,
+    errors: Arc<Mutex<Vec<String>>>,
+    lost: Arc<Mutex<Option<String>>>,
+}
+
+fn new_instance() -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    if std::env::var("WGPU_BACKEND").is_err() {
+        desc.backends = if cfg!(target_arch = "wasm32") {
+            wgpu::Backends::BROWSER_WEBGPU
+        } else {
+            wgpu::Backends::PRIMARY
+        };
+    }
+    wgpu::Instance::new(desc)
+}
+
+impl Gpu {
+    /// Every adapter this process can see (natively: all of them; in the browser: the one it offers).
+    pub async fn adapters() -> Vec<wgpu::Adapter> {
+        let instance = new_instance();
+        if cfg!(target_arch = "wasm32") {
+            let opts = wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            };
+            return instance.request_adapter(&opts).await.into_iter().collect();
+        }
+        let mut all = instance.enumerate_adapters(wgpu::Backends::all()).await;
+        // Compute-capable backends only; GL lacks storage buffers in compute on some drivers.
+        all.retain(|a| a.get_info().backend != wgpu::Backend::Noop);
+        all
+    }
+
+    /// Opens the adapter the options select (by name), else the best one available.
+    pub async fn new(opts: &GpuOptions) -> Result<Gpu, GpuError> {
+        let adapters = Gpu::adapters().await;
+        let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+        let chosen = match &opts.adapter {
+            Some(want) => {
+                let w = want.to_lowercase();
+                adapters
+                    .into_iter()
+                    .find(|a| a.get_info().name.to_lowercase().contains(&w))
+                    .ok_or_else(|| {
+                        GpuError::NoAdapter(format!(
+                            " named like '{want}' (have: {})",
+                            names.join(", ")
+                        ))
+                    })?
+            }
+            None => {
+                // Prefer a real GPU, then anything with compute.
+                let rank = |a: &wgpu::Adapter| match a.get_info().device_type {
+                    wgpu::DeviceType::DiscreteGpu => 0,
+                    wgpu::DeviceType::IntegratedGpu => 1,
+                    wgpu::DeviceType::VirtualGpu => 2,
+                    wgpu::DeviceType::Cpu => 3,
+                    wgpu::DeviceType::Other => 4,
+                };
+                let mut adapters = adapters;
+                adapters.sort_by_key(rank);
+                adapters
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| GpuError::NoAdapter(String::new()))?
+            }
+        };
+        Gpu::from_adapter(chosen, opts).await
+    }
+
+    /// Opens a device on `adapter` with the adapter's real limits and the features of the highest
+    /// tier it supports (capped by `opts.max_tier`).
+    pub async fn from_adapter(adapter: wgpu::Adapter, opts: &GpuOptions) -> Result<Gpu, GpuError> {
+        let info = adapter.get_info();
+        let feats = adapter.features();
+        let limits = adapter.limits();
+        let max_tier = opts.max_tier.unwrap_or(Tier::T2);
+        let has_f16 = feats.contains(wgpu::Features::SHADER_F16);
+        let has_sg = feats.contains(wgpu::Features::SUBGROUP) && info.subgroup_min_size >= 4;
+        let tier = if has_f16 && has_sg && max_tier >= Tier::T2 {
+            Tier::T2
+        } else if has_f16 && max_tier >= Tier::T1 {
+            Tier::T1
+        } else {
+            Tier::T0
+        };
+        let mut required = wgpu::Features::empty();
+        if tier >= Tier::T1 {
+            required |= wgpu::Features::SHADER_F16;
+        }
+        if tier >= Tier::T2 {
+            required |= wgpu::Features::SUBGROUP;
+        }
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("wisp"),
+                required_features: required,
+                required_limits: limits.clone(),
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|e| GpuError::RequestDevice(e.to_string()))?;
+
+        let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut v) = sink.lock() {
+                v.push(e.to_string());
+            }
+        }));
+        let lost: Arc<Mutex<Option<String>>> = Arc::default();
+        let lost_sink = lost.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            if let Ok(mut l) = lost_sink.lock() {
+                *l = Some(format!("{reason:?}: {msg}"));
+            }
+        });
+
+        let is_software = info.device_type == wgpu::DeviceType::Cpu
+            || ["llvmpipe", "lavapipe", "swiftshader", "warp", "software"]
+                .iter()
+                .any(|s| info.name.to_lowercase().contains(s));
+        let adapter_max_binding = u64::from(limits.max_storage_buffer_binding_size);
+        let max_binding = opts
+            .max_binding
+            .map_or(adapter_max_binding, |f| f.min(adapter_max_binding));
+        let family = opts.family.unwrap_or(if is_software {
+            KernelFamily::Row
+        } else {
+            KernelFamily::Workgroup
+        });
+        let caps = Capabilities {
+            adapter: AdapterSummary {
+                name: info.name.clone(),
+                backend: format!("{:?}", info.backend),
+                device_type: format!("{:?}", info.device_type),
+                driver: info.driver.clone(),
+                driver_info: info.driver_info.clone(),
+            },
+            shader_f16: has_f16,
+            subgroups: has_sg,
+            subgroup_min_size: info.subgroup_min_size,
+            subgroup_max_size: info.subgroup_max_size,
+            max_binding,
+            adapter_max_binding,
+            max_buffer_size: limits.max_buffer_size,
+            max_workgroup_storage: limits.max_compute_workgroup_storage_size,
+            max_invocations: limits.max_compute_invocations_per_workgroup,
+            max_storage_buffers_per_stage: limits.max_storage_buffers_per_shader_stage,
+            max_workgroups_per_dim: limits.max_compute_workgroups_per_dimension,
+            min_storage_offset_alignment: limits.min_storage_buffer_offset_alignment,
+            tier,
+            family,
+            is_software,
+        };
+        Ok(Gpu {
+            device,
+            queue,
+            caps,
+            pipelines: Mutex::new(HashMap::new()),
+            errors,
+            lost,
+        })
+    }
+
+    /// Turns errors the device reported since the last check into a [`GpuError`].
+    pub fn check(&self, what: &str) -> Result<(), GpuError> {
+        if let Some(reason) = self.lost.lock().ok().and_then(|l| l.clone()) {
+            return Err(GpuError::DeviceLost(reason));
+        }
+        let mut errs = self
+            .errors
+            .lock()
+            .map_err(|_| GpuError::DeviceLost("error sink poisoned".into()))?;
+        if errs.is_empty() {
+            return Ok(());
+        }
+        let message = errs.join("; ");
+        errs.clear();
+        Err(GpuError::Validation {
+            what: what.to_string(),
+            message,
+        })
+    }
+
+    /// A copy of this device's capabilities with the kernel family changed (tests run both families).
+    pub fn set_family(&mut self, family: KernelFamily) {
+        self.caps.family = family;
+    }
+}
+
+impl Gpu {
+    /// Runs later kernels at a lower tier than the device's (tests cover every tier on one device).
+    /// A tier above the device's is refused.
+    pub fn set_tier(&mut self, tier: Tier) -> Result<(), GpuError> {
+        let device_tier = if self.device.features().contains(wgpu::Features::SUBGROUP) {
+            Tier::T2
+        } else if self.device.features().contains(wgpu::Features::SHADER_F16) {
+            Tier::T1
+        } else {
+            Tier::T0
+        };
+        if tier > device_tier {
+            return Err(GpuError::BadSetting {
+                name: "tier".into(),
+                value: format!("{tier:?}"),
+                reason: format!("the device supports at most {device_tier:?}"),
+            });
+        }
+        self.caps.tier = tier;
+        Ok(())
+    }
+
+    /// Treats the binding limit as `bytes` (at most the adapter's) for buffers made from now on.
+    pub fn set_max_binding(&mut self, bytes: u64) {
+        self.caps.max_binding = bytes.min(self.caps.adapter_max_binding);
+    }
+}

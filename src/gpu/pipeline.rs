@@ -1,0 +1,158 @@
+//! Pipelines are compiled lazily, once per [`PipelineKey`], and cached for the device's lifetime.
+
+use super::Tier;
+use crate::quant::GgmlType;
+
+/// Which kernel a pipeline runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// Block data to f32, one invocation per 32 elements.
+    Dequant,
+    /// y = W·x, one invocation per row, no barriers (software adapters).
+    MatvecRow,
+    /// y = W·x, a group of lanes per row with a reduction (real GPUs).
+    MatvecWg,
+    /// Y = W·X, one invocation per (row, 4 columns), no barriers (software adapters).
+    MatmulRow,
+    /// Y = W·X, shared-memory tiles of 64 rows × 32 columns × 32 K (real GPUs).
+    MatmulTiled,
+    /// Streaming read of a large buffer: the read-bandwidth roofline.
+    ReadBandwidth,
+}
+
+/// Everything that selects a distinct compiled pipeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PipelineKey {
+    pub op: Op,
+    /// Block format of the weights (ignored by [`Op::ReadBandwidth`]).
+    pub ty: GgmlType,
+    pub tier: Tier,
+    /// Lanes per row for [`Op::MatvecWg`]; 0 elsewhere.
+    pub lanes: u32,
+}
+
+use super::device::Gpu;
+use super::error::GpuError;
+
+/// A compiled kernel with its explicit bind group layout.
+#[derive(Clone)]
+pub struct Kernel {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+    /// Binding 4 is the weight buffer again, viewed as f16 pairs (tiers T1 and up).
+    pub f16_view: bool,
+}
+
+fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+/// Bindings: 0 params (uniform), 1 W, 2 X (matvec, matmul), 3 Y, 4 W as f16 (T1+).
+fn layout_entries(key: &PipelineKey) -> (Vec<wgpu::BindGroupLayoutEntry>, bool) {
+    let mut e = vec![
+        wgpu::BindGroupLayoutEntry {
+            binding: 0,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        },
+        storage_entry(1, true),
+    ];
+    if !matches!(key.op, Op::Dequant | Op::ReadBandwidth) {
+        e.push(storage_entry(2, true));
+    }
+    e.push(storage_entry(3, false));
+    let f16_view = key.tier >= Tier::T1 && key.op != Op::ReadBandwidth;
+    if f16_view {
+        e.push(storage_entry(4, true));
+    }
+    (e, f16_view)
+}
+
+impl Gpu {
+    /// The compiled pipeline for `key`, built on first use and cached. `lanes` (matvec) is passed
+    /// to the shader as the `LANES` override constant.
+    pub async fn pipeline(&self, key: PipelineKey) -> Result<Kernel, GpuError> {
+        if let Some(p) = self
+            .pipelines
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key).cloned())
+        {
+            return Ok(p);
+        }
+        let src = super::shader::shader_source(&key).ok_or_else(|| GpuError::UnsupportedType {
+            tensor: format!("{:?} kernel", key.op),
+            ty: key.ty,
+        })?;
+        let what = format!("{:?} {} {:?}", key.op, key.ty, key.tier);
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(&what),
+                source: wgpu::ShaderSource::Wgsl(src.into()),
+            });
+        let constants: Vec<(&str, f64)> = if key.op == Op::MatvecWg {
+            vec![("LANES", f64::from(key.lanes))]
+        } else {
+            Vec::new()
+        };
+        let (entries, f16_view) = layout_entries(&key);
+        let layout = self
+            .device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(&what),
+                entries: &entries,
+            });
+        let pipeline_layout = self
+            .device
+            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(&what),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size: 0,
+            });
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(&what),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &constants,
+                    // Every kernel writes its workgroup memory before reading it.
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            });
+        if let Some(err) = scope.pop().await {
+            return Err(GpuError::Validation {
+                what: format!("compiling {what}"),
+                message: err.to_string(),
+            });
+        }
+        let kernel = Kernel {
+            pipeline,
+            layout,
+            f16_view,
+        };
+        if let Ok(mut m) = self.pipelines.lock() {
+            m.insert(key, kernel.clone());
+        }
+        Ok(kernel)
+    }
+}

@@ -1,0 +1,172 @@
+//! Shader assembly: WGSL lives in `shaders/*.wgsl`; a pipeline's source is a header
+//! (`enable` directives), `common.wgsl`, one block-format file and one op file, passed through a
+//! tiny line preprocessor (`#if FLAG` / `#else` / `#endif`, nestable). Flags come from the
+//! [`PipelineKey`](super::PipelineKey), so every variant is an explicit, lintable WGSL file.
+
+use super::pipeline::{Op, PipelineKey};
+use super::Tier;
+use crate::quant::GgmlType;
+
+const COMMON: &str = include_str!("../../shaders/common.wgsl");
+
+fn format_source(ty: GgmlType) -> Option<&'static str> {
+    Some(match ty {
+        GgmlType::F32 => include_str!("../../shaders/formats/f32.wgsl"),
+        GgmlType::F16 => include_str!("../../shaders/formats/f16.wgsl"),
+        GgmlType::BF16 => include_str!("../../shaders/formats/bf16.wgsl"),
+        GgmlType::Q4_0 => include_str!("../../shaders/formats/q4_0.wgsl"),
+        GgmlType::Q4_1 => include_str!("../../shaders/formats/q4_1.wgsl"),
+        GgmlType::Q5_0 => include_str!("../../shaders/formats/q5_0.wgsl"),
+        GgmlType::Q5_1 => include_str!("../../shaders/formats/q5_1.wgsl"),
+        GgmlType::Q8_0 => include_str!("../../shaders/formats/q8_0.wgsl"),
+        GgmlType::Q2_K => include_str!("../../shaders/formats/q2_k.wgsl"),
+        GgmlType::Q3_K => include_str!("../../shaders/formats/q3_k.wgsl"),
+        GgmlType::Q4_K => include_str!("../../shaders/formats/q4_k.wgsl"),
+        GgmlType::Q5_K => include_str!("../../shaders/formats/q5_k.wgsl"),
+        GgmlType::Q6_K => include_str!("../../shaders/formats/q6_k.wgsl"),
+        _ => return None,
+    })
+}
+
+fn op_source(op: Op) -> &'static str {
+    match op {
+        Op::Dequant => include_str!("../../shaders/dequant.wgsl"),
+        Op::MatvecRow => include_str!("../../shaders/matvec_row.wgsl"),
+        Op::MatvecWg => include_str!("../../shaders/matvec_wg.wgsl"),
+        Op::MatmulRow => include_str!("../../shaders/matmul_row.wgsl"),
+        Op::MatmulTiled => include_str!("../../shaders/matmul_tiled.wgsl"),
+        Op::ReadBandwidth => include_str!("../../shaders/read_bandwidth.wgsl"),
+    }
+}
+
+/// Runs the line preprocessor over `src` with the given flags defined.
+///
+/// Lines `#if FLAG`, `#if !FLAG`, `#else`, `#endif` select text; everything else is copied.
+/// Unbalanced directives are a programming error in a shipped shader and are caught by tests.
+pub fn preprocess(src: &str, flags: &[&str]) -> String {
+    let mut out = String::with_capacity(src.len());
+    // Stack of (this branch active, parent active).
+    let mut stack: Vec<(bool, bool)> = Vec::new();
+    let mut active = true;
+    for line in src.lines() {
+        let t = line.trim_start();
+        if let Some(rest) = t.strip_prefix("#if ") {
+            let rest = rest.trim();
+            let (neg, name) = match rest.strip_prefix('!') {
+                Some(n) => (true, n.trim()),
+                None => (false, rest),
+            };
+            let cond = flags.contains(&name) != neg;
+            stack.push((cond, active));
+            active = active && cond;
+        } else if t.starts_with("#else") {
+            if let Some(top) = stack.last_mut() {
+                top.0 = !top.0;
+                active = top.1 && top.0;
+            }
+        } else if t.starts_with("#endif") {
+            if let Some((_, parent)) = stack.pop() {
+                active = parent;
+            }
+        } else if active {
+            out.push_str(line);
+        }
+        // Dropped lines stay as blank lines so error messages keep the file's line numbers.
+        out.push('\n');
+    }
+    out
+}
+
+/// The full WGSL source of a pipeline.
+pub fn shader_source(key: &PipelineKey) -> Option<String> {
+    let mut flags: Vec<&str> = Vec::new();
+    let mut header = String::new();
+    if key.tier >= Tier::T1 {
+        flags.push("F16");
+        header.push_str("enable f16;\n");
+    }
+    if key.tier >= Tier::T2 {
+        flags.push("SUBGROUPS");
+        // naga enables subgroup builtins with the device feature; it rejects `enable subgroups;`.
+    }
+    let fmt = match key.op {
+        Op::ReadBandwidth => "",
+        _ => format_source(key.ty)?,
+    };
+    let full = format!("{header}{COMMON}\n{fmt}\n{}", op_source(key.op));
+    Some(preprocess(&full, &flags))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::preprocess;
+
+    #[test]
+    fn preprocessor_selects_branches() {
+        let src = "a\n#if X\nb\n#if !Y\nc\n#else\nd\n#endif\n#else\ne\n#endif\nf\n";
+        let only = |s: String| {
+            s.lines()
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join("")
+        };
+        assert_eq!(only(preprocess(src, &["X"])), "abcf");
+        assert_eq!(only(preprocess(src, &["X", "Y"])), "abdf");
+        assert_eq!(only(preprocess(src, &[])), "aef");
+    }
+}
+
+/// Every shader variant parses and validates with naga (the WGSL front end wgpu uses), on every
+/// tier, without needing a GPU. Catches WGSL errors before any adapter sees them.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod naga_tests {
+    use super::shader_source;
+    use crate::gpu::{Op, PipelineKey, Tier};
+    use crate::quant::GgmlType;
+    use wgpu::naga;
+
+    #[test]
+    fn every_variant_validates() {
+        let ops = [
+            Op::Dequant,
+            Op::MatvecRow,
+            Op::MatvecWg,
+            Op::MatmulRow,
+            Op::MatmulTiled,
+            Op::ReadBandwidth,
+        ];
+        let mut failures = Vec::new();
+        for tier in [Tier::T0, Tier::T1, Tier::T2] {
+            for op in ops {
+                for ty in GgmlType::SUPPORTED {
+                    let key = PipelineKey {
+                        op,
+                        ty,
+                        tier,
+                        lanes: 8,
+                    };
+                    let src = shader_source(&key).expect("supported type has a shader");
+                    let module = match naga::front::wgsl::parse_str(&src) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            failures
+                                .push(format!("{op:?} {ty} {tier:?}: {}", e.emit_to_string(&src)));
+                            continue;
+                        }
+                    };
+                    let caps = naga::valid::Capabilities::SHADER_FLOAT16
+                        | naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32
+                        | naga::valid::Capabilities::SUBGROUP;
+                    let mut v =
+                        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps);
+                    v.subgroup_stages(naga::valid::ShaderStages::COMPUTE);
+                    v.subgroup_operations(naga::valid::SubgroupOperationSet::all());
+                    if let Err(e) = v.validate(&module) {
+                        failures.push(format!("{op:?} {ty} {tier:?}: {}", e.emit_to_string(&src)));
+                    }
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+}

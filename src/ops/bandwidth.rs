@@ -1,0 +1,52 @@
+//! The streaming-read kernel that measures an adapter's read-bandwidth roofline.
+
+use super::{grid, record, Params};
+use crate::gpu::{Gpu, GpuError, Op, PipelineKey};
+use crate::quant::GgmlType;
+
+/// How the roofline kernel walks memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadShape {
+    /// Each invocation streams one contiguous slice (what CPU-backed adapters prefer).
+    Contiguous,
+    /// Invocation i reads words i, i + n, i + 2n, … (coalesced across a real GPU's lanes).
+    Interleaved,
+}
+
+/// Invocations used by the roofline kernel.
+pub const READ_INVOCATIONS: u32 = 64 * 256;
+
+/// Records one full read of `src` (`words` u32 values) into `enc`.
+pub async fn encode_read(
+    gpu: &Gpu,
+    enc: &mut wgpu::CommandEncoder,
+    src: &wgpu::Buffer,
+    words: u32,
+    sink: &wgpu::Buffer,
+    shape: ReadShape,
+) -> Result<(), GpuError> {
+    let key = PipelineKey {
+        op: Op::ReadBandwidth,
+        ty: GgmlType::F32,
+        tier: gpu.caps.tier,
+        lanes: 0,
+    };
+    let pipeline = gpu.pipeline(key).await?;
+    let per = (words / READ_INVOCATIONS) / 4 * 4;
+    let params = Params {
+        rows: words,
+        k: per,
+        cols: u32::from(shape == ReadShape::Interleaved),
+        ..Params::default()
+    };
+    let (gx, gy) = grid(gpu, READ_INVOCATIONS / 64);
+    record(
+        gpu,
+        enc,
+        &pipeline,
+        params,
+        &[(1, src.as_entire_binding()), (3, sink.as_entire_binding())],
+        (gx, gy),
+    );
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! Y = W·X on the GPU (the prefill path): `W` is rows × k in block format, `X` holds `cols`
+//! columns of k values each (column-major: one token's activations are contiguous), and `Y`
+//! holds `cols` columns of `rows` values.
+
+use super::{check_binding, check_kernel_shape, grid, key, record, Params};
+use crate::gpu::{Gpu, GpuError, GpuWeight, KernelFamily, Op};
+
+/// Records Y = W·X for every chunk of `w` into `enc`, with the kernel family of `gpu`.
+pub async fn encode(
+    gpu: &Gpu,
+    enc: &mut wgpu::CommandEncoder,
+    w: &GpuWeight,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    cols: u32,
+) -> Result<(), GpuError> {
+    check_kernel_shape(w)?;
+    let x_bytes = u64::from(w.row_len) * u64::from(cols) * 4;
+    let y_bytes = u64::from(w.rows) * u64::from(cols) * 4;
+    check_binding(gpu, "matmul X", x_bytes)?;
+    check_binding(gpu, "matmul Y", y_bytes)?;
+    if x.size() < x_bytes || y.size() < y_bytes {
+        return Err(GpuError::Shape {
+            tensor: w.name.clone(),
+            detail: format!(
+                "W is {}×{} and X has {cols} columns, but X holds {} and Y {} values",
+                w.rows,
+                w.row_len,
+                x.size() / 4,
+                y.size() / 4
+            ),
+        });
+    }
+    if cols == 0 {
+        return Ok(());
+    }
+    let op = match gpu.caps.family {
+        KernelFamily::Row => Op::MatmulRow,
+        KernelFamily::Workgroup => Op::MatmulTiled,
+    };
+    let pipeline = gpu.pipeline(key(gpu, op, w, 0)).await?;
+    for chunk in &w.chunks {
+        let params = Params {
+            rows: chunk.rows,
+            k: w.row_len,
+            row_bytes: w.row_bytes as u32,
+            cols,
+            y_offset: chunk.first_row,
+            y_stride: w.rows,
+            ..Params::default()
+        };
+        let bindings = [
+            (1, chunk.buffer.as_entire_binding()),
+            (2, x.as_entire_binding()),
+            (3, y.as_entire_binding()),
+        ];
+        match op {
+            Op::MatmulTiled => {
+                let groups = (chunk.rows.div_ceil(64), cols.div_ceil(32));
+                if groups.0 > gpu.caps.max_workgroups_per_dim
+                    || groups.1 > gpu.caps.max_workgroups_per_dim
+                {
+                    return Err(GpuError::Shape {
+                        tensor: w.name.clone(),
+                        detail: "too many rows or columns for one dispatch".into(),
+                    });
+                }
+                record(
+                    gpu,
+                    enc,
+                    &pipeline,
+                    Params {
+                        grid_x: groups.0,
+                        ..params
+                    },
+                    &bindings,
+                    groups,
+                );
+            }
+            _ => {
+                let invocations = u64::from(chunk.rows) * u64::from(cols.div_ceil(4));
+                let groups =
+                    u32::try_from(invocations.div_ceil(64)).map_err(|_| GpuError::Shape {
+                        tensor: w.name.clone(),
+                        detail: "too many rows × columns for one dispatch".into(),
+                    })?;
+                let (gx, gy) = grid(gpu, groups);
+                record(
+                    gpu,
+                    enc,
+                    &pipeline,
+                    Params {
+                        grid_x: gx,
+                        ..params
+                    },
+                    &bindings,
+                    (gx, gy),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Convenience for tests and tools: uploads X (`cols` columns of k), runs, reads Y back.
+pub async fn run(gpu: &Gpu, w: &GpuWeight, x: &[f32], cols: u32) -> Result<Vec<f32>, GpuError> {
+    let xb = gpu.storage_from("X", x);
+    let yb = gpu.storage("Y", u64::from(w.rows) * u64::from(cols) * 4);
+    let mut enc = gpu.device.create_command_encoder(&Default::default());
+    encode(gpu, &mut enc, w, &xb, &yb, cols).await?;
+    gpu.queue.submit([enc.finish()]);
+    gpu.read_f32(&yb, w.rows as usize * cols as usize).await
+}

@@ -1,0 +1,78 @@
+//! y = W·x on the GPU (the decode path): `W` is rows × k in block format, `x` has k values.
+
+use super::{check_binding, check_kernel_shape, grid, key, record, Params};
+use crate::gpu::{Gpu, GpuError, GpuWeight, KernelFamily, Op, Tier};
+
+/// Lanes per row for the cooperative kernel: enough to cover the row's 32-element pieces, at most
+/// 64, and in T2 no more than the smallest subgroup so a row reduces inside one subgroup.
+pub fn lanes_for(gpu: &Gpu, k: u32) -> u32 {
+    let pieces = (k / 32).max(1).next_power_of_two();
+    let mut lanes = pieces.min(64);
+    if gpu.caps.tier >= Tier::T2 {
+        lanes = lanes.min(gpu.caps.subgroup_min_size.max(1));
+    }
+    lanes
+}
+
+/// Records y[0..rows) = W·x for every chunk of `w` into `enc`, with the kernel family of `gpu`.
+pub async fn encode(
+    gpu: &Gpu,
+    enc: &mut wgpu::CommandEncoder,
+    w: &GpuWeight,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+) -> Result<(), GpuError> {
+    check_kernel_shape(w)?;
+    check_binding(gpu, "matvec x", u64::from(w.row_len) * 4)?;
+    check_binding(gpu, "matvec y", u64::from(w.rows) * 4)?;
+    if x.size() < u64::from(w.row_len) * 4 || y.size() < u64::from(w.rows) * 4 {
+        return Err(GpuError::Shape {
+            tensor: w.name.clone(),
+            detail: format!(
+                "W is {}×{} but x has {} and y has {} values",
+                w.rows,
+                w.row_len,
+                x.size() / 4,
+                y.size() / 4
+            ),
+        });
+    }
+    let (op, lanes) = match gpu.caps.family {
+        KernelFamily::Row => (Op::MatvecRow, 1),
+        KernelFamily::Workgroup => (Op::MatvecWg, lanes_for(gpu, w.row_len)),
+    };
+    let pipeline = gpu
+        .pipeline(key(gpu, op, w, if op == Op::MatvecWg { lanes } else { 0 }))
+        .await?;
+    let rows_per_group = 64 / lanes;
+    for chunk in &w.chunks {
+        let (gx, gy) = grid(gpu, chunk.rows.div_ceil(rows_per_group));
+        let params = Params {
+            rows: chunk.rows,
+            k: w.row_len,
+            row_bytes: w.row_bytes as u32,
+            cols: 1,
+            y_offset: chunk.first_row,
+            y_stride: w.rows,
+            grid_x: gx,
+            ..Params::default()
+        };
+        let bindings = [
+            (1, chunk.buffer.as_entire_binding()),
+            (2, x.as_entire_binding()),
+            (3, y.as_entire_binding()),
+        ];
+        record(gpu, enc, &pipeline, params, &bindings, (gx, gy));
+    }
+    Ok(())
+}
+
+/// Convenience for tests and tools: uploads `x`, runs the matvec, reads y back.
+pub async fn run(gpu: &Gpu, w: &GpuWeight, x: &[f32]) -> Result<Vec<f32>, GpuError> {
+    let xb = gpu.storage_from("x", x);
+    let yb = gpu.storage("y", u64::from(w.rows) * 4);
+    let mut enc = gpu.device.create_command_encoder(&Default::default());
+    encode(gpu, &mut enc, w, &xb, &yb).await?;
+    gpu.queue.submit([enc.finish()]);
+    gpu.read_f32(&yb, w.rows as usize).await
+}

@@ -1,0 +1,85 @@
+//! Shared by the GPU test binaries: every adapter the machine has, every tier each allows.
+//!
+//! GPU tests never skip: with no adapter at all they fail. `WISP_TEST_ADAPTERS=llvmpipe,swiftshader`
+//! (CI sets it) makes a missing adapter a failure too. To see both software adapters in one
+//! process, list both Vulkan ICDs: `VK_ICD_FILENAMES=/usr/share/vulkan/icd.d/lvp_icd.x86_64.json:/usr/lib/chromium/vk_swiftshader_icd.json`.
+
+#![allow(dead_code)]
+
+use wisp::gpu::{Gpu, GpuOptions, KernelFamily, Tier};
+
+/// One device per adapter, opened at the highest tier it supports.
+pub fn devices() -> Vec<Gpu> {
+    let adapters = pollster::block_on(Gpu::adapters());
+    let mut out = Vec::new();
+    for a in adapters {
+        let info = a.get_info();
+        // wgpu can list the same Vulkan device twice (e.g. through GL too): keep the first of each name.
+        if out.iter().any(|g: &Gpu| g.caps.adapter.name == info.name) {
+            continue;
+        }
+        match pollster::block_on(Gpu::from_adapter(a, &GpuOptions::default())) {
+            Ok(g) => out.push(g),
+            Err(e) => panic!("adapter {} refused a device: {e}", info.name),
+        }
+    }
+    assert!(
+        !out.is_empty(),
+        "no GPU adapter found: GPU tests need one (install mesa-vulkan-drivers for lavapipe)"
+    );
+    if let Ok(want) = std::env::var("WISP_TEST_ADAPTERS") {
+        for w in want.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            assert!(
+                out.iter().any(|g| g
+                    .caps
+                    .adapter
+                    .name
+                    .to_lowercase()
+                    .contains(&w.to_lowercase())),
+                "WISP_TEST_ADAPTERS names '{w}' but the adapters are: {:?}",
+                out.iter().map(|g| &g.caps.adapter.name).collect::<Vec<_>>()
+            );
+        }
+    }
+    out
+}
+
+/// Every tier the device supports, lowest first.
+pub fn tiers(gpu: &Gpu) -> Vec<Tier> {
+    [Tier::T0, Tier::T1, Tier::T2]
+        .into_iter()
+        .filter(|&t| t <= gpu.caps.tier)
+        .collect()
+}
+
+pub const FAMILIES: [KernelFamily; 2] = [KernelFamily::Row, KernelFamily::Workgroup];
+
+/// Runs `f` on every (adapter, tier, family), collecting failures; panics with all of them at the end.
+pub fn for_every_config(mut f: impl FnMut(&mut Gpu, &str) -> Vec<String>) {
+    let mut failures = Vec::new();
+    let mut configs = 0;
+    for mut gpu in devices() {
+        let max_tier = gpu.caps.tier;
+        for tier in tiers(&gpu) {
+            gpu.set_tier(tier).expect("tier within the device's");
+            for fam in FAMILIES {
+                gpu.set_family(fam);
+                let label = format!("{} {:?} {}", gpu.caps.adapter.name, tier, fam.name());
+                failures.extend(
+                    f(&mut gpu, &label)
+                        .into_iter()
+                        .map(|m| format!("[{label}] {m}")),
+                );
+                configs += 1;
+            }
+        }
+        gpu.set_tier(max_tier).expect("restore tier");
+    }
+    eprintln!("{configs} adapter/tier/family configurations checked");
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

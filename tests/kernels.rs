@@ -1,0 +1,183 @@
+//! Every GPU kernel against the CPU oracle, for every block format, on every adapter, every
+//! tier it allows, both kernel families, awkward shapes, and forced small binding limits.
+//! Dequantize: bit-exact with gguf-py's arithmetic (or equal to its fused-multiply-add form).
+//! matvec/matmul: within the rigorous f32 error bound of `ops::cpu::dot_reference`.
+
+mod common;
+
+use wisp::gpu::{Gpu, GpuWeight};
+use wisp::ops::{cpu, dequant, matmul, matvec, synth};
+use wisp::quant::GgmlType;
+
+/// Row lengths: 3 blocks (not a multiple of a 64-lane row split), and 11 blocks for long rows.
+fn ks(ty: GgmlType) -> [u64; 2] {
+    match ty.geometry().map(|g| g.block_elems) {
+        Some(256) => [768, 2816],
+        _ => [96, 352],
+    }
+}
+
+/// Random weights whose first blocks carry extreme finite scales: f16 max, smallest subnormal,
+/// negative, and zero.
+fn weights(ty: GgmlType, rows: u64, k: u64, seed: u64) -> Vec<u8> {
+    let mut data = synth::random_weight(ty, rows, k, seed);
+    let bb = ty.geometry().map_or(1, |g| g.block_bytes as usize);
+    for (i, v) in [0x7bffu16, 0x0001, 0xbc00, 0x0000, 0x83ff]
+        .into_iter()
+        .enumerate()
+    {
+        for &o in synth::scale_offsets(ty) {
+            if let Some(b) = data.get_mut(i * bb + o..i * bb + o + 2) {
+                b.copy_from_slice(&v.to_le_bytes());
+            }
+        }
+    }
+    data
+}
+
+fn xs(n: usize, seed: u64) -> Vec<f32> {
+    let mut r = synth::Rng(seed);
+    (0..n).map(|_| r.unit()).collect()
+}
+
+fn check_dequant(gpu: &Gpu, ty: GgmlType, rows: u64, k: u64, seed: u64) -> Option<String> {
+    let data = weights(ty, rows, k, seed);
+    let w = match GpuWeight::upload(gpu, "t", ty, k, rows, &data) {
+        Ok(w) => w,
+        Err(e) => return Some(format!("{ty} {rows}x{k}: upload: {e}")),
+    };
+    let got = match pollster::block_on(dequant::dequantize(gpu, &w)) {
+        Ok(v) => v,
+        Err(e) => return Some(format!("{ty} {rows}x{k}: dequant: {e}")),
+    };
+    let c = cpu::compare_dequant(ty, &data, &got).expect("cpu dequant");
+    (c.mismatches > 0).then(|| {
+        format!(
+            "{ty} {rows}x{k} ({} chunks): {} dequant mismatches, first {:?}",
+            w.chunks.len(),
+            c.mismatches,
+            c.first_mismatch
+        )
+    })
+}
+
+fn check_matmul(
+    gpu: &Gpu,
+    ty: GgmlType,
+    rows: u64,
+    k: u64,
+    cols: u32,
+    seed: u64,
+) -> Option<String> {
+    let data = weights(ty, rows, k, seed);
+    let x = xs(k as usize * cols as usize, seed ^ 0xabc);
+    let w = match GpuWeight::upload(gpu, "t", ty, k, rows, &data) {
+        Ok(w) => w,
+        Err(e) => return Some(format!("{ty} {rows}x{k}: upload: {e}")),
+    };
+    let got = if cols == 0 {
+        pollster::block_on(matvec::run(gpu, &w, &x))
+    } else {
+        pollster::block_on(matmul::run(gpu, &w, &x, cols))
+    };
+    let got = match got {
+        Ok(v) => v,
+        Err(e) => return Some(format!("{ty} {rows}x{k} cols {cols}: {e}")),
+    };
+    let reference = cpu::dot_reference(
+        ty,
+        &data,
+        rows as usize,
+        k as usize,
+        &x,
+        cols.max(1) as usize,
+    )
+    .expect("reference");
+    let ratio = reference.error_ratio(&got);
+    let op = if cols == 0 {
+        "matvec".to_string()
+    } else {
+        format!("matmul cols {cols}")
+    };
+    (ratio > 1.0 || ratio.is_nan())
+        .then(|| format!("{ty} {rows}x{k} {op}: error {ratio:.3} × the f32 bound"))
+}
+
+#[test]
+fn dequantize_every_format() {
+    common::for_every_config(|gpu, _| {
+        let mut f = Vec::new();
+        for ty in GgmlType::SUPPORTED {
+            for (i, rows) in [1u64, 7].into_iter().enumerate() {
+                f.extend(check_dequant(gpu, ty, rows, ks(ty)[i], 11 + rows));
+            }
+        }
+        // Float tensors of a length that is not a multiple of 32 run as one flat row.
+        for (ty, n) in [
+            (GgmlType::F32, 100u64),
+            (GgmlType::F16, 33),
+            (GgmlType::BF16, 7),
+        ] {
+            f.extend(check_dequant(gpu, ty, 1, n, n));
+        }
+        f
+    });
+}
+
+#[test]
+fn matvec_every_format() {
+    common::for_every_config(|gpu, _| {
+        let mut f = Vec::new();
+        for ty in GgmlType::SUPPORTED {
+            for (rows, k) in [(1u64, ks(ty)[0]), (67, ks(ty)[0]), (13, ks(ty)[1])] {
+                f.extend(check_matmul(gpu, ty, rows, k, 0, rows * 31 + k));
+            }
+        }
+        f
+    });
+}
+
+#[test]
+fn matmul_every_format() {
+    common::for_every_config(|gpu, _| {
+        let mut f = Vec::new();
+        for ty in GgmlType::SUPPORTED {
+            let k = ks(ty)[0];
+            for (rows, cols) in [(1u64, 1u32), (67, 3), (70, 33)] {
+                f.extend(check_matmul(gpu, ty, rows, k, cols, rows + u64::from(cols)));
+            }
+        }
+        f
+    });
+}
+
+/// With a 64 KiB binding limit every tensor here is split over several buffers, and dequant's
+/// f32 output over several dispatches per buffer.
+#[test]
+fn split_over_tiny_bindings() {
+    common::for_every_config(|gpu, _| {
+        let saved = gpu.caps.max_binding;
+        gpu.set_max_binding(64 << 10);
+        let mut f = Vec::new();
+        for ty in [
+            GgmlType::Q8_0,
+            GgmlType::Q4_K,
+            GgmlType::Q6_K,
+            GgmlType::Q5_0,
+            GgmlType::F16,
+        ] {
+            let k = ks(ty)[0];
+            let rows = 400;
+            let parts = GpuWeight::upload(gpu, "t", ty, k, rows, &weights(ty, rows, k, 5))
+                .map(|w| w.chunks.len());
+            if !matches!(parts, Ok(n) if n >= 2) {
+                f.push(format!("{ty}: expected a split upload, got {parts:?}"));
+            }
+            f.extend(check_dequant(gpu, ty, rows, k, 5));
+            f.extend(check_matmul(gpu, ty, rows, k, 0, 6));
+            f.extend(check_matmul(gpu, ty, rows, k, 5, 7));
+        }
+        gpu.set_max_binding(saved);
+        f
+    });
+}
