@@ -70,7 +70,7 @@ fn check_matmul(
     seed: u64,
 ) -> Option<String> {
     let data = weights(ty, rows, k, seed);
-    let x = xs(k as usize * cols as usize, seed ^ 0xabc);
+    let x = xs(k as usize * cols.max(1) as usize, seed ^ 0xabc);
     let w = match GpuWeight::upload(gpu, "t", ty, k, rows, &data) {
         Ok(w) => w,
         Err(e) => return Some(format!("{ty} {rows}x{k}: upload: {e}")),
@@ -166,7 +166,7 @@ fn split_over_tiny_bindings() {
             GgmlType::Q5_0,
             GgmlType::F16,
         ] {
-            let k = ks(ty)[0];
+            let k = ks(ty)[1];
             let rows = 400;
             let parts = GpuWeight::upload(gpu, "t", ty, k, rows, &weights(ty, rows, k, 5))
                 .map(|w| w.chunks.len());
