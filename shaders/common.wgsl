@@ -1,24 +1,10 @@
-// Shared by every kernel: the parameter block, the raw weight buffer and byte-addressed loads.
+// Shared by the weight kernels: the raw weight buffer and byte-addressed loads.
 // Weights stay in GGUF's block layout; blocks of 18, 22, 34, 110 or 210 bytes are not u32
 // aligned, so fields are read by byte address.
 
-struct Params {
-    rows: u32,      // rows of W in this dispatch (one chunk of the tensor)
-    k: u32,         // elements per row of W (= length of each column of X)
-    row_bytes: u32, // bytes per row of W
-    cols: u32,      // columns of X and Y (1 for matvec)
-    y_offset: u32,  // index in Y of this chunk's first row
-    y_stride: u32,  // elements between two columns of Y (all rows of the tensor)
-    grid_x: u32,    // workgroups along x, to linearize 2-D dispatches
-    n_out: u32,     // dequant: elements to write in this dispatch
-    row0: u32,      // dequant: first row of the W binding this dispatch reads
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
-@group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> W: array<u32>;
+// The same buffer as W again, as 16-byte words: one load for four aligned words.
+@group(0) @binding(5) var<storage, read> W4: array<vec4<u32>>;
 #if F16
 // The same buffer as W, bound a second time as pairs of f16 (T1+): half fields load natively.
 @group(0) @binding(4) var<storage, read> WH: array<vec2<f16>>;
@@ -71,4 +57,21 @@ fn bytes4(w: u32) -> vec4<u32> {
 // The four bytes of w as signed 8-bit values.
 fn sbytes4(w: u32) -> vec4<i32> {
     return (vec4<i32>(bitcast<i32>(w)) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u);
+}
+
+// The u32 starting `sh` bits into the 64-bit little-endian pair (lo, hi); sh in {0, 8, 16, 24}.
+fn funnel(lo: u32, hi: u32, sh: u32) -> u32 {
+    return select((lo >> sh) | (hi << (32u - sh)), lo, sh == 0u);
+}
+
+// (scale, min) of sub-block s of a Q4_K/Q5_K block whose first 16 bytes are hdr:
+// hdr.x = d | dmin, hdr.y..w = the 12 bytes of 6-bit scales and mins. Branch-free.
+fn scale_min_k4(hdr: vec4<u32>, s: u32) -> vec2<f32> {
+    let t = (s & 3u) * 8u;
+    let lo_sc = (hdr.y >> t) & 63u;
+    let lo_m = (hdr.z >> t) & 63u;
+    let hi_sc = ((hdr.w >> t) & 15u) | (((hdr.y >> (t + 6u)) & 3u) << 4u);
+    let hi_m = ((hdr.w >> (t + 4u)) & 15u) | (((hdr.z >> (t + 6u)) & 3u) << 4u);
+    let hi = s >= 4u;
+    return vec2<f32>(f32(select(lo_sc, hi_sc, hi)), f32(select(lo_m, hi_m, hi)));
 }

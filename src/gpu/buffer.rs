@@ -25,10 +25,10 @@ pub struct GpuWeight {
     pub chunks: Vec<WeightChunk>,
 }
 
-/// Bytes of storage a buffer of `len` bytes gets: whole u32 words plus one spare word, because the
-/// kernels read unaligned fields as two neighbouring words.
+/// Bytes of storage a buffer of `len` bytes gets: whole 16-byte words (the kernels also view
+/// weights as `vec4<u32>`) plus one spare, because unaligned fields are read as two neighbouring words.
 fn padded_len(len: u64) -> u64 {
-    len.div_ceil(4) * 4 + 4
+    len.div_ceil(16) * 16 + 16
 }
 
 impl GpuWeight {
@@ -39,7 +39,7 @@ impl GpuWeight {
         row_bytes: u64,
         out_bytes_per_row: u64,
     ) -> Result<u64, GpuError> {
-        let limit = gpu.caps.max_binding.saturating_sub(8);
+        let limit = gpu.caps.max_binding.saturating_sub(32);
         let per_row = row_bytes.max(out_bytes_per_row).max(1);
         let n = limit / per_row;
         if n == 0 {

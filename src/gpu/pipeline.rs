@@ -41,6 +41,8 @@ pub struct Kernel {
     pub layout: wgpu::BindGroupLayout,
     /// Binding 4 is the weight buffer again, viewed as f16 pairs (tiers T1 and up).
     pub f16_view: bool,
+    /// Binding 5 is the weight buffer again, viewed as vec4<u32>.
+    pub vec4_view: bool,
 }
 
 fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
@@ -56,7 +58,8 @@ fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
     }
 }
 
-/// Bindings: 0 params (uniform), 1 W, 2 X (matvec, matmul), 3 Y, 4 W as f16 (T1+).
+/// Bindings: 0 params (uniform), 1 W, 2 X (matvec, matmul), 3 Y, 4 W as f16 pairs (T1+),
+/// 5 W as 16-byte words.
 fn layout_entries(key: &PipelineKey) -> (Vec<wgpu::BindGroupLayoutEntry>, bool) {
     let mut e = vec![
         wgpu::BindGroupLayoutEntry {
@@ -75,6 +78,9 @@ fn layout_entries(key: &PipelineKey) -> (Vec<wgpu::BindGroupLayoutEntry>, bool) 
         e.push(storage_entry(2, true));
     }
     e.push(storage_entry(3, false));
+    if key.op != Op::ReadBandwidth {
+        e.push(storage_entry(5, true));
+    }
     let f16_view = key.tier >= Tier::T1 && key.op != Op::ReadBandwidth;
     if f16_view {
         e.push(storage_entry(4, true));
@@ -149,6 +155,7 @@ impl Gpu {
             pipeline,
             layout,
             f16_view,
+            vec4_view: key.op != Op::ReadBandwidth,
         };
         if let Ok(mut m) = self.pipelines.lock() {
             m.insert(key, kernel.clone());

@@ -1,5 +1,5 @@
 //! Shader assembly: WGSL lives in `shaders/*.wgsl`; a pipeline's source is a header
-//! (`enable` directives), `common.wgsl`, one block-format file and one op file, passed through a
+//! (`enable` directives), `params.wgsl`, `common.wgsl`, one block-format file and one op file, passed through a
 //! tiny line preprocessor (`#if FLAG` / `#else` / `#endif`, nestable). Flags come from the
 //! [`PipelineKey`](super::PipelineKey), so every variant is an explicit, lintable WGSL file.
 
@@ -7,6 +7,7 @@ use super::pipeline::{Op, PipelineKey};
 use super::Tier;
 use crate::quant::GgmlType;
 
+const PARAMS: &str = include_str!("../../shaders/params.wgsl");
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
 
 fn format_source(ty: GgmlType) -> Option<&'static str> {
@@ -89,11 +90,10 @@ pub fn shader_source(key: &PipelineKey) -> Option<String> {
         flags.push("SUBGROUPS");
         // naga enables subgroup builtins with the device feature; it rejects `enable subgroups;`.
     }
-    let fmt = match key.op {
-        Op::ReadBandwidth => "",
-        _ => format_source(key.ty)?,
+    let full = match key.op {
+        Op::ReadBandwidth => format!("{header}{PARAMS}\n{}", op_source(key.op)),
+        _ => format!("{header}{PARAMS}\n{COMMON}\n{}\n{}", format_source(key.ty)?, op_source(key.op)),
     };
-    let full = format!("{header}{COMMON}\n{fmt}\n{}", op_source(key.op));
     Some(preprocess(&full, &flags))
 }
 

@@ -31,10 +31,12 @@ pub async fn encode_read(
         tier: gpu.caps.tier,
         lanes: 0,
     };
-    let pipeline = gpu.pipeline(key).await?;
-    let per = (words / READ_INVOCATIONS) / 4 * 4;
+    let kernel = gpu.pipeline(key).await?;
+    // In vec4 words: a whole number of 4-word steps per invocation.
+    let vec4s = words / 4;
+    let per = (vec4s / READ_INVOCATIONS) / 4 * 4;
     let params = Params {
-        rows: words,
+        rows: vec4s,
         k: per,
         cols: u32::from(shape == ReadShape::Interleaved),
         ..Params::default()
@@ -43,7 +45,7 @@ pub async fn encode_read(
     record(
         gpu,
         enc,
-        &pipeline,
+        &kernel,
         params,
         &[(1, src.as_entire_binding()), (3, sink.as_entire_binding())],
         (gx, gy),

@@ -25,7 +25,7 @@ pub async fn dequantize_each(
             detail: format!("row length {} is not a multiple of 32", w.row_len),
         });
     }
-    let pipeline = gpu.pipeline(super::key(gpu, Op::Dequant, w, 0)).await?;
+    let kernel = gpu.pipeline(super::key(gpu, Op::Dequant, w, 0)).await?;
     let out_row = u64::from(w.row_len) * 4;
     let rows_per = GpuWeight::rows_per_chunk(gpu, &w.name, 0, out_row)?;
     for chunk in &w.chunks {
@@ -53,7 +53,7 @@ pub async fn dequantize_each(
             record(
                 gpu,
                 &mut enc,
-                &pipeline,
+                &kernel,
                 params,
                 &[
                     (1, chunk.buffer.as_entire_binding()),

@@ -38,7 +38,7 @@ pub async fn encode(
         KernelFamily::Row => Op::MatmulRow,
         KernelFamily::Workgroup => Op::MatmulTiled,
     };
-    let pipeline = gpu.pipeline(key(gpu, op, w, 0)).await?;
+    let kernel = gpu.pipeline(key(gpu, op, w, 0)).await?;
     for chunk in &w.chunks {
         let params = Params {
             rows: chunk.rows,
@@ -68,7 +68,7 @@ pub async fn encode(
                 record(
                     gpu,
                     enc,
-                    &pipeline,
+                    &kernel,
                     Params {
                         grid_x: groups.0,
                         ..params
@@ -88,7 +88,7 @@ pub async fn encode(
                 record(
                     gpu,
                     enc,
-                    &pipeline,
+                    &kernel,
                     Params {
                         grid_x: gx,
                         ..params

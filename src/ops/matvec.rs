@@ -3,6 +3,9 @@
 use super::{check_binding, check_kernel_shape, grid, key, record, Params};
 use crate::gpu::{Gpu, GpuError, GpuWeight, KernelFamily, Op, Tier};
 
+/// Rows each invocation of the row kernel handles (`ROWS` in `shaders/matvec_row.wgsl`).
+pub const MATVEC_ROWS_PER_INVOCATION: u32 = 4;
+
 /// Lanes per row for the cooperative kernel: enough to cover the row's 32-element pieces, at most
 /// 64, and in T2 no more than the smallest subgroup so a row reduces inside one subgroup.
 pub fn lanes_for(gpu: &Gpu, k: u32) -> u32 {
@@ -37,14 +40,14 @@ pub async fn encode(
             ),
         });
     }
-    let (op, lanes) = match gpu.caps.family {
-        KernelFamily::Row => (Op::MatvecRow, 1),
-        KernelFamily::Workgroup => (Op::MatvecWg, lanes_for(gpu, w.row_len)),
+    let (op, lanes, rows_per_group) = match gpu.caps.family {
+        KernelFamily::Row => (Op::MatvecRow, 0, 64 * MATVEC_ROWS_PER_INVOCATION),
+        KernelFamily::Workgroup => {
+            let lanes = lanes_for(gpu, w.row_len);
+            (Op::MatvecWg, lanes, 64 / lanes)
+        }
     };
-    let pipeline = gpu
-        .pipeline(key(gpu, op, w, if op == Op::MatvecWg { lanes } else { 0 }))
-        .await?;
-    let rows_per_group = 64 / lanes;
+    let kernel = gpu.pipeline(key(gpu, op, w, lanes)).await?;
     for chunk in &w.chunks {
         let (gx, gy) = grid(gpu, chunk.rows.div_ceil(rows_per_group));
         let params = Params {
@@ -62,7 +65,7 @@ pub async fn encode(
             (2, x.as_entire_binding()),
             (3, y.as_entire_binding()),
         ];
-        record(gpu, enc, &pipeline, params, &bindings, (gx, gy));
+        record(gpu, enc, &kernel, params, &bindings, (gx, gy));
     }
     Ok(())
 }

@@ -63,13 +63,15 @@ pub(crate) fn record(
         binding: *b,
         resource: r.clone(),
     }));
-    if kernel.f16_view {
-        // Binding 4 views the weights (binding 1) as f16 pairs.
-        if let Some((_, w)) = buffers.iter().find(|(b, _)| *b == 1) {
-            entries.push(wgpu::BindGroupEntry {
-                binding: 4,
-                resource: w.clone(),
-            });
+    // Bindings 4 and 5 view the weights (binding 1) as f16 pairs and as 16-byte words.
+    if let Some((_, w)) = buffers.iter().find(|(b, _)| *b == 1) {
+        for (binding, on) in [(4, kernel.f16_view), (5, kernel.vec4_view)] {
+            if on {
+                entries.push(wgpu::BindGroupEntry {
+                    binding,
+                    resource: w.clone(),
+                });
+            }
         }
     }
     let bg = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
