@@ -42,7 +42,7 @@ pub async fn roofline(gpu: &Gpu, bytes: u64, iters: usize) -> Result<Roofline, G
         * (4 * 4 * u64::from(bandwidth::READ_INVOCATIONS));
     let src = gpu.storage("roofline src", bytes);
     let pattern: Vec<u8> = (0..(1usize << 20))
-        .map(|i| (i * 2654435761usize >> 13) as u8)
+        .map(|i| ((i * 2654435761usize) >> 13) as u8)
         .collect();
     let mut off = 0u64;
     while off < bytes {

@@ -278,7 +278,7 @@ impl Gpu {
             || ["llvmpipe", "lavapipe", "swiftshader", "warp", "software"]
                 .iter()
                 .any(|s| info.name.to_lowercase().contains(s));
-        let adapter_max_binding = u64::from(limits.max_storage_buffer_binding_size);
+        let adapter_max_binding = limits.max_storage_buffer_binding_size;
         let max_binding = opts
             .max_binding
             .map_or(adapter_max_binding, |f| f.min(adapter_max_binding));

@@ -92,7 +92,11 @@ pub fn shader_source(key: &PipelineKey) -> Option<String> {
     }
     let full = match key.op {
         Op::ReadBandwidth => format!("{header}{PARAMS}\n{}", op_source(key.op)),
-        _ => format!("{header}{PARAMS}\n{COMMON}\n{}\n{}", format_source(key.ty)?, op_source(key.op)),
+        _ => format!(
+            "{header}{PARAMS}\n{COMMON}\n{}\n{}",
+            format_source(key.ty)?,
+            op_source(key.op)
+        ),
     };
     Some(preprocess(&full, &flags))
 }

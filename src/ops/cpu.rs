@@ -10,7 +10,7 @@ use crate::quant::{self, GgmlType, QuantError};
 pub fn dequantize_fused(ty: GgmlType, data: &[u8], n: usize) -> Option<Vec<f32>> {
     let g = ty.geometry()?;
     let (be, bb) = (g.block_elems as usize, g.block_bytes as usize);
-    if n % be != 0 || data.len() != n / be * bb {
+    if !n.is_multiple_of(be) || data.len() != n / be * bb {
         return None;
     }
     let h = |b: &[u8], o: usize| half::f16::from_le_bytes([b[o], b[o + 1]]).to_f32();

@@ -14,7 +14,7 @@ pub async fn dequantize_each(
         return Ok(());
     }
     // Float tensors need not be a multiple of 32 long: a single flat row with a cut tail.
-    let flat = w.row_len % 32 != 0;
+    let flat = !w.row_len.is_multiple_of(32);
     if flat
         && w.ty
             .geometry()

@@ -87,7 +87,7 @@ pub(crate) fn record(
 
 /// Checks that a weight can run in the kernels (32-element pieces) and names it if not.
 pub(crate) fn check_kernel_shape(w: &GpuWeight) -> Result<(), GpuError> {
-    if w.row_len % 32 != 0 {
+    if !w.row_len.is_multiple_of(32) {
         return Err(GpuError::Shape {
             tensor: w.name.clone(),
             detail: format!("row length {} is not a multiple of 32", w.row_len),

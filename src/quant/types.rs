@@ -2,8 +2,10 @@
 
 use std::fmt;
 
-/// A ggml tensor type id as stored in a GGUF tensor info. Unknown ids are kept so that
-/// a file with a newer type still parses; using such a tensor is an error naming it.
+/// A ggml tensor type id as stored in a GGUF tensor info. Every id ggml defines parses (its
+/// block geometry is known, so the file layout can be checked); only [`GgmlType::SUPPORTED`]
+/// types can be dequantized or sent to the GPU, and using another is an error naming the type
+/// and the tensor. Ids ggml does not define are rejected by the parser.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct GgmlType(pub u32);
 

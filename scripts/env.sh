@@ -1,0 +1,15 @@
+# Sourced by the project's scripts: the GPU environment of this machine and of CI.
+# Both software adapters in one process: Mesa lavapipe (f16, subgroups of 8) and Chromium's
+# SwiftShader (no f16: the adapter the browser gets). Set VK_ICD_FILENAMES yourself to override.
+LVP_ICD=/usr/share/vulkan/icd.d/lvp_icd.x86_64.json
+SWS_ICD=/usr/lib/chromium/vk_swiftshader_icd.json
+if [ -z "${VK_ICD_FILENAMES:-}" ]; then
+  icds=""
+  for f in "$LVP_ICD" "$SWS_ICD"; do [ -f "$f" ] && icds="${icds:+$icds:}$f"; done
+  [ -n "$icds" ] && export VK_ICD_FILENAMES="$icds"
+fi
+# Vulkan loaders complain loudly without it.
+if [ -z "${XDG_RUNTIME_DIR:-}" ] || [ ! -d "${XDG_RUNTIME_DIR}" ]; then
+  export XDG_RUNTIME_DIR="$(mktemp -d)"
+fi
+export WISP_CACHE="${WISP_CACHE:-$HOME/.cache/wisp}"

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The main job on the default model (Gemma 3 270M Q4_K_M): its metadata and tensor table, then every
+# tensor through the GPU kernels (dequantize and matvec) against the CPU reference.
+# Installs what it needs on first use (scripts/setup.sh). Extra arguments go to `wisp check`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+source scripts/env.sh
+cargo build --release --quiet --bin wisp
+export WISP_MODEL="$(scripts/fetch-model.sh)"
+target/release/wisp info | sed -n '1,40p'
+echo "…"
+target/release/wisp check "$@"

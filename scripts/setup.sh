@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs what Wisp's tests need on a Debian machine (idempotent) and fetches the default model.
+set -euo pipefail
+need_apt=()
+[ -f /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || need_apt+=(mesa-vulkan-drivers)
+[ -f /usr/lib/chromium/vk_swiftshader_icd.json ] || need_apt+=(chromium)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+rustup target add wasm32-unknown-unknown x86_64-pc-windows-msvc aarch64-apple-darwin >/dev/null 2>&1 || \
+  rustup target add wasm32-unknown-unknown
+python3 -c "import gguf, numpy" 2>/dev/null || python3 -m pip install --quiet gguf numpy
+"$(dirname "$0")/fetch-model.sh" >/dev/null

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every test: unit and integration tests (GPU kernels on lavapipe and SwiftShader, every tier,
+# both kernel families, forced small bindings; GGUF parser; CPU dequant vs gguf-py fixtures), then
+# the default model through the GPU on both adapters and with a 16 MiB binding limit, and the CLI's
+# GPU dequant against gguf-py's own dequantize.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+MODEL="$(scripts/fetch-model.sh)"
+export WISP_MODEL="$MODEL"
+# GPU tests never skip: both software adapters must be present.
+export WISP_TEST_ADAPTERS="${WISP_TEST_ADAPTERS:-llvmpipe,swiftshader}"
+
+cargo test --release
+
+cargo build --release --bin wisp
+W=target/release/wisp
+echo "== default model on lavapipe (every tensor: GPU dequant bit-exact, matvec within the f32 bound)"
+WISP_ADAPTER=llvmpipe $W check | tail -1
+echo "== default model on SwiftShader, T0"
+WISP_ADAPTER=swiftshader $W check | tail -1
+echo "== default model on lavapipe, 16 MiB binding limit, cooperative kernels, tier T0"
+WISP_ADAPTER=llvmpipe WISP_MAX_BINDING=16M WISP_KERNELS=workgroup WISP_TIER=0 $W check | tail -1
+echo "== wisp dequant (GPU) against gguf-py's dequantize, one tensor of each type"
+python3 scripts/compare_dequant.py "$W" "$MODEL"
