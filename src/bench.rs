@@ -69,6 +69,23 @@ pub async fn roofline(gpu: &Gpu, bytes: u64, iters: usize) -> Result<Roofline, G
     best.ok_or_else(|| GpuError::Readback("no roofline measurement".into()))
 }
 
+/// The adapter's measured peak of f32 multiply-adds, in GFLOP/s (2 flops per FMA).
+pub async fn alu_peak(gpu: &Gpu, iters: usize) -> Result<f64, GpuError> {
+    let src = gpu.storage_from(
+        "alu operands",
+        &[
+            0.999, 0.999, 0.999, 0.999, 0.5, 0.5, 0.5, 0.5, 1.0, 2.0, 3.0, 4.0,
+        ],
+    );
+    let sink = gpu.storage("alu sink", u64::from(bandwidth::READ_INVOCATIONS) * 4);
+    let t = best_time(gpu, iters, async |enc| {
+        bandwidth::encode_alu(gpu, enc, &src, &sink).await
+    })
+    .await?;
+    let fmas = f64::from(bandwidth::READ_INVOCATIONS) * f64::from(bandwidth::ALU_STEPS) * 16.0;
+    Ok(2.0 * fmas / t / 1e9)
+}
+
 /// One kernel's measurement.
 pub struct KernelResult {
     pub ty: GgmlType,

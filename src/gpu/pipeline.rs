@@ -18,6 +18,8 @@ pub enum Op {
     MatmulTiled,
     /// Streaming read of a large buffer: the read-bandwidth roofline.
     ReadBandwidth,
+    /// Independent FMA chains: the ALU roofline.
+    AluPeak,
 }
 
 /// Everything that selects a distinct compiled pipeline.
@@ -74,14 +76,15 @@ fn layout_entries(key: &PipelineKey) -> (Vec<wgpu::BindGroupLayoutEntry>, bool) 
         },
         storage_entry(1, true),
     ];
-    if !matches!(key.op, Op::Dequant | Op::ReadBandwidth) {
+    if !matches!(key.op, Op::Dequant | Op::ReadBandwidth | Op::AluPeak) {
         e.push(storage_entry(2, true));
     }
     e.push(storage_entry(3, false));
-    if key.op != Op::ReadBandwidth {
+    let weights = !matches!(key.op, Op::ReadBandwidth | Op::AluPeak);
+    if weights {
         e.push(storage_entry(5, true));
     }
-    let f16_view = key.tier >= Tier::T1 && key.op != Op::ReadBandwidth;
+    let f16_view = key.tier >= Tier::T1 && weights;
     if f16_view {
         e.push(storage_entry(4, true));
     }
@@ -155,7 +158,7 @@ impl Gpu {
             pipeline,
             layout,
             f16_view,
-            vec4_view: key.op != Op::ReadBandwidth,
+            vec4_view: !matches!(key.op, Op::ReadBandwidth | Op::AluPeak),
         };
         if let Ok(mut m) = self.pipelines.lock() {
             m.insert(key, kernel.clone());

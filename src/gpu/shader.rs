@@ -37,6 +37,7 @@ fn op_source(op: Op) -> &'static str {
         Op::MatmulRow => include_str!("../../shaders/matmul_row.wgsl"),
         Op::MatmulTiled => include_str!("../../shaders/matmul_tiled.wgsl"),
         Op::ReadBandwidth => include_str!("../../shaders/read_bandwidth.wgsl"),
+        Op::AluPeak => include_str!("../../shaders/alu_peak.wgsl"),
     }
 }
 
@@ -91,7 +92,7 @@ pub fn shader_source(key: &PipelineKey) -> Option<String> {
         // naga enables subgroup builtins with the device feature; it rejects `enable subgroups;`.
     }
     let full = match key.op {
-        Op::ReadBandwidth => format!("{header}{PARAMS}\n{}", op_source(key.op)),
+        Op::ReadBandwidth | Op::AluPeak => format!("{header}{PARAMS}\n{}", op_source(key.op)),
         _ => format!(
             "{header}{PARAMS}\n{COMMON}\n{}\n{}",
             format_source(key.ty)?,

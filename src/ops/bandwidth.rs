@@ -1,4 +1,4 @@
-//! The streaming-read kernel that measures an adapter's read-bandwidth roofline.
+//! The kernels that measure an adapter's rooflines: streaming reads (bandwidth) and FMA chains (ALU).
 
 use super::{grid, record, Params};
 use crate::gpu::{Gpu, GpuError, Op, PipelineKey};
@@ -39,6 +39,39 @@ pub async fn encode_read(
         rows: vec4s,
         k: per,
         cols: u32::from(shape == ReadShape::Interleaved),
+        ..Params::default()
+    };
+    let (gx, gy) = grid(gpu, READ_INVOCATIONS / 64);
+    record(
+        gpu,
+        enc,
+        &kernel,
+        params,
+        &[(1, src.as_entire_binding()), (3, sink.as_entire_binding())],
+        (gx, gy),
+    );
+    Ok(())
+}
+
+/// FMA steps per invocation of the ALU roofline kernel (16 FMAs each).
+pub const ALU_STEPS: u32 = 4096;
+
+/// Records one run of the ALU roofline kernel: `READ_INVOCATIONS` × `ALU_STEPS` × 16 FMAs.
+pub async fn encode_alu(
+    gpu: &Gpu,
+    enc: &mut wgpu::CommandEncoder,
+    src: &wgpu::Buffer,
+    sink: &wgpu::Buffer,
+) -> Result<(), GpuError> {
+    let key = PipelineKey {
+        op: Op::AluPeak,
+        ty: GgmlType::F32,
+        tier: gpu.caps.tier,
+        lanes: 0,
+    };
+    let kernel = gpu.pipeline(key).await?;
+    let params = Params {
+        k: ALU_STEPS,
         ..Params::default()
     };
     let (gx, gy) = grid(gpu, READ_INVOCATIONS / 64);

@@ -55,16 +55,17 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     let roof = pollster::block_on(bench::roofline(&gpu, 128 << 20, args.iters))?;
+    let alu = pollster::block_on(bench::alu_peak(&gpu, args.iters))?;
     if !args.json {
         println!(
-            "read roofline: {:.2} GB/s ({:?} reads over {} MiB)",
+            "read roofline: {:.2} GB/s ({:?} reads over {} MiB); ALU roofline: {alu:.1} GFLOP/s (f32 FMA chains)",
             roof.gbs,
             roof.shape,
             roof.bytes >> 20
         );
         println!(
-            "{:<6} {:<7} {:<10} {:>9} {:>9} {:>9}",
-            "format", "op", "family", "GB/s", "% roof", "GFLOP/s"
+            "{:<6} {:<7} {:<10} {:>9} {:>9} {:>9} {:>7}",
+            "format", "op", "family", "GB/s", "% roof", "GFLOP/s", "% ALU"
         );
     }
     let mut kernels = Vec::new();
@@ -88,32 +89,37 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             ))?;
             if !args.json {
                 println!(
-                    "{:<6} {:<7} {:<10} {:>9.2} {:>8.1}% {:>9.2}",
+                    "{:<6} {:<7} {:<10} {:>9.2} {:>8.1}% {:>9.2} {:>6.1}%",
                     ty.to_string(),
                     "matvec",
                     mv.family,
                     mv.gbs,
                     pct,
-                    mv.gflops
+                    mv.gflops,
+                    100.0 * mv.gflops / alu
                 );
                 println!(
-                    "{:<6} {:<7} {:<10} {:>9.2} {:>9} {:>9.2}",
+                    "{:<6} {:<7} {:<10} {:>9.2} {:>9} {:>9.2} {:>6.1}%",
                     ty.to_string(),
                     "matmul",
                     mm.family,
                     mm.gbs,
                     "",
-                    mm.gflops
+                    mm.gflops,
+                    100.0 * mm.gflops / alu
                 );
             }
             kernels.push(json!({"format": ty.to_string(), "op": "matvec", "family": mv.family, "chosen": fam == chosen,
-                "rows": rows, "k": K, "bytes": mv.weight_bytes, "gbs": mv.gbs, "pct_of_roofline": pct}));
+                "rows": rows, "k": K, "bytes": mv.weight_bytes, "gbs": mv.gbs, "pct_of_roofline": pct,
+                "gflops": mv.gflops, "pct_of_alu_peak": 100.0 * mv.gflops / alu}));
             kernels.push(json!({"format": ty.to_string(), "op": "matmul", "family": mm.family, "chosen": fam == chosen,
-                "rows": mm_rows, "k": K, "cols": args.cols, "gflops": mm.gflops}));
+                "rows": mm_rows, "k": K, "cols": args.cols, "gflops": mm.gflops,
+                "pct_of_alu_peak": 100.0 * mm.gflops / alu}));
         }
     }
     if args.json {
-        let doc = json!({"adapter": adapter, "roofline_gbs": roof.gbs, "roofline_shape": format!("{:?}", roof.shape), "kernels": kernels});
+        let doc = json!({"adapter": adapter, "roofline_gbs": roof.gbs, "roofline_shape": format!("{:?}", roof.shape),
+            "alu_peak_gflops": alu, "kernels": kernels});
         println!("{}", serde_json::to_string_pretty(&doc)?);
     }
     Ok(())

@@ -19,6 +19,8 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
+    /// List the GPU adapters and the capabilities Wisp plans with (tier, f16, subgroups, limits).
+    Gpus(GpusArgs),
     /// Print a GGUF file's metadata and tensor table.
     Info(InfoArgs),
     /// Dequantize one tensor on the GPU to raw little-endian f32 in GGUF element order.
@@ -108,4 +110,11 @@ pub struct BenchArgs {
 pub struct CheckArgs {
     #[command(flatten)]
     pub model: ModelArg,
+}
+
+#[derive(Args)]
+pub struct GpusArgs {
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -9,6 +9,8 @@ mod cli;
 #[cfg(not(target_arch = "wasm32"))]
 mod dequant;
 #[cfg(not(target_arch = "wasm32"))]
+mod gpus;
+#[cfg(not(target_arch = "wasm32"))]
 mod info;
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -17,6 +19,7 @@ fn main() -> std::process::ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let args = cli::Cli::parse();
     let result = match args.command {
+        cli::Command::Gpus(a) => gpus::run(a),
         cli::Command::Info(a) => info::run(a),
         cli::Command::Dequant(a) => dequant::run(a),
         cli::Command::BenchKernels(a) => bench_kernels::run(a),
