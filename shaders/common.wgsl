@@ -64,6 +64,14 @@ fn funnel(lo: u32, hi: u32, sh: u32) -> u32 {
     return select((lo >> sh) | (hi << (32u - sh)), lo, sh == 0u);
 }
 
+// (d * scale, dmin * min) of sub-block s of the Q4_K/Q5_K block at byte b (16-byte aligned):
+// the two factors of x = (d * sc) * q - (dmin * m).
+fn dl_ml_k4(b: u32, s: u32) -> vec2<f32> {
+    let dd = halves_at(b);
+    let sm = scale_min_k4(W4[b >> 4u], s);
+    return vec2<f32>(dd.x * sm.x, dd.y * sm.y);
+}
+
 // (scale, min) of sub-block s of a Q4_K/Q5_K block whose first 16 bytes are hdr:
 // hdr.x = d | dmin, hdr.y..w = the 12 bytes of 6-bit scales and mins. Branch-free.
 fn scale_min_k4(hdr: vec4<u32>, s: u32) -> vec2<f32> {

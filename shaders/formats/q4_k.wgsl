@@ -7,11 +7,9 @@ const BLOCK_BYTES: u32 = 144u;
 fn dq32(b: u32, s: u32) -> V32 {
     var v: V32;
     let b4 = b >> 4u;
-    let hdr = W4[b4];
-    let dd = halves_at(b);
-    let sm = scale_min_k4(hdr, s);
-    let dl = dd.x * sm.x;
-    let ml = dd.y * sm.y;
+    let f = dl_ml_k4(b, s);
+    let dl = f.x;
+    let ml = f.y;
     let q0 = b4 + 1u + (s >> 1u) * 2u;
     let shift = vec4<u32>((s & 1u) * 4u);
     let qa = (W4[q0] >> shift) & vec4<u32>(0x0f0f0f0fu);

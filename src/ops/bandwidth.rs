@@ -25,13 +25,6 @@ pub async fn encode_read(
     sink: &wgpu::Buffer,
     shape: ReadShape,
 ) -> Result<(), GpuError> {
-    let key = PipelineKey {
-        op: Op::ReadBandwidth,
-        ty: GgmlType::F32,
-        tier: gpu.caps.tier,
-        lanes: 0,
-    };
-    let kernel = gpu.pipeline(key).await?;
     // In vec4 words: a whole number of 4-word steps per invocation.
     let vec4s = words / 4;
     let per = (vec4s / READ_INVOCATIONS) / 4 * 4;
@@ -41,15 +34,28 @@ pub async fn encode_read(
         cols: u32::from(shape == ReadShape::Interleaved),
         ..Params::default()
     };
+    dispatch(gpu, enc, Op::ReadBandwidth, params, src, sink).await
+}
+
+/// One dispatch of a roofline kernel over `READ_INVOCATIONS` invocations.
+async fn dispatch(
+    gpu: &Gpu,
+    enc: &mut wgpu::CommandEncoder,
+    op: Op,
+    params: Params,
+    src: &wgpu::Buffer,
+    sink: &wgpu::Buffer,
+) -> Result<(), GpuError> {
+    let key = PipelineKey {
+        op,
+        ty: GgmlType::F32,
+        tier: gpu.caps.tier,
+        lanes: 0,
+    };
+    let kernel = gpu.pipeline(key).await?;
     let (gx, gy) = grid(gpu, READ_INVOCATIONS / 64);
-    record(
-        gpu,
-        enc,
-        &kernel,
-        params,
-        &[(1, src.as_entire_binding()), (3, sink.as_entire_binding())],
-        (gx, gy),
-    );
+    let bindings = [(1, src.as_entire_binding()), (3, sink.as_entire_binding())];
+    record(gpu, enc, &kernel, params, &bindings, (gx, gy));
     Ok(())
 }
 
@@ -63,25 +69,9 @@ pub async fn encode_alu(
     src: &wgpu::Buffer,
     sink: &wgpu::Buffer,
 ) -> Result<(), GpuError> {
-    let key = PipelineKey {
-        op: Op::AluPeak,
-        ty: GgmlType::F32,
-        tier: gpu.caps.tier,
-        lanes: 0,
-    };
-    let kernel = gpu.pipeline(key).await?;
     let params = Params {
         k: ALU_STEPS,
         ..Params::default()
     };
-    let (gx, gy) = grid(gpu, READ_INVOCATIONS / 64);
-    record(
-        gpu,
-        enc,
-        &kernel,
-        params,
-        &[(1, src.as_entire_binding()), (3, sink.as_entire_binding())],
-        (gx, gy),
-    );
-    Ok(())
+    dispatch(gpu, enc, Op::AluPeak, params, src, sink).await
 }

@@ -2,8 +2,11 @@
 //! columns of k values each (column-major: one token's activations are contiguous), and `Y`
 //! holds `cols` columns of `rows` values.
 
-use super::{check_binding, check_kernel_shape, grid, key, record, Params};
+use super::{check_binding, check_kernel_shape, key, record, Params};
 use crate::gpu::{Gpu, GpuError, GpuWeight, KernelFamily, Op};
+
+/// Columns each invocation of the row kernel handles (`COLS` in `shaders/matmul_row.wgsl`).
+pub const MATMUL_COLS_PER_INVOCATION: u32 = 4;
 
 /// Records Y = W·X for every chunk of `w` into `enc`, with the kernel family of `gpu`.
 pub async fn encode(
@@ -78,23 +81,28 @@ pub async fn encode(
                 );
             }
             _ => {
-                let invocations = u64::from(chunk.rows) * u64::from(cols.div_ceil(4));
-                let groups =
-                    u32::try_from(invocations.div_ceil(64)).map_err(|_| GpuError::Shape {
+                let groups = (
+                    chunk.rows.div_ceil(64),
+                    cols.div_ceil(MATMUL_COLS_PER_INVOCATION),
+                );
+                if groups.0 > gpu.caps.max_workgroups_per_dim
+                    || groups.1 > gpu.caps.max_workgroups_per_dim
+                {
+                    return Err(GpuError::Shape {
                         tensor: w.name.clone(),
-                        detail: "too many rows × columns for one dispatch".into(),
-                    })?;
-                let (gx, gy) = grid(gpu, groups);
+                        detail: "too many rows or columns for one dispatch".into(),
+                    });
+                }
                 record(
                     gpu,
                     enc,
                     &kernel,
                     Params {
-                        grid_x: gx,
+                        grid_x: groups.0,
                         ..params
                     },
                     &bindings,
-                    (gx, gy),
+                    groups,
                 );
             }
         }

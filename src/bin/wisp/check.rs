@@ -43,12 +43,7 @@ pub fn run(args: CheckArgs) -> Result<(), Box<dyn std::error::Error>> {
         let w = GpuWeight::upload(&gpu, &t.name, t.ty, t.row_len(), t.rows(), data)?;
         let got = pollster::block_on(dequant::dequantize(&gpu, &w))?;
         let cmp = cpu::compare_dequant(t.ty, data, &got)?;
-        let shape = t
-            .dims
-            .iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join("×");
+        let shape = crate::cli::shape(&t.dims);
         let deq = if cmp.mismatches == 0 {
             "ok".to_string()
         } else {

@@ -118,3 +118,11 @@ pub struct GpusArgs {
     #[arg(long)]
     pub json: bool,
 }
+
+/// A tensor shape as `640×262144`.
+pub fn shape(dims: &[u64]) -> String {
+    dims.iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("×")
+}

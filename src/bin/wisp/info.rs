@@ -7,24 +7,6 @@ use crate::cli::InfoArgs;
 
 const SHOW: usize = 6;
 
-fn array_len(a: &MetaArray) -> usize {
-    match a {
-        MetaArray::U8(v) => v.len(),
-        MetaArray::I8(v) => v.len(),
-        MetaArray::U16(v) => v.len(),
-        MetaArray::I16(v) => v.len(),
-        MetaArray::U32(v) => v.len(),
-        MetaArray::I32(v) => v.len(),
-        MetaArray::U64(v) => v.len(),
-        MetaArray::I64(v) => v.len(),
-        MetaArray::F32(v) => v.len(),
-        MetaArray::F64(v) => v.len(),
-        MetaArray::Bool(v) => v.len(),
-        MetaArray::String(v) => v.len(),
-        MetaArray::Array(v) => v.len(),
-    }
-}
-
 /// The first few elements of an array as JSON values.
 fn array_head(a: &MetaArray, n: usize) -> Vec<Value> {
     fn take<T: Clone + Into<Value>>(v: &[T], n: usize) -> Vec<Value> {
@@ -48,7 +30,7 @@ fn array_head(a: &MetaArray, n: usize) -> Vec<Value> {
 }
 
 fn array_json(a: &MetaArray, n: usize) -> Value {
-    json!({"len": array_len(a), "head": array_head(a, n)})
+    json!({"len": a.len(), "head": array_head(a, n)})
 }
 
 fn value_json(v: &MetaValue) -> Value {
@@ -81,8 +63,8 @@ fn value_text(v: &MetaValue) -> String {
         MetaValue::String(s) => format!("{s:?}"),
         MetaValue::Array(a) => {
             let head: Vec<String> = array_head(a, SHOW).iter().map(|v| v.to_string()).collect();
-            let more = if array_len(a) > SHOW { ", …" } else { "" };
-            format!("[{} items] [{}{more}]", array_len(a), head.join(", "))
+            let more = if a.len() > SHOW { ", …" } else { "" };
+            format!("[{} items] [{}{more}]", a.len(), head.join(", "))
         }
         other => value_json(other).to_string(),
     }
@@ -133,12 +115,7 @@ pub fn run(args: InfoArgs) -> Result<(), Box<dyn std::error::Error>> {
     let mut total = 0u64;
     let mut by_type: std::collections::BTreeMap<String, (usize, u64)> = Default::default();
     for t in &g.tensors {
-        let shape = t
-            .dims
-            .iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join("×");
+        let shape = crate::cli::shape(&t.dims);
         println!(
             "{:<40} {:<6} {:<20} {:>12}",
             t.name,
