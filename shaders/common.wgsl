@@ -67,8 +67,9 @@ fn funnel(lo: u32, hi: u32, sh: u32) -> u32 {
 // (d * scale, dmin * min) of sub-block s of the Q4_K/Q5_K block at byte b (16-byte aligned):
 // the two factors of x = (d * sc) * q - (dmin * m).
 fn dl_ml_k4(b: u32, s: u32) -> vec2<f32> {
-    let dd = halves_at(b);
-    let sm = scale_min_k4(W4[b >> 4u], s);
+    let hdr = W4[b >> 4u];
+    let dd = unpack2x16float(hdr.x);
+    let sm = scale_min_k4(hdr, s);
     return vec2<f32>(dd.x * sm.x, dd.y * sm.y);
 }
 
@@ -82,4 +83,32 @@ fn scale_min_k4(hdr: vec4<u32>, s: u32) -> vec2<f32> {
     let hi_m = ((hdr.w >> (t + 4u)) & 15u) | (((hdr.z >> (t + 6u)) & 3u) << 4u);
     let hi = s >= 4u;
     return vec2<f32>(f32(select(lo_sc, hi_sc, hi)), f32(select(lo_m, hi_m, hi)));
+}
+
+// Nine consecutive u32 words starting at word index w, with three 16-byte loads (software adapters
+// pay per load instruction, not per byte). The word offset inside the first vec4 picks the words
+// with selects, never with a dynamic array index.
+fn words9(w: u32) -> array<u32, 9> {
+    let q = w >> 2u;
+    let a = W4[q];
+    let b = W4[q + 1u];
+    let c = W4[q + 2u];
+    let t = array<u32, 12>(a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w, c.x, c.y, c.z, c.w);
+    let o = w & 3u;
+    var r: array<u32, 9>;
+    for (var j = 0u; j < 9u; j++) {
+        r[j] = select(select(t[j], t[j + 1u], o == 1u), select(t[j + 2u], t[j + 3u], o == 3u), o >= 2u);
+    }
+    return r;
+}
+
+// The 32 bytes at byte address p (any alignment) as eight u32 words.
+fn run32(p: u32) -> array<u32, 8> {
+    let w = words9(p >> 2u);
+    let sh = (p & 3u) << 3u;
+    var r: array<u32, 8>;
+    for (var j = 0u; j < 8u; j++) {
+        r[j] = funnel(w[j], w[j + 1u], sh);
+    }
+    return r;
 }

@@ -1,8 +1,8 @@
 // block_q6_K (210 bytes): ql: 128 bytes | qh: 64 bytes | scales: 16 signed bytes | d: f16.
 // Sub-block s (half = s / 4, t = s % 4): low nibble (t / 2) of ql[half * 64 + (t % 2) * 32 + j],
 // high bits (qh[half * 32 + j] >> 2t) & 3. x = (d * scale) * (q - 32), one scale per 16 elements.
-// Blocks are only 2-byte aligned: the 9 aligned words covering each 32-byte run are loaded once
-// and funnel-shifted, and the quants are assembled four at a time in packed u32s.
+// Blocks are only 2-byte aligned: each 32-byte run comes from three 16-byte loads (`run32`), and
+// the quants are assembled four at a time in packed u32s.
 const BLOCK_ELEMS: u32 = 256u;
 const BLOCK_BYTES: u32 = 210u;
 
@@ -15,22 +15,15 @@ fn dq32(b: u32, s: u32) -> V32 {
     let h0 = b + 128u + half * 32u;
     let lshift = (t >> 1u) * 4u;
     let hshift = t * 2u;
-    let sh = (b & 3u) << 3u; // l0 and h0 share b's alignment
-    let lw = l0 >> 2u;
-    let hw = h0 >> 2u;
-    var lq: array<u32, 9>;
-    var hq: array<u32, 9>;
-    for (var i = 0u; i < 9u; i++) {
-        lq[i] = W[lw + i];
-        hq[i] = W[hw + i];
-    }
+    let lq = run32(l0);
+    let hq = run32(h0);
     let sc = funnel(W[(b + 192u + 2u * s) >> 2u], W[((b + 192u + 2u * s) >> 2u) + 1u], ((b + 192u + 2u * s) & 3u) << 3u);
     for (var h = 0u; h < 2u; h++) {
         let dl = d * f32((i32(sc << (24u - 8u * h))) >> 24u);
         for (var i = 0u; i < 4u; i++) {
             let j = 4u * h + i;
-            let lo = (funnel(lq[j], lq[j + 1u], sh) >> lshift) & 0x0f0f0f0fu;
-            let hi = (funnel(hq[j], hq[j + 1u], sh) >> hshift) & 0x03030303u;
+            let lo = (lq[j] >> lshift) & 0x0f0f0f0fu;
+            let hi = (hq[j] >> hshift) & 0x03030303u;
             v[j] = dl * vec4<f32>(vec4<i32>(bytes4(lo | (hi << 4u))) - vec4<i32>(32));
         }
     }

@@ -26,9 +26,10 @@ pub struct GpuWeight {
 }
 
 /// Bytes of storage a buffer of `len` bytes gets: whole 16-byte words (the kernels also view
-/// weights as `vec4<u32>`) plus one spare, because unaligned fields are read as two neighbouring words.
+/// weights as `vec4<u32>`) plus three spare, because unaligned runs are read as whole 16-byte
+/// windows (`words9` in `shaders/common.wgsl` reads up to 48 bytes past a run's first word).
 fn padded_len(len: u64) -> u64 {
-    len.div_ceil(16) * 16 + 16
+    len.div_ceil(16) * 16 + 48
 }
 
 impl GpuWeight {
@@ -39,7 +40,7 @@ impl GpuWeight {
         row_bytes: u64,
         out_bytes_per_row: u64,
     ) -> Result<u64, GpuError> {
-        let limit = gpu.caps.max_binding.saturating_sub(32);
+        let limit = gpu.caps.max_binding.saturating_sub(64);
         let per_row = row_bytes.max(out_bytes_per_row).max(1);
         let n = limit / per_row;
         if n == 0 {

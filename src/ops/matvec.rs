@@ -4,7 +4,7 @@ use super::{check_binding, check_kernel_shape, grid, key, record, Params};
 use crate::gpu::{Gpu, GpuError, GpuWeight, KernelFamily, Op, Tier};
 
 /// Rows each invocation of the row kernel handles (`ROWS` in `shaders/matvec_row.wgsl`).
-pub const MATVEC_ROWS_PER_INVOCATION: u32 = 4;
+pub const MATVEC_ROWS_PER_INVOCATION: u32 = 16;
 
 /// Lanes per row for the cooperative kernel: enough to cover the row's 32-element pieces, at most
 /// 64, and in T2 no more than the smallest subgroup so a row reduces inside one subgroup.
