@@ -154,6 +154,7 @@ pub struct Gpu {
     pub queue: wgpu::Queue,
     pub caps: Capabilities,
     pub(super) pipelines: Mutex<HashMap<PipelineKey, Kernel>>,
+    pub(super) custom: Mutex<HashMap<(&'static str, Tier, u32), Kernel>>,
     errors: Arc<Mutex<Vec<String>>>,
     lost: Arc<Mutex<Option<String>>>,
 }
@@ -316,6 +317,7 @@ impl Gpu {
             queue,
             caps,
             pipelines: Mutex::new(HashMap::new()),
+            custom: Mutex::new(HashMap::new()),
             errors,
             lost,
         })

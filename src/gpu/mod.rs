@@ -13,5 +13,5 @@ mod shader;
 pub use buffer::{GpuWeight, WeightChunk};
 pub use device::{AdapterSummary, Capabilities, Gpu, GpuOptions, KernelFamily, Tier};
 pub use error::GpuError;
-pub use pipeline::{Kernel, Op, PipelineKey};
+pub use pipeline::{Bind, Kernel, KernelSpec, Op, PipelineKey};
 pub use shader::{preprocess, shader_source};

@@ -108,41 +108,126 @@ impl Gpu {
             ty: key.ty,
         })?;
         let what = format!("{:?} {} {:?}", key.op, key.ty, key.tier);
-        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = self
-            .device
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(&what),
-                source: wgpu::ShaderSource::Wgsl(src.into()),
-            });
         let constants: Vec<(&str, f64)> = if key.op == Op::MatvecWg {
             vec![("LANES", f64::from(key.lanes))]
         } else {
             Vec::new()
         };
         let (entries, f16_view) = layout_entries(&key);
+        let vec4_view = !matches!(key.op, Op::ReadBandwidth | Op::AluPeak);
+        let kernel = self
+            .build(&what, src, &entries, &constants, f16_view, vec4_view)
+            .await?;
+        if let Ok(mut m) = self.pipelines.lock() {
+            m.insert(key, kernel.clone());
+        }
+        Ok(kernel)
+    }
+}
+
+/// How a binding of a [`KernelSpec`] kernel is used. Binding `i` of the layout is `bindings[i]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Bind {
+    Uniform,
+    Read,
+    ReadWrite,
+}
+
+/// A kernel that does not read block-format weights (norms, RoPE, attention, sampling, …):
+/// its op file supplies the WGSL and the binding list itself.
+pub struct KernelSpec<'a> {
+    /// Unique name of the kernel (cache key together with the tier and `variant`).
+    pub name: &'static str,
+    /// Distinguishes compiled variants of the same kernel (e.g. a head dimension).
+    pub variant: u32,
+    /// The complete WGSL for a tier; typically `preprocess(include_str!(…), flags)`.
+    pub source: &'a dyn Fn(Tier) -> String,
+    /// Bindings 0, 1, 2, … of group 0.
+    pub bindings: &'a [Bind],
+    /// Values for `override` constants.
+    pub constants: &'a [(&'a str, f64)],
+}
+
+impl Gpu {
+    /// The compiled pipeline of `spec` at the device's current tier, built on first use and cached.
+    pub async fn kernel(&self, spec: &KernelSpec<'_>) -> Result<Kernel, GpuError> {
+        let tier = self.caps.tier;
+        let ck = (spec.name, tier, spec.variant);
+        if let Some(k) = self.custom.lock().ok().and_then(|m| m.get(&ck).cloned()) {
+            return Ok(k);
+        }
+        let what = format!("{} v{} {:?}", spec.name, spec.variant, tier);
+        let mut header = String::new();
+        if tier >= Tier::T1 {
+            header.push_str("enable f16;\n");
+        }
+        let src = format!("{header}{}", (spec.source)(tier));
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = spec
+            .bindings
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupLayoutEntry {
+                binding: i as u32,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: match b {
+                        Bind::Uniform => wgpu::BufferBindingType::Uniform,
+                        Bind::Read => wgpu::BufferBindingType::Storage { read_only: true },
+                        Bind::ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
+                    },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            })
+            .collect();
+        let kernel = self
+            .build(&what, src, &entries, spec.constants, false, false)
+            .await?;
+        if let Ok(mut m) = self.custom.lock() {
+            m.insert(ck, kernel.clone());
+        }
+        Ok(kernel)
+    }
+
+    async fn build(
+        &self,
+        what: &str,
+        src: String,
+        entries: &[wgpu::BindGroupLayoutEntry],
+        constants: &[(&str, f64)],
+        f16_view: bool,
+        vec4_view: bool,
+    ) -> Result<Kernel, GpuError> {
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(what),
+                source: wgpu::ShaderSource::Wgsl(src.into()),
+            });
         let layout = self
             .device
             .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some(&what),
-                entries: &entries,
+                label: Some(what),
+                entries,
             });
         let pipeline_layout = self
             .device
             .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(&what),
+                label: Some(what),
                 bind_group_layouts: &[Some(&layout)],
                 immediate_size: 0,
             });
         let pipeline = self
             .device
             .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(&what),
+                label: Some(what),
                 layout: Some(&pipeline_layout),
                 module: &module,
                 entry_point: Some("main"),
                 compilation_options: wgpu::PipelineCompilationOptions {
-                    constants: &constants,
+                    constants,
                     // Every kernel writes its workgroup memory before reading it.
                     zero_initialize_workgroup_memory: false,
                 },
@@ -154,15 +239,11 @@ impl Gpu {
                 message: err.to_string(),
             });
         }
-        let kernel = Kernel {
+        Ok(Kernel {
             pipeline,
             layout,
             f16_view,
-            vec4_view: !matches!(key.op, Op::ReadBandwidth | Op::AluPeak),
-        };
-        if let Ok(mut m) = self.pipelines.lock() {
-            m.insert(key, kernel.clone());
-        }
-        Ok(kernel)
+            vec4_view,
+        })
     }
 }

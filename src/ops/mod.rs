@@ -117,3 +117,42 @@ pub(crate) fn check_binding(gpu: &Gpu, what: &str, bytes: u64) -> Result<(), Gpu
     }
     Ok(())
 }
+
+/// A uniform buffer holding `params` (a `#[repr(C)]` Pod struct matching the shader's, padded to
+/// a multiple of 16 bytes).
+pub fn uniform<T: bytemuck::Pod>(gpu: &Gpu, params: &T) -> wgpu::Buffer {
+    gpu.device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("params"),
+            contents: bytemuck::bytes_of(params),
+            usage: wgpu::BufferUsages::UNIFORM,
+        })
+}
+
+/// Records one dispatch of a [`KernelSpec`](crate::gpu::KernelSpec) kernel with `buffers[i]`
+/// bound at binding `i` (whole buffers), over `groups` workgroups.
+pub fn dispatch(
+    gpu: &Gpu,
+    enc: &mut wgpu::CommandEncoder,
+    kernel: &Kernel,
+    buffers: &[&wgpu::Buffer],
+    groups: (u32, u32, u32),
+) {
+    let entries: Vec<wgpu::BindGroupEntry> = buffers
+        .iter()
+        .enumerate()
+        .map(|(i, b)| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource: b.as_entire_binding(),
+        })
+        .collect();
+    let bg = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: None,
+        layout: &kernel.layout,
+        entries: &entries,
+    });
+    let mut pass = enc.begin_compute_pass(&Default::default());
+    pass.set_pipeline(&kernel.pipeline);
+    pass.set_bind_group(0, &bg, &[]);
+    pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+}
