@@ -2,11 +2,16 @@
 //! [`dequant`] (tensor → f32), [`matvec`] (decode, y = W·x), [`matmul`] (prefill, Y = W·X),
 //! and [`bandwidth`], the streaming-read roofline the benchmarks compare against.
 
+pub mod act;
+pub mod argmax;
+pub mod attention;
 pub mod bandwidth;
 pub mod cpu;
 pub mod dequant;
 pub mod matmul;
 pub mod matvec;
+pub mod norm;
+pub mod rope;
 pub mod synth;
 
 use wgpu::util::DeviceExt;

@@ -1,0 +1,3 @@
+//! Models: configuration from GGUF metadata, tokenizer, weights, one forward per architecture.
+
+pub mod tokenizer;

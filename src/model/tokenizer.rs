@@ -1,0 +1,1 @@
+//! Tokenizer built from the GGUF vocabulary (in progress).
