@@ -6,7 +6,7 @@
 mod common;
 
 use wisp::gpu::{Gpu, GpuWeight};
-use wisp::ops::{cpu, dequant, matmul, matvec, synth};
+use wisp::ops::{cpu, dequant, embed, matmul, matvec, synth};
 use wisp::quant::GgmlType;
 
 /// Row lengths: 3 blocks (not a multiple of a 64-lane row split), and 11 blocks for long rows.
@@ -176,6 +176,68 @@ fn split_over_tiny_bindings() {
             f.extend(check_dequant(gpu, ty, rows, k, 5));
             f.extend(check_matmul(gpu, ty, rows, k, 0, 6));
             f.extend(check_matmul(gpu, ty, rows, k, 5, 7));
+        }
+        gpu.set_max_binding(saved);
+        f
+    });
+}
+
+/// Embedding lookup: rows picked by id (repeats, first and last row, across split chunks) equal
+/// the CPU dequantize of those rows bit for bit.
+#[test]
+fn get_rows_every_format() {
+    common::for_every_config(|gpu, label| {
+        if !label.ends_with("row") {
+            return Vec::new(); // the family does not change this kernel
+        }
+        let saved = gpu.caps.max_binding;
+        let mut f = Vec::new();
+        for limit in [saved, 64 << 10] {
+            gpu.set_max_binding(limit);
+            for ty in GgmlType::SUPPORTED {
+                let (rows, k) = (1000u64, ks(ty)[0]);
+                let data = weights(ty, rows, k, 21);
+                let w = match GpuWeight::upload(gpu, "emb", ty, k, rows, &data) {
+                    Ok(w) => w,
+                    Err(e) => {
+                        f.push(format!("{ty}: upload: {e}"));
+                        continue;
+                    }
+                };
+                let ids = [0u32, 999, 7, 7, 500, 1];
+                let got = match pollster::block_on(embed::run_get_rows(gpu, &w, &ids)) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        f.push(format!("{ty}: get_rows: {e}"));
+                        continue;
+                    }
+                };
+                let all = wisp::quant::dequantize_vec(ty, &data, (rows * k) as usize).expect("cpu");
+                for (t, &id) in ids.iter().enumerate() {
+                    let k = k as usize;
+                    let want = &all[id as usize * k..(id as usize + 1) * k];
+                    let have = &got[t * k..(t + 1) * k];
+                    if want
+                        .iter()
+                        .zip(have)
+                        .any(|(a, b)| a.to_bits() != b.to_bits())
+                    {
+                        f.push(format!(
+                            "{ty} limit {limit}: row {id} differs ({} chunks)",
+                            w.chunks.len()
+                        ));
+                    }
+                }
+            }
+            if pollster::block_on(embed::run_get_rows(
+                gpu,
+                &GpuWeight::upload(gpu, "e", GgmlType::F32, 32, 2, &[0u8; 256]).expect("upload"),
+                &[2],
+            ))
+            .is_ok()
+            {
+                f.push("an out-of-range id was accepted".into());
+            }
         }
         gpu.set_max_binding(saved);
         f

@@ -20,6 +20,8 @@ pub enum Op {
     ReadBandwidth,
     /// Independent FMA chains: the ALU roofline.
     AluPeak,
+    /// Embedding lookup: dequantized rows of W picked by token ids.
+    GetRows,
 }
 
 /// Everything that selects a distinct compiled pipeline.

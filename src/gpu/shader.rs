@@ -38,6 +38,7 @@ fn op_source(op: Op) -> &'static str {
         Op::MatmulTiled => include_str!("../../shaders/matmul_tiled.wgsl"),
         Op::ReadBandwidth => include_str!("../../shaders/read_bandwidth.wgsl"),
         Op::AluPeak => include_str!("../../shaders/alu_peak.wgsl"),
+        Op::GetRows => include_str!("../../shaders/get_rows.wgsl"),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod attention;
 pub mod bandwidth;
 pub mod cpu;
 pub mod dequant;
+pub mod embed;
 pub mod matmul;
 pub mod matvec;
 pub mod norm;
