@@ -2,3 +2,32 @@
 
 pub mod config;
 pub mod tokenizer;
+pub mod weights;
+
+use crate::gguf::GgufError;
+use crate::gpu::GpuError;
+
+/// Errors loading or running a model.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Gguf(#[from] GgufError),
+    #[error(transparent)]
+    Gpu(#[from] GpuError),
+    #[error("the model has no tensor '{0}'")]
+    MissingTensor(String),
+    #[error("tensor '{tensor}' has shape {got}, expected {expected}")]
+    Shape {
+        tensor: String,
+        expected: String,
+        got: String,
+    },
+    #[error("tensor '{tensor}': {message}")]
+    Tensor { tensor: String, message: String },
+    #[error("token id {id} is outside the vocabulary of {n_vocab}")]
+    BadToken { id: u32, n_vocab: u32 },
+    #[error("context full: {needed} positions needed, the context holds {ctx}")]
+    ContextFull { needed: u64, ctx: u32 },
+}
