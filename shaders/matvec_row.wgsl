@@ -2,7 +2,7 @@
 // best. Each invocation is a SIMD lane on a CPU core streaming its own rows; each 32-element
 // piece of x is loaded once and used for ROWS rows, so x traffic (gathers on a CPU) is shared.
 
-const ROWS: u32 = 16u;
+// ROWS (rows per invocation) is prepended by the pipeline: `const ROWS: u32 = …;`.
 
 @group(0) @binding(2) var<storage, read> X: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;

@@ -31,7 +31,7 @@ pub struct PipelineKey {
     /// Block format of the weights (ignored by [`Op::ReadBandwidth`]).
     pub ty: GgmlType,
     pub tier: Tier,
-    /// Lanes per row for [`Op::MatvecWg`]; 0 elsewhere.
+    /// Lanes per row for [`Op::MatvecWg`], rows per invocation for [`Op::MatvecRow`]; 0 elsewhere.
     pub lanes: u32,
 }
 

@@ -94,6 +94,12 @@ pub fn shader_source(key: &PipelineKey) -> Option<String> {
     }
     let full = match key.op {
         Op::ReadBandwidth | Op::AluPeak => format!("{header}{PARAMS}\n{}", op_source(key.op)),
+        Op::MatvecRow => format!(
+            "{header}{PARAMS}\n{COMMON}\n{}\nconst ROWS: u32 = {}u;\n{}",
+            format_source(key.ty)?,
+            key.lanes.max(1),
+            op_source(key.op)
+        ),
         _ => format!(
             "{header}{PARAMS}\n{COMMON}\n{}\n{}",
             format_source(key.ty)?,

@@ -82,7 +82,7 @@ impl Config {
         let n_ff = g.require_u32(&key("feed_forward_length"))?;
         let n_head = g.require_u32(&key("attention.head_count"))?;
         let n_head_kv = g.get_u32(&key("attention.head_count_kv")).unwrap_or(n_head);
-        if n_head == 0 || n_head_kv == 0 || n_head % n_head_kv != 0 {
+        if n_head == 0 || n_head_kv == 0 || !n_head.is_multiple_of(n_head_kv) {
             return Err(ConfigError::Invalid(format!(
                 "{n_head} attention heads are not a multiple of {n_head_kv} key/value heads"
             )));
@@ -93,7 +93,7 @@ impl Config {
         let value_dim = g
             .get_u32(&key("attention.value_length"))
             .unwrap_or(head_dim);
-        if head_dim == 0 || value_dim != head_dim || head_dim % 2 != 0 {
+        if head_dim == 0 || value_dim != head_dim || !head_dim.is_multiple_of(2) {
             return Err(ConfigError::Invalid(format!(
                 "head dimensions {head_dim} (keys) and {value_dim} (values) must be equal and even"
             )));
@@ -142,7 +142,7 @@ impl Config {
 
     /// Whether layer `il` attends over a sliding window (Gemma 3: five local layers, then one global).
     pub fn is_local(&self, il: u32) -> bool {
-        self.arch == Arch::Gemma3 && self.window > 0 && (il + 1) % 6 != 0
+        self.arch == Arch::Gemma3 && self.window > 0 && !(il + 1).is_multiple_of(6)
     }
 }
 

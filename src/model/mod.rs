@@ -1,6 +1,7 @@
 //! Models: configuration from GGUF metadata, tokenizer, weights, one forward per architecture.
 
 pub mod config;
+pub mod forward;
 pub mod sampler;
 pub mod tokenizer;
 pub mod weights;

@@ -34,10 +34,11 @@ pub struct LayerWeights {
     /// wk, wv: (n_head_kv·head_dim, n_embd)
     pub wk: GpuWeight,
     pub wv: GpuWeight,
-    /// q/k/v biases (Qwen 2): (n_head·head_dim), (n_head_kv·head_dim)
-    pub bq: Option<wgpu::Buffer>,
-    pub bk: Option<wgpu::Buffer>,
-    pub bv: Option<wgpu::Buffer>,
+    /// q/k/v biases (Qwen 2), kept on the CPU: the forward pass uploads them repeated per token.
+    /// (n_head·head_dim), (n_head_kv·head_dim)
+    pub bq: Option<Vec<f32>>,
+    pub bk: Option<Vec<f32>>,
+    pub bv: Option<Vec<f32>>,
     /// QK-norm weights (Qwen 3, Gemma 3): (head_dim)
     pub q_norm: Option<wgpu::Buffer>,
     pub k_norm: Option<wgpu::Buffer>,
@@ -109,6 +110,12 @@ impl<S: TensorSource> Loader<'_, S> {
 
     /// A vector of `n` values, dequantized to f32 on the CPU (norms and biases are small).
     fn vector(&mut self, name: &str, n: u32) -> Result<wgpu::Buffer, ModelError> {
+        let v = self.host_vector(name, n)?;
+        Ok(self.gpu.storage_from(name, &v))
+    }
+
+    /// A vector of `n` values as f32 on the CPU.
+    fn host_vector(&mut self, name: &str, n: u32) -> Result<Vec<f32>, ModelError> {
         let t = self.info(name)?;
         if t.n_elements != u64::from(n) {
             return Err(ModelError::Shape {
@@ -123,14 +130,14 @@ impl<S: TensorSource> Loader<'_, S> {
             message: e.to_string(),
         })?;
         self.advance(t.n_bytes);
-        Ok(self.gpu.storage_from(name, &v))
+        Ok(v)
     }
 
-    fn optional_vector(&mut self, name: &str, n: u32) -> Result<Option<wgpu::Buffer>, ModelError> {
+    fn optional_host_vector(&mut self, name: &str, n: u32) -> Result<Option<Vec<f32>>, ModelError> {
         if self.src.gguf().tensor(name).is_none() {
             return Ok(None);
         }
-        self.vector(name, n).map(Some)
+        self.host_vector(name, n).map(Some)
     }
 }
 
@@ -167,9 +174,9 @@ impl Weights {
                 wq: l.matrix(&n("attn_q.weight"), q, e)?,
                 wk: l.matrix(&n("attn_k.weight"), kv, e)?,
                 wv: l.matrix(&n("attn_v.weight"), kv, e)?,
-                bq: l.optional_vector(&n("attn_q.bias"), q)?,
-                bk: l.optional_vector(&n("attn_k.bias"), kv)?,
-                bv: l.optional_vector(&n("attn_v.bias"), kv)?,
+                bq: l.optional_host_vector(&n("attn_q.bias"), q)?,
+                bk: l.optional_host_vector(&n("attn_k.bias"), kv)?,
+                bv: l.optional_host_vector(&n("attn_v.bias"), kv)?,
                 q_norm: if qk_norm {
                     Some(l.vector(&n("attn_q_norm.weight"), cfg.head_dim)?)
                 } else {

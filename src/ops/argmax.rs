@@ -1,1 +1,173 @@
-//! (in progress)
+//! Greedy sampling on the GPU: the index and value of the largest of `n` f32 (logits, up to
+//! Gemma's 262 144), so a decode step reads back 8 bytes instead of the whole vector.
+//!
+//! Rules, the same as [`argmax_ref`]: values compare as floats (`−0 == +0`), ties go to the
+//! lowest index, NaN never wins; if every value is NaN the index is [`ARGMAX_NONE`] and the
+//! value NaN.
+//!
+//! Layout: `x` is f32 `[n]` (only the first `n` values are read). `out` is a u32 buffer of at
+//! least [`ARGMAX_OUT_BYTES`]: word 0 is the index, word 1 the value's bits; the rest holds the
+//! first pass's per-workgroup partials. Two passes: up to [`ARGMAX_MAX_GROUPS`] workgroups
+//! stride over `x`, then one workgroup reduces their partials.
+
+use super::{check_binding, dispatch, uniform};
+use crate::gpu::{preprocess, Bind, Gpu, GpuError, KernelSpec, Tier};
+
+const SRC: &str = include_str!("../../shaders/argmax.wgsl");
+
+/// Workgroups of the first pass at most (each of 64 invocations).
+pub const ARGMAX_MAX_GROUPS: u32 = 256;
+/// Size in bytes of the `out` buffer: the result (index, value) then one (key, index) partial
+/// per first-pass workgroup.
+pub const ARGMAX_OUT_BYTES: u64 = (2 + 2 * ARGMAX_MAX_GROUPS as u64) * 4;
+/// The index reported when every value is NaN.
+pub const ARGMAX_NONE: u32 = u32::MAX;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct ArgmaxParams {
+    n: u32,
+    groups: u32,
+    _pad: [u32; 2],
+}
+
+/// Variant bit: the final pass.
+const V_FINAL: u32 = 1;
+
+fn source(variant: u32, tier: Tier) -> String {
+    let mut flags = Vec::new();
+    if variant & V_FINAL != 0 {
+        flags.push("FINAL");
+    }
+    if tier >= Tier::T2 {
+        flags.push("SUBGROUPS");
+    }
+    preprocess(SRC, &flags)
+}
+
+fn shape_err(detail: String) -> GpuError {
+    GpuError::Shape {
+        tensor: "argmax".into(),
+        detail,
+    }
+}
+
+/// Records the argmax of the first `n` values of `x` into `enc`; the result lands in the first
+/// 8 bytes of `out` (read it with [`read_argmax`]). Sizes are checked before anything is recorded.
+pub async fn encode_argmax(
+    gpu: &Gpu,
+    enc: &mut wgpu::CommandEncoder,
+    x: &wgpu::Buffer,
+    n: u32,
+    out: &wgpu::Buffer,
+) -> Result<(), GpuError> {
+    if n == 0 {
+        return Err(shape_err("x is empty".into()));
+    }
+    if x.size() < u64::from(n) * 4 {
+        return Err(shape_err(format!(
+            "x should hold {n} values but holds {}",
+            x.size() / 4
+        )));
+    }
+    if out.size() < ARGMAX_OUT_BYTES {
+        return Err(shape_err(format!(
+            "out holds {} bytes, needs {ARGMAX_OUT_BYTES}",
+            out.size()
+        )));
+    }
+    if x == out {
+        return Err(shape_err("x and out are the same buffer".into()));
+    }
+    check_binding(gpu, "argmax x", x.size())?;
+    check_binding(gpu, "argmax out", out.size())?;
+    let groups = n.div_ceil(64).min(ARGMAX_MAX_GROUPS);
+    let params = uniform(
+        gpu,
+        &ArgmaxParams {
+            n,
+            groups,
+            _pad: [0; 2],
+        },
+    );
+    for variant in [0, V_FINAL] {
+        let kernel = gpu
+            .kernel(&KernelSpec {
+                name: "argmax",
+                variant,
+                source: &|tier| source(variant, tier),
+                bindings: &[Bind::Uniform, Bind::Read, Bind::ReadWrite],
+                constants: &[],
+            })
+            .await?;
+        let g = if variant == V_FINAL { 1 } else { groups };
+        dispatch(gpu, enc, &kernel, &[&params, x, out], (g, 1, 1));
+    }
+    Ok(())
+}
+
+/// Reads the `(index, value)` that [`encode_argmax`] left in `out` (8 bytes) after the encoder
+/// was submitted.
+pub async fn read_argmax(gpu: &Gpu, out: &wgpu::Buffer) -> Result<(u32, f32), GpuError> {
+    let b = gpu.read_bytes(out, 8).await?;
+    let w: [u32; 2] = bytemuck::pod_read_unaligned(&b);
+    Ok((w[0], f32::from_bits(w[1])))
+}
+
+/// Convenience for tests and tools: uploads `x` and returns its argmax computed on the GPU.
+pub async fn run_argmax(gpu: &Gpu, x: &[f32]) -> Result<(u32, f32), GpuError> {
+    let n = u32::try_from(x.len())
+        .map_err(|_| shape_err(format!("{} values do not fit u32", x.len())))?;
+    let xb = gpu.storage_from("argmax x", x);
+    let out = gpu.storage("argmax out", ARGMAX_OUT_BYTES);
+    let mut enc = gpu.device.create_command_encoder(&Default::default());
+    encode_argmax(gpu, &mut enc, &xb, n, &out).await?;
+    gpu.queue.submit([enc.finish()]);
+    read_argmax(gpu, &out).await
+}
+
+/// The reference: `max_by` over the non-NaN values with ties to the lowest index;
+/// `(ARGMAX_NONE, NaN)` when there are none.
+pub fn argmax_ref(x: &[f32]) -> (u32, f32) {
+    x.iter()
+        .enumerate()
+        .filter(|(_, v)| !v.is_nan())
+        .max_by(|(i, a), (j, b)| {
+            a.partial_cmp(b)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(j.cmp(i))
+        })
+        .map_or((ARGMAX_NONE, f32::NAN), |(i, &v)| (i as u32, v))
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_validates() {
+        for tier in [Tier::T0, Tier::T1, Tier::T2] {
+            for variant in [0, V_FINAL] {
+                crate::ops::act::validate_wgsl(
+                    &format!("argmax v{variant}"),
+                    tier,
+                    &source(variant, tier),
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn reference_rules() {
+        assert_eq!(argmax_ref(&[1.0, 3.0, 3.0, 2.0]), (1, 3.0));
+        assert_eq!(argmax_ref(&[f32::NAN, -1.0, -1.0]), (1, -1.0));
+        let (i, v) = argmax_ref(&[-0.0, 0.0]);
+        assert_eq!((i, v.to_bits()), (0, (-0.0f32).to_bits()));
+        let (i, v) = argmax_ref(&[f32::NAN, f32::NAN]);
+        assert!(i == ARGMAX_NONE && v.is_nan());
+        assert_eq!(
+            argmax_ref(&[f32::NEG_INFINITY, f32::NAN]),
+            (0, f32::NEG_INFINITY)
+        );
+    }
+}

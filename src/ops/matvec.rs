@@ -3,8 +3,16 @@
 use super::{check_binding, check_kernel_shape, grid, key, record, Params};
 use crate::gpu::{Gpu, GpuError, GpuWeight, KernelFamily, Op, Tier};
 
-/// Rows each invocation of the row kernel handles (`ROWS` in `shaders/matvec_row.wgsl`).
-pub const MATVEC_ROWS_PER_INVOCATION: u32 = 16;
+/// Rows each invocation of the row kernel handles (`ROWS` in `shaders/matvec_row.wgsl`): 16 for
+/// large matrices (x is loaded once per 16 rows), fewer for small ones, so that a software
+/// adapter still has a few hundred invocations to spread over its cores.
+pub fn rows_per_invocation(rows: u32) -> u32 {
+    match rows {
+        r if r >= 16 * 1024 => 16,
+        r if r >= 2048 => 4,
+        _ => 1,
+    }
+}
 
 /// Lanes per row for the cooperative kernel: enough to cover the row's 32-element pieces, at most
 /// 64, and in T2 no more than the smallest subgroup so a row reduces inside one subgroup.
@@ -41,7 +49,10 @@ pub async fn encode(
         });
     }
     let (op, lanes, rows_per_group) = match gpu.caps.family {
-        KernelFamily::Row => (Op::MatvecRow, 0, 64 * MATVEC_ROWS_PER_INVOCATION),
+        KernelFamily::Row => {
+            let r = rows_per_invocation(w.chunks.iter().map(|c| c.rows).max().unwrap_or(1));
+            (Op::MatvecRow, r, 64 * r)
+        }
         KernelFamily::Workgroup => {
             let lanes = lanes_for(gpu, w.row_len);
             (Op::MatvecWg, lanes, 64 / lanes)

@@ -8,10 +8,8 @@ use wisp::quant::GgmlType;
 
 use crate::cli::BenchArgs;
 
-/// Row length of the benchmark weights (a typical hidden size).
-const K: u64 = 2048;
-
 pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let k_len = args.k;
     let mut gpu = pollster::block_on(Gpu::new(&GpuOptions::from_env()?))?;
     let chosen = gpu.caps.family;
     let formats: Vec<GgmlType> = if args.formats.is_empty() {
@@ -63,7 +61,7 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     for fam in families {
         gpu.set_family(fam);
         for &ty in &formats {
-            let Some(row_bytes) = wisp::quant::row_bytes(ty, K) else {
+            let Some(row_bytes) = wisp::quant::row_bytes(ty, k_len) else {
                 continue;
             };
             let again = pollster::block_on(bench::roofline(&gpu, 128 << 20, args.iters.min(3)))?;
@@ -72,13 +70,13 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             }
             alu = alu.max(pollster::block_on(bench::alu_peak(&gpu, 1))?);
             let rows = ((args.mib << 20) / row_bytes).max(64);
-            let mv = pollster::block_on(bench::matvec(&gpu, ty, rows, K, args.iters))?;
+            let mv = pollster::block_on(bench::matvec(&gpu, ty, rows, k_len, args.iters))?;
             let mm_rows = (rows / 8).clamp(64, 8192);
             let mm = pollster::block_on(bench::matmul(
                 &gpu,
                 ty,
                 mm_rows,
-                K,
+                k_len,
                 args.cols,
                 args.iters.min(3),
             ))?;
@@ -122,12 +120,12 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
         kernels.push(
             json!({"format": ty, "op": "matvec", "family": mv.family, "chosen": is_chosen,
-            "rows": rows, "k": K, "bytes": mv.weight_bytes, "gbs": mv.gbs, "pct_of_roofline": pct,
+            "rows": rows, "k": k_len, "bytes": mv.weight_bytes, "gbs": mv.gbs, "pct_of_roofline": pct,
             "gflops": mv.gflops, "pct_of_alu_peak": 100.0 * mv.gflops / alu}),
         );
         kernels.push(
             json!({"format": ty, "op": "matmul", "family": mm.family, "chosen": is_chosen,
-            "rows": mm_rows, "k": K, "cols": args.cols, "gflops": mm.gflops,
+            "rows": mm_rows, "k": k_len, "cols": args.cols, "gflops": mm.gflops,
             "pct_of_alu_peak": 100.0 * mm.gflops / alu}),
         );
     }

@@ -27,6 +27,8 @@ pub enum Command {
     Dequant(DequantArgs),
     /// Measure the adapter's read roofline and every format's matvec and matmul speed.
     BenchKernels(BenchArgs),
+    /// Generate from a prompt (greedy with --temp 0), streaming tokens.
+    Run(RunArgs),
     /// Check every tensor of a model on the GPU: dequantize and matvec against the CPU reference.
     Check(CheckArgs),
 }
@@ -95,6 +97,9 @@ pub struct BenchArgs {
     /// Weight bytes per matvec benchmark, in MiB.
     #[arg(long, default_value_t = 64)]
     pub mib: u64,
+    /// Row length (K) of the benchmark weights.
+    #[arg(long, default_value_t = 2048)]
+    pub k: u64,
     /// Columns for the matmul benchmark.
     #[arg(long, default_value_t = 64)]
     pub cols: u32,
@@ -125,4 +130,41 @@ pub fn shape(dims: &[u64]) -> String {
         .map(|d| d.to_string())
         .collect::<Vec<_>>()
         .join("×")
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub model: ModelArg,
+    /// Prompt text.
+    #[arg(short = 'p', long)]
+    pub prompt: Option<String>,
+    /// Prompt as token ids (tokenizer bypassed), e.g. 2,14946,3324.
+    #[arg(long)]
+    pub prompt_ids: Option<String>,
+    /// Tokens to generate.
+    #[arg(short = 'n', long, default_value_t = 32)]
+    pub n: usize,
+    /// Temperature (0 = greedy).
+    #[arg(long, default_value_t = 0.0)]
+    pub temp: f32,
+    #[arg(long, default_value_t = 40)]
+    pub top_k: usize,
+    #[arg(long, default_value_t = 0.95)]
+    pub top_p: f32,
+    #[arg(long, default_value_t = 0.05)]
+    pub min_p: f32,
+    #[arg(long, default_value_t = 1.0)]
+    pub repeat_penalty: f32,
+    #[arg(long, default_value_t = 0x5eed)]
+    pub seed: u64,
+    /// KV cache positions.
+    #[arg(long, default_value_t = 4096)]
+    pub ctx: u32,
+    /// One JSON object per token, then a summary line.
+    #[arg(long)]
+    pub json: bool,
+    /// With --json: the K largest raw logits of each step.
+    #[arg(long, default_value_t = 0)]
+    pub top_logits: usize,
 }

@@ -12,6 +12,8 @@ mod dequant;
 mod gpus;
 #[cfg(not(target_arch = "wasm32"))]
 mod info;
+#[cfg(not(target_arch = "wasm32"))]
+mod run;
 
 #[cfg(not(target_arch = "wasm32"))]
 fn main() -> std::process::ExitCode {
@@ -24,6 +26,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Dequant(a) => dequant::run(a),
         cli::Command::BenchKernels(a) => bench_kernels::run(a),
         cli::Command::Check(a) => check::run(a),
+        cli::Command::Run(a) => run::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

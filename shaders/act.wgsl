@@ -1,0 +1,85 @@
+// Element-wise ops on f32 [len] (activations are [tokens][n], flattened), one invocation per
+// element. Exactly one op flag:
+//   GEGLU   y = gelu_tanh(a) · b     (a = gate, b = up; Gemma)
+//   SWIGLU  y = silu(a) · b          (Llama, Qwen)
+//   ADD     y = a + b
+//   ADD_BIAS y[r][i] = a[r][i] + b[i]   (b is one row of n)
+//   SCALE   y = a · s
+// INPLACE: y is a (a is bound read-write and there is no y binding).
+// Bindings: 0 params, 1 a, 2 b (binary ops), then y (unless INPLACE).
+
+struct ActParams {
+    len: u32,
+    grid_x: u32,
+    s: f32,
+    n: u32,         // row length (ADD_BIAS)
+}
+
+@group(0) @binding(0) var<uniform> P: ActParams;
+#if INPLACE
+@group(0) @binding(1) var<storage, read_write> A: array<f32>;
+#else
+@group(0) @binding(1) var<storage, read> A: array<f32>;
+#endif
+#if SCALE
+#if !INPLACE
+@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
+#endif
+#else
+@group(0) @binding(2) var<storage, read> B: array<f32>;
+#if !INPLACE
+@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+#endif
+#endif
+
+// σ(z) without overflow for any finite z: exp only ever sees −|z|, so it lies in (0, 1] and
+// underflows to 0 gracefully (WGSL lets implementations assume no overflow or infinities).
+fn sigmoid(z: f32) -> f32 {
+    let e = exp(-abs(z));
+    return select(1.0, e, z < 0.0) / (1.0 + e);
+}
+
+// silu(x) = x·σ(x).
+fn silu(x: f32) -> f32 {
+    return x * sigmoid(x);
+}
+
+// gelu_tanh(x) = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) = x·σ(2·√(2/π)·(x + 0.044715·x³)).
+// tanh is never evaluated (tanh as sinh/cosh overflows to NaN for large arguments on some
+// drivers). x is clamped to ±9 so x³ cannot overflow: above 9, σ(z(9)) = 1 − 1.5e-29 is 1 in
+// f32, so the result is x; below −9 the result is gelu(−9) = −1.34e-28, within 1.4e-28 of the
+// true value (which is closer to 0).
+fn gelu_tanh(x: f32) -> f32 {
+    let c = clamp(x, -9.0, 9.0);
+    let z = 1.5957691216057308 * (c + 0.044715 * c * c * c);
+    return max(x, -9.0) * sigmoid(z);
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let i = (wg.y * P.grid_x + wg.x) * 64u + li;
+    if (i >= P.len) {
+        return;
+    }
+    let a = A[i];
+#if GEGLU
+    let v = gelu_tanh(a) * B[i];
+#endif
+#if SWIGLU
+    let v = silu(a) * B[i];
+#endif
+#if ADD
+    let v = a + B[i];
+#endif
+#if ADD_BIAS
+    let v = a + B[i % P.n];
+#endif
+#if SCALE
+    let v = a * P.s;
+#endif
+#if INPLACE
+    A[i] = v;
+#else
+    Y[i] = v;
+#endif
+}

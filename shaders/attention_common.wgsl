@@ -1,0 +1,25 @@
+// Appended to every attention kernel (src/ops/attention.rs): the uniform block.
+
+// `AttnParams` in src/ops/attention.rs.
+struct Params {
+    n_tokens: u32,     // query tokens (prefill), 1 (decode)
+    pos0: u32,         // position of the first query token
+    n_heads: u32,
+    n_kv_heads: u32,
+    group: u32,        // query heads per kv head
+    ctx: u32,          // positions per kv head in the cache
+    window: u32,       // sliding window, 0 = none
+    scale: f32,        // score scale, usually 1/sqrt(head_dim)
+    chunk: u32,        // decode: keys per split
+    n_splits: u32,     // decode: splits per head
+    grid_x: u32,       // workgroups along x (larger grids wrap into y)
+    heads_per_wg: u32, // decode: query heads per workgroup
+    key_lanes: u32,    // decode: rows per head, each over its own keys
+    kv_lo: u32,        // decode: first visible key
+    _pad0: u32,
+    _pad1: u32,
+}
+
+// The running maximum before any key was seen. Finite, so that `exp(m - mx)` is 1, never NaN,
+// while a row has seen only masked keys; scores below it are treated as masked.
+const NEG: f32 = -1.0e30;

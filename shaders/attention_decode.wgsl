@@ -1,0 +1,166 @@
+// Decode attention (one query token, all heads), split-K: workgroup (split, head group, kv head)
+// covers keys [kv_lo + split·chunk, +chunk) ∩ [0, pos] and writes, per query head, its partial
+// maximum m, sum l and unnormalized output o; attention_reduce.wgsl combines the splits.
+//
+// Inside a workgroup, a row is (query head, key lane): HG heads × KL key lanes, T lanes per row
+// owning interleaved vec4s of q and o as in the prefill kernel. Key lane kl takes keys
+// base + c·KL + kl (c < BC) of every step, so the rows of a step read adjacent cache rows; K and
+// V come straight from the cache (no reuse to stage for). At the end the KL rows of a head are
+// merged in workgroup memory.
+//
+// Bindings: 0 params, 1 Q [head][D] f32, 2 K cache, 3 V cache,
+// 4 partials: o [head][split][D] then (m, l, 0, 0) [head][split], vec4<f32>.
+// Flags: KV_F16, SUBGROUPS (as in attention_prefill.wgsl).
+
+override D: u32;
+override T: u32;
+override BC: u32;              // keys per row and step, ≤ 32
+override D4: u32 = D / 4u;
+override NV: u32 = D4 / T;
+override BR: u32 = 64u / T;
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> Q: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> PART: array<vec4<f32>>;
+
+#if !SUBGROUPS
+var<workgroup> red: array<f32, 64u * BC>;
+var<workgroup> sc: array<f32, BR * BC>;
+#endif
+var<workgroup> mo: array<vec4<f32>, BR * D4>;
+var<workgroup> mm: array<f32, BR>;
+var<workgroup> ml: array<f32, BR>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let split = wid.x;
+    let hg = P.heads_per_wg;
+    let kl_n = P.key_lanes;
+    let r = li / T;
+    let t = li % T;
+    let gl = r % hg;
+    let kl = r / hg;
+    let g = wid.y * hg + gl;
+    let row_ok = kl < kl_n && g < P.group;
+    let head = wid.z * P.group + min(g, P.group - 1u);
+
+    // Keys [a, b) of this split; causal and window limits are already in kv_lo and b.
+    let a = P.kv_lo + split * P.chunk;
+    let b = min(a + P.chunk, P.pos0 + 1u);
+    let per_step = kl_n * BC;
+    var steps = 0u;
+    if (b > a) {
+        steps = (b - a + per_step - 1u) / per_step;
+    }
+
+    let qo = head * D4 + t;
+    var q: array<vec4<f32>, 8>;
+    var o: array<vec4<f32>, 8>;
+    for (var i = 0u; i < NV; i++) {
+        q[i] = Q[qo + i * T] * P.scale;
+        o[i] = vec4<f32>(0.0);
+    }
+    var m = NEG;
+    var l = 0.0;
+    var s: array<f32, 32>;
+
+    let kv0 = wid.z * P.ctx;
+    for (var st = 0u; st < steps; st++) {
+        let base = a + st * per_step + kl;
+        for (var c = 0u; c < BC; c++) {
+            let src = (kv0 + min(base + c * kl_n, b - 1u)) * D4 + t;
+            var acc = vec4<f32>(0.0);
+            for (var i = 0u; i < NV; i++) {
+                acc = fma(q[i], load_k(src + i * T), acc);
+            }
+            s[c] = (acc.x + acc.y) + (acc.z + acc.w);
+        }
+#if SUBGROUPS
+        for (var c = 0u; c < BC; c++) {
+            for (var w = 1u; w < T; w <<= 1u) {
+                s[c] += subgroupShuffleXor(s[c], w);
+            }
+        }
+#else
+        for (var c = 0u; c < BC; c++) {
+            red[(r * BC + c) * T + t] = s[c];
+        }
+        workgroupBarrier();
+        for (var c = t; c < BC; c += T) {
+            var acc = 0.0;
+            for (var u = 0u; u < T; u++) {
+                acc += red[(r * BC + c) * T + u];
+            }
+            sc[r * BC + c] = acc;
+        }
+        workgroupBarrier();
+        // `red` is rewritten next step after everyone passed the barrier above, `sc` after
+        // the next step's first barrier: no third barrier needed.
+        for (var c = 0u; c < BC; c++) {
+            s[c] = sc[r * BC + c];
+        }
+#endif
+
+        var mx = m;
+        for (var c = 0u; c < BC; c++) {
+            if (row_ok && base + c * kl_n < b) {
+                mx = max(mx, s[c]);
+            }
+        }
+        let alpha = exp(m - mx);
+        var ps = 0.0;
+        for (var c = 0u; c < BC; c++) {
+            var p = 0.0;
+            if (row_ok && base + c * kl_n < b) {
+                p = exp(s[c] - mx);
+            }
+            s[c] = p;
+            ps += p;
+        }
+        l = l * alpha + ps;
+        m = mx;
+        for (var i = 0u; i < NV; i++) {
+            o[i] *= alpha;
+        }
+        for (var c = 0u; c < BC; c++) {
+            let src = (kv0 + min(base + c * kl_n, b - 1u)) * D4 + t;
+            let p = vec4<f32>(s[c]);
+            for (var i = 0u; i < NV; i++) {
+                o[i] = fma(p, load_v(src + i * T), o[i]);
+            }
+        }
+    }
+
+    // Merge the key lanes of each head.
+    mm[r] = m;
+    ml[r] = l;
+    for (var i = 0u; i < NV; i++) {
+        mo[r * D4 + t + i * T] = o[i];
+    }
+    workgroupBarrier();
+    if (kl == 0u && row_ok) {
+        var mx = NEG;
+        for (var k = 0u; k < kl_n; k++) {
+            mx = max(mx, mm[k * hg + gl]);
+        }
+        var sum = 0.0;
+        for (var i = 0u; i < NV; i++) {
+            o[i] = vec4<f32>(0.0);
+        }
+        for (var k = 0u; k < kl_n; k++) {
+            let rr = k * hg + gl;
+            let f = exp(mm[rr] - mx);
+            sum += f * ml[rr];
+            for (var i = 0u; i < NV; i++) {
+                o[i] = fma(vec4<f32>(f), mo[rr * D4 + t + i * T], o[i]);
+            }
+        }
+        let pb = head * P.n_splits + split;
+        for (var i = 0u; i < NV; i++) {
+            PART[pb * D4 + t + i * T] = o[i];
+        }
+        if (t == 0u) {
+            PART[P.n_heads * P.n_splits * D4 + pb] = vec4<f32>(mx, sum, 0.0, 0.0);
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! The forward pass: one readable function per architecture family over preallocated buffers.
+//! Prefill and decode are the same code: `n` tokens at positions `pos0..pos0 + n` (matmul for
+//! n > 1, matvec for n = 1); the KV cache keeps every position, so a chat continues without
+//! re-reading its history.
+
+use super::config::{Arch, Config, RopeMode};
+use super::weights::{TensorSource, Weights};
+use super::ModelError;
+use crate::gpu::{Gpu, GpuError, GpuWeight};
+use crate::ops::attention::{self, AttnConfig, KvCache};
+use crate::ops::{act, argmax, embed, matmul, matvec, norm, rope};
+
+/// Tokens per forward step at most; longer prompts run in chunks of this many.
+pub const MAX_BATCH: u32 = 128;
+
+/// What a forward step hands back for its last token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Want {
+    /// The greedy token, computed on the GPU (8 bytes read back).
+    Argmax,
+    /// All logits (n_vocab f32 read back), for sampling or inspection.
+    Logits,
+}
+
+/// Result of [`Model::forward`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    Token(u32),
+    Logits(Vec<f32>),
+}
+
+/// Activation buffers, allocated once for [`MAX_BATCH`] tokens.
+struct Activations {
+    /// ids: (n) u32
+    ids: wgpu::Buffer,
+    /// x: (n, n_embd) the residual stream; h: (n, n_embd) scratch
+    x: wgpu::Buffer,
+    h: wgpu::Buffer,
+    /// q, o: (n, n_head·head_dim); k, v: (n, n_head_kv·head_dim)
+    q: wgpu::Buffer,
+    k: wgpu::Buffer,
+    v: wgpu::Buffer,
+    o: wgpu::Buffer,
+    /// g, u: (n, n_ff)
+    g: wgpu::Buffer,
+    u: wgpu::Buffer,
+    /// last: (n_embd) the last token's hidden state; logits: (n_vocab)
+    last: wgpu::Buffer,
+    logits: wgpu::Buffer,
+    /// argmax: (u32 index, f32 value)
+    best: wgpu::Buffer,
+    /// Biases (Qwen 2), per layer: (dim) each.
+    biases: Vec<[Option<wgpu::Buffer>; 3]>,
+}
+
+/// A model on the GPU with its KV cache.
+pub struct Model {
+    pub cfg: Config,
+    pub weights: Weights,
+    pub cache: KvCache,
+    act: Activations,
+}
+
+fn rope_mode(m: RopeMode) -> rope::RopeMode {
+    match m {
+        RopeMode::Normal => rope::RopeMode::Normal,
+        RopeMode::Neox => rope::RopeMode::Neox,
+    }
+}
+
+impl Model {
+    /// Loads the weights of `src` and allocates a KV cache of `ctx` positions (f32 at tier T0,
+    /// f16 above). `progress(done, total)` reports bytes uploaded.
+    pub async fn load<S: TensorSource>(
+        gpu: &Gpu,
+        src: &S,
+        ctx: u32,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Model, ModelError> {
+        let cfg = Config::from_gguf(src.gguf())?;
+        let weights = Weights::load(gpu, &cfg, src, progress)?;
+        let cache = KvCache::new(gpu, cfg.n_layer, ctx, cfg.n_head_kv, cfg.head_dim)?;
+        let f = |n: u32| u64::from(MAX_BATCH) * u64::from(n) * 4;
+        let (q, kv) = (cfg.n_head * cfg.head_dim, cfg.n_head_kv * cfg.head_dim);
+        // Biases (Qwen 2): one row each, added to every token's row.
+        let up = |b: &Option<Vec<f32>>| b.as_ref().map(|v| gpu.storage_from("bias", v));
+        let biases = weights
+            .layers
+            .iter()
+            .map(|l| [up(&l.bq), up(&l.bk), up(&l.bv)])
+            .collect();
+        let act = Activations {
+            ids: gpu.storage("ids", u64::from(MAX_BATCH) * 4),
+            x: gpu.storage("x", f(cfg.n_embd)),
+            h: gpu.storage("h", f(cfg.n_embd)),
+            q: gpu.storage("q", f(q)),
+            k: gpu.storage("k", f(kv)),
+            v: gpu.storage("v", f(kv)),
+            o: gpu.storage("o", f(q)),
+            g: gpu.storage("g", f(cfg.n_ff)),
+            u: gpu.storage("u", f(cfg.n_ff)),
+            last: gpu.storage("last", u64::from(cfg.n_embd) * 4),
+            logits: gpu.storage("logits", u64::from(cfg.n_vocab) * 4),
+            best: gpu.storage("argmax", argmax::ARGMAX_OUT_BYTES),
+            biases,
+        };
+        Ok(Model {
+            cfg,
+            weights,
+            cache,
+            act,
+        })
+    }
+
+    /// Positions filled in the KV cache.
+    pub fn pos(&self) -> u32 {
+        self.cache.stored(0)
+    }
+
+    /// Forgets the conversation.
+    pub fn reset(&self) {
+        self.cache.clear();
+    }
+
+    /// Runs `tokens` through the model after the positions already cached and returns the
+    /// greedy token or the logits after the last one.
+    pub async fn forward(
+        &mut self,
+        gpu: &Gpu,
+        tokens: &[u32],
+        want: Want,
+    ) -> Result<Output, ModelError> {
+        if tokens.is_empty() {
+            return Err(ModelError::Tensor {
+                tensor: "input".into(),
+                message: "no tokens to process".into(),
+            });
+        }
+        if let Some(&id) = tokens.iter().find(|&&t| t >= self.cfg.n_vocab) {
+            return Err(ModelError::BadToken {
+                id,
+                n_vocab: self.cfg.n_vocab,
+            });
+        }
+        let needed = u64::from(self.pos()) + tokens.len() as u64;
+        if needed > u64::from(self.cache.shape().ctx) {
+            return Err(ModelError::ContextFull {
+                needed,
+                ctx: self.cache.shape().ctx,
+            });
+        }
+        let chunks: Vec<&[u32]> = tokens.chunks(MAX_BATCH as usize).collect();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let pos0 = self.pos();
+            gpu.queue
+                .write_buffer(&self.act.ids, 0, bytemuck::cast_slice(chunk));
+            let mut enc = gpu.device.create_command_encoder(&Default::default());
+            self.encode_step(gpu, &mut enc, chunk.len() as u32, pos0)
+                .await?;
+            if i + 1 == chunks.len() {
+                self.encode_head(gpu, &mut enc, chunk.len() as u32, want)
+                    .await?;
+            }
+            gpu.queue.submit([enc.finish()]);
+        }
+        let out = match want {
+            Want::Argmax => Output::Token(argmax::read_argmax(gpu, &self.act.best).await?.0),
+            Want::Logits => Output::Logits(
+                gpu.read_f32(&self.act.logits, self.cfg.n_vocab as usize)
+                    .await?,
+            ),
+        };
+        gpu.check("forward")?;
+        Ok(out)
+    }
+
+    /// y (n, rows) = W · x (n, cols): matvec for one token, matmul for several.
+    async fn linear(
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        w: &GpuWeight,
+        x: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        n: u32,
+    ) -> Result<(), GpuError> {
+        if n == 1 {
+            matvec::encode(gpu, enc, w, x, y).await
+        } else {
+            matmul::encode(gpu, enc, w, x, y, n).await
+        }
+    }
+
+    /// Every layer for `n` tokens at positions `pos0..`, leaving the residual stream in `x`.
+    async fn encode_step(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        n: u32,
+        pos0: u32,
+    ) -> Result<(), ModelError> {
+        let c = &self.cfg;
+        let a = &self.act;
+        let w = &self.weights;
+        let (e, hd, nh, nkv) = (c.n_embd, c.head_dim, c.n_head, c.n_head_kv);
+        let gemma = c.arch == Arch::Gemma3;
+
+        // x: (n, e) = token_embd[ids] · embd_scale
+        if c.embd_scale != 1.0 {
+            embed::encode_get_rows(gpu, enc, &w.token_embd, &a.ids, n, &a.h).await?;
+            act::encode_scale(gpu, enc, &a.h, &a.x, n, e, c.embd_scale).await?;
+        } else {
+            embed::encode_get_rows(gpu, enc, &w.token_embd, &a.ids, n, &a.x).await?;
+        }
+        for (il, l) in w.layers.iter().enumerate() {
+            let il32 = il as u32;
+            // h = rms_norm(x) · attn_norm
+            norm::encode_rms_norm(gpu, enc, &a.x, Some(&l.attn_norm), &a.h, n, e, c.eps).await?;
+            // q: (n, nh, hd), k, v: (n, nkv, hd)
+            Self::linear(gpu, enc, &l.wq, &a.h, &a.q, n).await?;
+            Self::linear(gpu, enc, &l.wk, &a.h, &a.k, n).await?;
+            Self::linear(gpu, enc, &l.wv, &a.h, &a.v, n).await?;
+            let [bq, bk, bv] = &a.biases[il];
+            for (b, t, dim) in [
+                (bq, &a.q, nh * hd),
+                (bk, &a.k, nkv * hd),
+                (bv, &a.v, nkv * hd),
+            ] {
+                if let Some(b) = b {
+                    act::encode_add_bias(gpu, enc, t, b, t, n, dim).await?;
+                }
+            }
+            // QK-norm (Qwen 3, Gemma 3): per head, in place.
+            if let (Some(qn), Some(kn)) = (&l.q_norm, &l.k_norm) {
+                norm::encode_rms_norm(gpu, enc, &a.q, Some(qn), &a.q, n * nh, hd, c.eps).await?;
+                norm::encode_rms_norm(gpu, enc, &a.k, Some(kn), &a.k, n * nkv, hd, c.eps).await?;
+            }
+            let local = c.is_local(il32);
+            let base = if local {
+                c.rope_base_local
+            } else {
+                c.rope_base
+            };
+            let r = rope::Rope::new(rope_mode(c.rope_mode), hd, base);
+            rope::encode_rope(gpu, enc, &a.q, n, nh, pos0, &r).await?;
+            rope::encode_rope(gpu, enc, &a.k, n, nkv, pos0, &r).await?;
+            // o: (n, nh, hd) = softmax(q·kᵀ·scale, causal, window) · v over the cache
+            let ac = AttnConfig {
+                n_heads: nh,
+                window: if local { c.window } else { 0 },
+                scale: c.attn_scale,
+            };
+            attention::attend(
+                gpu,
+                enc,
+                &self.cache,
+                il32,
+                &a.q,
+                &a.k,
+                &a.v,
+                &a.o,
+                pos0,
+                n,
+                &ac,
+            )
+            .await?;
+            // h: (n, e) = wo · o, post-norm (Gemma 3), then x += h
+            Self::linear(gpu, enc, &l.wo, &a.o, &a.h, n).await?;
+            if let Some(pn) = &l.post_attn_norm {
+                norm::encode_rms_norm(gpu, enc, &a.h, Some(pn), &a.h, n, e, c.eps).await?;
+            }
+            act::encode_add(gpu, enc, &a.x, &a.h, &a.x, n, e).await?;
+            // Feed-forward: h = rms_norm(x) · ffn_norm; g, u: (n, n_ff); g = act(g) · u; h = w_down · g
+            norm::encode_rms_norm(gpu, enc, &a.x, Some(&l.ffn_norm), &a.h, n, e, c.eps).await?;
+            Self::linear(gpu, enc, &l.w_gate, &a.h, &a.g, n).await?;
+            Self::linear(gpu, enc, &l.w_up, &a.h, &a.u, n).await?;
+            if gemma {
+                act::encode_geglu(gpu, enc, &a.g, &a.u, &a.g, n, c.n_ff).await?;
+            } else {
+                act::encode_swiglu(gpu, enc, &a.g, &a.u, &a.g, n, c.n_ff).await?;
+            }
+            Self::linear(gpu, enc, &l.w_down, &a.g, &a.h, n).await?;
+            if let Some(pn) = &l.post_ffn_norm {
+                norm::encode_rms_norm(gpu, enc, &a.h, Some(pn), &a.h, n, e, c.eps).await?;
+            }
+            act::encode_add(gpu, enc, &a.x, &a.h, &a.x, n, e).await?;
+        }
+        Ok(())
+    }
+
+    /// The last token's logits (n_vocab) = output · rms_norm(x[n-1]) · output_norm, and their argmax.
+    async fn encode_head(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        n: u32,
+        want: Want,
+    ) -> Result<(), ModelError> {
+        let (c, a, w) = (&self.cfg, &self.act, &self.weights);
+        let row = u64::from(c.n_embd) * 4;
+        enc.copy_buffer_to_buffer(&a.x, u64::from(n - 1) * row, &a.last, 0, row);
+        norm::encode_rms_norm(
+            gpu,
+            enc,
+            &a.last,
+            Some(&w.output_norm),
+            &a.last,
+            1,
+            c.n_embd,
+            c.eps,
+        )
+        .await?;
+        let out = w.output.as_ref().unwrap_or(&w.token_embd);
+        matvec::encode(gpu, enc, out, &a.last, &a.logits).await?;
+        if want == Want::Argmax {
+            argmax::encode_argmax(gpu, enc, &a.logits, c.n_vocab, &a.best).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,653 @@
+//! The small ops of a transformer forward pass (RMS norm, RoPE, GeGLU/SwiGLU, add, scale,
+//! argmax) against their f64 CPU references, on every adapter and every tier it allows, with
+//! awkward shapes. Tolerances are the ops' own f32 error bounds (`norm::rms_norm_rel_bound`,
+//! `rope::rope_abs_bound`, `act::geglu_bound`, `act::swiglu_bound`, documented there); add and
+//! scale are correctly rounded in WGSL and must match f32 bit for bit; argmax is exact.
+//! Each check reports its largest error as a fraction of the bound (`--nocapture`).
+
+mod common;
+
+use wisp::gpu::{Gpu, GpuError};
+use wisp::ops::rope::{Rope, RopeMode};
+use wisp::ops::synth::Rng;
+use wisp::ops::{act, argmax, norm, rope};
+
+/// Runs `f` on every adapter at every tier it supports; panics with every failure at the end.
+fn each_config(mut f: impl FnMut(&Gpu, &str) -> Vec<String>) {
+    let mut failures = Vec::new();
+    for mut gpu in common::devices() {
+        let max = gpu.caps.tier;
+        for tier in common::tiers(&gpu) {
+            gpu.set_tier(tier).expect("tier within the device's");
+            let label = format!("{} {tier:?}", gpu.caps.adapter.name);
+            failures.extend(
+                f(&gpu, &label)
+                    .into_iter()
+                    .map(|m| format!("[{label}] {m}")),
+            );
+        }
+        gpu.set_tier(max).expect("restore tier");
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+fn block<T>(f: impl std::future::Future<Output = T>) -> T {
+    pollster::block_on(f)
+}
+
+fn randoms(n: usize, scale: f32, seed: u64) -> Vec<f32> {
+    let mut r = Rng(seed);
+    (0..n).map(|_| r.unit() * scale).collect()
+}
+
+/// Compares element by element: `|got − want| ≤ bound(i)`; returns failures and the largest
+/// `error / bound`.
+fn compare(
+    what: &str,
+    got: &[f32],
+    want: &[f64],
+    bound: impl Fn(usize) -> f64,
+) -> (Vec<String>, f64) {
+    let mut bad = Vec::new();
+    let mut worst = 0.0f64;
+    if got.len() != want.len() {
+        return (
+            vec![format!(
+                "{what}: {} values, expected {}",
+                got.len(),
+                want.len()
+            )],
+            0.0,
+        );
+    }
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let err = (f64::from(g) - w).abs();
+        let b = bound(i);
+        if b > 0.0 {
+            worst = worst.max(err / b);
+        }
+        // A NaN error fails too.
+        let within = err <= b;
+        if !within {
+            if bad.len() < 5 {
+                bad.push(format!(
+                    "{what}: [{i}] got {g:e}, want {w:e}, error {err:e} > bound {b:e}"
+                ));
+            } else if bad.len() == 5 {
+                bad.push(format!("{what}: more mismatches"));
+            }
+        }
+    }
+    (bad, worst)
+}
+
+/// Reads `len` values of `buf` back (after the caller's submit).
+fn read(gpu: &Gpu, buf: &wgpu::Buffer, len: usize) -> Result<Vec<f32>, GpuError> {
+    block(gpu.read_f32(buf, len))
+}
+
+// ---------------------------------------------------------------------------------------------
+// RMS norm
+
+#[test]
+fn rms_norm_matches_reference() {
+    // (rows, n): one token of Gemma 3 270M (640) and SmolLM2 (576), 7 tokens, QK-norm over
+    // 7 tokens × 4 heads of 256, the FFN width, n = 1, and odd everything.
+    let shapes = [
+        (1, 640),
+        (7, 640),
+        (1, 576),
+        (28, 256),
+        (3, 2048),
+        (1, 1),
+        (5, 7),
+        (9, 65),
+    ];
+    each_config(|gpu, _| {
+        let mut fails = Vec::new();
+        let mut worst = 0.0f64;
+        for (s, &(rows, n)) in shapes.iter().enumerate() {
+            let mut x = randoms(rows * n, 4.0, 11 + s as u64);
+            // Rows at very different scales: tiny, large, and all zero.
+            if rows >= 3 {
+                x[..n].iter_mut().for_each(|v| *v *= 1e-3);
+                x[n..2 * n].iter_mut().for_each(|v| *v *= 1e3);
+                x[2 * n..3 * n].iter_mut().for_each(|v| *v = 0.0);
+            }
+            let w: Vec<f32> = randoms(n, 1.0, 99 + s as u64)
+                .iter()
+                .map(|v| 1.0 + v)
+                .collect();
+            let bound = norm::rms_norm_rel_bound(n);
+            for with_w in [false, true] {
+                let wref = with_w.then_some(&w[..]);
+                let want = norm::rms_norm_ref(&x, wref, n, 1e-6);
+                let what = format!("rms_norm [{rows}][{n}] w={with_w}");
+                // Out of place through run_rms_norm.
+                match block(norm::run_rms_norm(gpu, &x, wref, n as u32, 1e-6)) {
+                    Ok(got) => {
+                        let (f, r) = compare(&what, &got, &want, |i| want[i].abs() * bound);
+                        fails.extend(f);
+                        worst = worst.max(r);
+                    }
+                    Err(e) => fails.push(format!("{what}: {e}")),
+                }
+                // In place.
+                let xb = gpu.storage_from("x", &x);
+                let wb = gpu.storage_from("w", &w);
+                let mut enc = gpu.device.create_command_encoder(&Default::default());
+                let r = block(norm::encode_rms_norm(
+                    gpu,
+                    &mut enc,
+                    &xb,
+                    with_w.then_some(&wb),
+                    &xb,
+                    rows as u32,
+                    n as u32,
+                    1e-6,
+                ));
+                gpu.queue.submit([enc.finish()]);
+                match r.and_then(|_| read(gpu, &xb, x.len())) {
+                    Ok(got) => {
+                        let what = format!("{what} in place");
+                        let (f, r) = compare(&what, &got, &want, |i| want[i].abs() * bound);
+                        fails.extend(f);
+                        worst = worst.max(r);
+                    }
+                    Err(e) => fails.push(format!("{what} in place: {e}")),
+                }
+            }
+        }
+        eprintln!("rms_norm: largest error {worst:.3} of the bound");
+        fails
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// RoPE
+
+#[test]
+fn rope_matches_reference() {
+    // (mode, head_dim, n_rot, freq_base, freq_scale, heads, tokens, pos0)
+    let cases = [
+        // SmolLM2 (llama: normal), one token at 0 and 7 tokens reaching position 4096.
+        (RopeMode::Normal, 64, 64, 100_000.0, 1.0, 9, 1, 0),
+        (RopeMode::Normal, 64, 64, 10_000.0, 1.0, 3, 7, 4090),
+        // Gemma 3: neox, head_dim 256, global (1e6) and local (1e4) bases.
+        (RopeMode::Neox, 256, 256, 1_000_000.0, 1.0, 4, 7, 4090),
+        (RopeMode::Neox, 256, 256, 10_000.0, 1.0, 1, 1, 4096),
+        (RopeMode::Neox, 256, 256, 10_000.0, 1.0, 4, 1, 0),
+        // Qwen: neox, head_dim 128.
+        (RopeMode::Neox, 128, 128, 1_000_000.0, 1.0, 2, 7, 1),
+        // Partial rotation, linear scaling, odd head count, and the last exact positions.
+        (RopeMode::Neox, 64, 32, 10_000.0, 0.125, 3, 5, 100),
+        (RopeMode::Normal, 80, 48, 500_000.0, 1.0, 5, 7, 131_065),
+        (RopeMode::Neox, 256, 256, 1_000_000.0, 1.0, 1, 2, 131_070),
+    ];
+    each_config(|gpu, _| {
+        let mut fails = Vec::new();
+        let mut worst = 0.0f64;
+        for (c, &(mode, head_dim, n_rot, base, scale, heads, tokens, pos0)) in
+            cases.iter().enumerate()
+        {
+            let rope = Rope {
+                mode,
+                head_dim,
+                n_rot,
+                freq_base: base,
+                freq_scale: scale,
+            };
+            let len = (tokens * heads * head_dim) as usize;
+            let x = randoms(len, 3.0, 1000 + c as u64);
+            let want = rope::rope_ref(&x, tokens, heads, pos0, &rope);
+            // Bound per element: its pair's (|a| + |b|) times the angle/trig/rotation bound;
+            // dimensions past n_rot must come back unchanged.
+            let half = (n_rot / 2) as usize;
+            let bound = |j: usize| {
+                let row = j / head_dim as usize;
+                let d = j % head_dim as usize;
+                if d >= n_rot as usize {
+                    return 0.0;
+                }
+                let (i, partner) = match mode {
+                    RopeMode::Normal => (d / 2, d ^ 1),
+                    RopeMode::Neox => (d % half, if d < half { d + half } else { d - half }),
+                };
+                let pos = pos0 + (row / heads as usize) as u32;
+                let base = row * head_dim as usize;
+                let mag = f64::from(x[base + d].abs()) + f64::from(x[base + partner].abs());
+                mag * rope::rope_abs_bound(&rope, pos, i as u32)
+            };
+            let what = format!(
+                "rope {mode:?} [{tokens}][{heads}][{head_dim}] n_rot {n_rot} base {base} pos0 {pos0}"
+            );
+            match block(rope::run_rope(gpu, &x, tokens, heads, pos0, &rope)) {
+                Ok(got) => {
+                    let (f, r) = compare(&what, &got, &want, bound);
+                    fails.extend(f);
+                    worst = worst.max(r);
+                }
+                Err(e) => fails.push(format!("{what}: {e}")),
+            }
+        }
+        eprintln!("rope: largest error {worst:.3} of the bound");
+        fails
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Activations, add, scale
+
+/// Gates: random over [−12, 12] plus the edges of the kernel's clamps and far beyond.
+fn gates(len: usize, seed: u64) -> Vec<f32> {
+    let mut g = randoms(len, 12.0, seed);
+    let special = [
+        0.0, -0.0, 9.0, -9.0, 9.0001, -9.0001, 10.0, -10.0, 20.0, -20.0, 87.0, -87.0, 88.7, -88.7,
+        100.0, -100.0, 1e4, -1e4, 1e30, -1e30, 1e-30, -1e-30,
+    ];
+    for (v, s) in g.iter_mut().zip(special) {
+        *v = s;
+    }
+    g
+}
+
+#[test]
+fn activations_match_reference() {
+    let shapes = [(1, 640), (7, 2048), (1, 1), (3, 7)];
+    each_config(|gpu, _| {
+        let mut fails = Vec::new();
+        let (mut wg, mut ws) = (0.0f64, 0.0f64);
+        for (s, &(rows, n)) in shapes.iter().enumerate() {
+            let len = rows * n;
+            let gate = gates(len, 500 + s as u64);
+            let up = randoms(len, 2.0, 600 + s as u64);
+            let what = format!("[{rows}][{n}]");
+            // Both through run_* (out of place) and in place over gate.
+            for inplace in [false, true] {
+                for geglu in [true, false] {
+                    let name = if geglu { "geglu" } else { "swiglu" };
+                    let want = if geglu {
+                        act::geglu_ref(&gate, &up)
+                    } else {
+                        act::swiglu_ref(&gate, &up)
+                    };
+                    let got = if inplace {
+                        let gb = gpu.storage_from("gate", &gate);
+                        let ub = gpu.storage_from("up", &up);
+                        let mut enc = gpu.device.create_command_encoder(&Default::default());
+                        let r = if geglu {
+                            block(act::encode_geglu(
+                                gpu,
+                                &mut enc,
+                                &gb,
+                                &ub,
+                                &gb,
+                                rows as u32,
+                                n as u32,
+                            ))
+                        } else {
+                            block(act::encode_swiglu(
+                                gpu,
+                                &mut enc,
+                                &gb,
+                                &ub,
+                                &gb,
+                                rows as u32,
+                                n as u32,
+                            ))
+                        };
+                        gpu.queue.submit([enc.finish()]);
+                        r.and_then(|_| read(gpu, &gb, len))
+                    } else if geglu {
+                        block(act::run_geglu(gpu, &gate, &up))
+                    } else {
+                        block(act::run_swiglu(gpu, &gate, &up))
+                    };
+                    let what = format!("{name} {what} in_place={inplace}");
+                    match got {
+                        Ok(got) => {
+                            let (f, r) = compare(&what, &got, &want, |i| {
+                                let (rel, abs) = if geglu {
+                                    act::geglu_bound(gate[i], up[i])
+                                } else {
+                                    act::swiglu_bound(gate[i], up[i])
+                                };
+                                want[i].abs() * rel + abs
+                            });
+                            fails.extend(f);
+                            let w = if geglu { &mut wg } else { &mut ws };
+                            *w = w.max(r);
+                        }
+                        Err(e) => fails.push(format!("{what}: {e}")),
+                    }
+                }
+            }
+        }
+        eprintln!("geglu: largest error {wg:.3} of the bound; swiglu: {ws:.3}");
+        fails
+    });
+}
+
+/// Bit-for-bit comparison with f32 arithmetic (WGSL `+` and `*` are correctly rounded; the
+/// inputs avoid subnormals, which WGSL may flush).
+fn exact(what: &str, got: &[f32], want: &[f64]) -> Vec<String> {
+    let mut bad = Vec::new();
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        if g.to_bits() != (w as f32).to_bits() && bad.len() < 5 {
+            bad.push(format!("{what}: [{i}] got {g:e}, want {:e}", w as f32));
+        }
+    }
+    if got.len() != want.len() {
+        bad.push(format!(
+            "{what}: {} values, expected {}",
+            got.len(),
+            want.len()
+        ));
+    }
+    bad
+}
+
+#[test]
+fn add_and_scale_are_exact() {
+    let shapes = [(1, 640), (7, 640), (1, 1), (5, 2049)];
+    each_config(|gpu, _| {
+        let mut fails = Vec::new();
+        for (s, &(rows, n)) in shapes.iter().enumerate() {
+            let len = rows * n;
+            let a = randoms(len, 100.0, 700 + s as u64);
+            let b = randoms(len, 0.01, 800 + s as u64);
+            let (r32, n32) = (rows as u32, n as u32);
+            let sum = act::add_ref(&a, &b);
+            let what = format!("[{rows}][{n}]");
+            match block(act::run_add(gpu, &a, &b)) {
+                Ok(g) => fails.extend(exact(&format!("add {what}"), &g, &sum)),
+                Err(e) => fails.push(format!("add {what}: {e}")),
+            }
+            // A bias row broadcast over every row (Qwen 2's q/k/v biases), out of place and in place.
+            let bias = randoms(n, 1.0, 900 + s as u64);
+            let want = act::add_bias_ref(&a, &bias);
+            match block(act::run_add_bias(gpu, &a, &bias)) {
+                Ok(g) => fails.extend(exact(&format!("add_bias {what}"), &g, &want)),
+                Err(e) => fails.push(format!("add_bias {what}: {e}")),
+            }
+            let ab = gpu.storage_from("a", &a);
+            let bb = gpu.storage_from("bias", &bias);
+            let mut enc = gpu.device.create_command_encoder(&Default::default());
+            let r = block(act::encode_add_bias(gpu, &mut enc, &ab, &bb, &ab, r32, n32));
+            gpu.queue.submit([enc.finish()]);
+            match r.and_then(|_| read(gpu, &ab, len)) {
+                Ok(g) => fails.extend(exact(&format!("add_bias in place {what}"), &g, &want)),
+                Err(e) => fails.push(format!("add_bias in place {what}: {e}")),
+            }
+            // sqrt(n_embd) for Gemma's embeddings; 1/16 for an attention scale.
+            for k in [25.298_221f32, 0.0625, -3.0] {
+                let want = act::scale_ref(&a, k);
+                match block(act::run_scale(gpu, &a, k)) {
+                    Ok(g) => fails.extend(exact(&format!("scale {k} {what}"), &g, &want)),
+                    Err(e) => fails.push(format!("scale {what}: {e}")),
+                }
+            }
+            // In place: y = a, y = b, and a = b = y (which is 2a).
+            for case in ["y=a", "y=b", "a=b=y", "scale y=x"] {
+                let ab = gpu.storage_from("a", &a);
+                let bb = gpu.storage_from("b", &b);
+                let mut enc = gpu.device.create_command_encoder(&Default::default());
+                let (r, out, want) = match case {
+                    "y=a" => (
+                        block(act::encode_add(gpu, &mut enc, &ab, &bb, &ab, r32, n32)),
+                        &ab,
+                        sum.clone(),
+                    ),
+                    "y=b" => (
+                        block(act::encode_add(gpu, &mut enc, &ab, &bb, &bb, r32, n32)),
+                        &bb,
+                        sum.clone(),
+                    ),
+                    "a=b=y" => (
+                        block(act::encode_add(gpu, &mut enc, &ab, &ab, &ab, r32, n32)),
+                        &ab,
+                        act::add_ref(&a, &a),
+                    ),
+                    _ => (
+                        block(act::encode_scale(gpu, &mut enc, &ab, &ab, r32, n32, 0.5)),
+                        &ab,
+                        act::scale_ref(&a, 0.5),
+                    ),
+                };
+                gpu.queue.submit([enc.finish()]);
+                match r.and_then(|_| read(gpu, out, len)) {
+                    Ok(g) => fails.extend(exact(&format!("add {case} {what}"), &g, &want)),
+                    Err(e) => fails.push(format!("add {case} {what}: {e}")),
+                }
+            }
+        }
+        fails
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// argmax
+
+#[test]
+fn argmax_matches_reference() {
+    const VOCAB: usize = 262_144;
+    let mut cases: Vec<(String, Vec<f32>)> = Vec::new();
+    let logits = randoms(VOCAB, 20.0, 4242);
+    cases.push(("random 262144".into(), logits.clone()));
+    // Ties within one invocation (777 and 777 + 3·16384 share one), across invocations and
+    // across workgroups: the lowest index must win.
+    let mut t = logits.clone();
+    for &i in &[262_143, 200_000, 70_001, 49_929, 16_385, 777] {
+        t[i] = 50.0;
+    }
+    cases.push(("ties".into(), t));
+    // The maximum at the last index, then at index 0.
+    let mut t = logits.clone();
+    t[VOCAB - 1] = 30.0;
+    cases.push(("max last".into(), t.clone()));
+    t[0] = 30.0;
+    cases.push(("tie first and last".into(), t));
+    // All negative, with a NaN (of either sign) in front and around the maximum.
+    let mut t: Vec<f32> = logits.iter().map(|v| -v.abs() - 1.0).collect();
+    t[3] = f32::NAN;
+    t[4] = -f32::NAN;
+    t[123_456] = -0.5;
+    t[123_457] = f32::from_bits(0x7fff_ffff);
+    cases.push(("negatives and NaNs".into(), t));
+    // Infinities.
+    let mut t = logits.clone();
+    t[5] = f32::INFINITY;
+    t[6] = f32::INFINITY;
+    t[2] = f32::NAN;
+    cases.push(("+inf twice".into(), t));
+    cases.push(("-inf only".into(), vec![f32::NEG_INFINITY; 1000]));
+    // Signed zeros compare equal: the first wins.
+    cases.push(("-0 then +0".into(), vec![-1.0, -0.0, 0.0, -2.0]));
+    cases.push(("+0 then -0".into(), vec![-1.0, 0.0, -0.0, -2.0]));
+    cases.push(("all NaN".into(), vec![f32::NAN; 70]));
+    cases.push(("n = 1".into(), vec![-7.5]));
+    // Lengths around one workgroup and around the first pass's total width (256 × 64).
+    for n in [63usize, 64, 65, 16_383, 16_384, 16_385, 100_003] {
+        let mut t = randoms(n, 1.0, n as u64);
+        t[n / 2] = 2.0;
+        t[n - 1] = 2.0;
+        cases.push((format!("n = {n}"), t));
+    }
+    each_config(|gpu, _| {
+        let mut fails = Vec::new();
+        for (what, x) in &cases {
+            let (wi, wv) = argmax::argmax_ref(x);
+            match block(argmax::run_argmax(gpu, x)) {
+                Ok((i, v)) => {
+                    let same_value = v.to_bits() == wv.to_bits() || (v.is_nan() && wv.is_nan());
+                    if i != wi || !same_value {
+                        fails.push(format!(
+                            "argmax {what}: got ({i}, {v:e}), want ({wi}, {wv:e})"
+                        ));
+                    }
+                }
+                Err(e) => fails.push(format!("argmax {what}: {e}")),
+            }
+        }
+        fails
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad sizes and settings: a named error, never a panic, nothing recorded.
+
+fn expect_shape(what: &str, r: Result<(), GpuError>, op: &str) -> Option<String> {
+    match r {
+        Err(GpuError::Shape { tensor, detail }) if tensor.contains(op) => {
+            eprintln!("{what}: {tensor}: {detail}");
+            None
+        }
+        Err(e) => Some(format!(
+            "{what}: expected a shape error naming {op}, got {e}"
+        )),
+        Ok(()) => Some(format!("{what}: accepted")),
+    }
+}
+
+#[test]
+fn bad_shapes_are_errors() {
+    let gpu = common::devices().remove(0);
+    let g = &gpu;
+    let small = gpu.storage("small", 64 * 4);
+    let big = gpu.storage("big", 4096 * 4);
+    let mut enc = gpu.device.create_command_encoder(&Default::default());
+    let e = &mut enc;
+    let rope = Rope::new(RopeMode::Neox, 256, 1e6);
+    let odd = Rope {
+        n_rot: 31,
+        ..Rope::new(RopeMode::Normal, 64, 1e4)
+    };
+    let checks = [
+        (
+            "rms_norm x too small",
+            block(norm::encode_rms_norm(
+                g, e, &small, None, &big, 2, 640, 1e-6,
+            )),
+            "rms_norm",
+        ),
+        (
+            "rms_norm w too small",
+            block(norm::encode_rms_norm(
+                g,
+                e,
+                &big,
+                Some(&small),
+                &big,
+                1,
+                640,
+                1e-6,
+            )),
+            "rms_norm",
+        ),
+        (
+            "rms_norm n = 0",
+            block(norm::encode_rms_norm(g, e, &big, None, &big, 1, 0, 1e-6)),
+            "rms_norm",
+        ),
+        (
+            "rms_norm w = y",
+            block(norm::encode_rms_norm(
+                g,
+                e,
+                &big,
+                Some(&small),
+                &small,
+                1,
+                16,
+                1e-6,
+            )),
+            "rms_norm",
+        ),
+        (
+            "rope x too small",
+            block(rope::encode_rope(g, e, &small, 1, 1, 0, &rope)),
+            "rope",
+        ),
+        (
+            "rope odd n_rot",
+            block(rope::encode_rope(g, e, &big, 1, 1, 0, &odd)),
+            "rope",
+        ),
+        (
+            "rope past the last position",
+            block(rope::encode_rope(
+                g,
+                e,
+                &big,
+                2,
+                1,
+                rope::ROPE_MAX_POS - 1,
+                &rope,
+            )),
+            "rope",
+        ),
+        (
+            "rope no tokens",
+            block(rope::encode_rope(g, e, &big, 0, 1, 0, &rope)),
+            "rope",
+        ),
+        (
+            "geglu up too small",
+            block(act::encode_geglu(g, e, &big, &small, &big, 1, 640)),
+            "geglu",
+        ),
+        (
+            "swiglu out = up",
+            block(act::encode_swiglu(g, e, &big, &small, &small, 1, 16)),
+            "swiglu",
+        ),
+        (
+            "add y too small",
+            block(act::encode_add(g, e, &big, &big, &small, 7, 640)),
+            "add",
+        ),
+        (
+            "add with a bias row",
+            block(act::encode_add(g, e, &big, &small, &big, 2, 64)),
+            "add",
+        ),
+        (
+            "add_bias bias too small",
+            block(act::encode_add_bias(g, e, &big, &small, &big, 2, 65)),
+            "add_bias",
+        ),
+        (
+            "scale rows = 0",
+            block(act::encode_scale(g, e, &big, &big, 0, 640, 1.0)),
+            "scale",
+        ),
+        (
+            "argmax n = 0",
+            block(argmax::encode_argmax(g, e, &big, 0, &big)),
+            "argmax",
+        ),
+        (
+            "argmax x too small",
+            block(argmax::encode_argmax(g, e, &small, 65, &big)),
+            "argmax",
+        ),
+        (
+            "argmax out too small",
+            block(argmax::encode_argmax(g, e, &big, 64, &small)),
+            "argmax",
+        ),
+    ];
+    let fails: Vec<String> = checks
+        .into_iter()
+        .filter_map(|(what, r, op)| expect_shape(what, r, op))
+        .collect();
+    // Nothing was recorded: the (empty) encoder still submits cleanly.
+    gpu.queue.submit([enc.finish()]);
+    gpu.check("empty submit").expect("no validation errors");
+    assert!(fails.is_empty(), "{}", fails.join("\n"));
+}
