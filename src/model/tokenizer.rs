@@ -147,7 +147,7 @@ impl std::fmt::Debug for Tokenizer {
 
 impl Tokenizer {
     /// Builds the tokenizer from `tokenizer.ggml.*` metadata, with llama.cpp's defaults for what
-    /// is missing. Takes about a second for a 262k-token vocabulary.
+    /// is missing. Gemma 3's 262k-token vocabulary takes about 0.6 s natively.
     pub fn from_gguf(g: &Gguf) -> Result<Tokenizer> {
         load::load(g)
     }
@@ -230,8 +230,8 @@ impl Tokenizer {
     }
 
     /// Decodes ids to text as llama.cpp's `detokenize` does with `unparse_special`: control
-    /// tokens give their text, so `decode(encode(s, false)) == s`. Invalid UTF-8 (a lone byte
-    /// token) becomes U+FFFD.
+    /// tokens give their text, so `decode(encode(s, false)) == s` (where the model adds no space
+    /// prefix, or `s` has no special tokens). Invalid UTF-8 (a lone byte token) becomes U+FFFD.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         self.decode_with(ids, true)
     }

@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Writes llama.cpp's own tokenizations of a corpus, for tests/tokenizer.rs to compare against.
 
-llama.cpp's source comes from the PyPI sdist of llama-cpp-python (vendor/llama.cpp), built with the
-PyPI cmake and ninja; oracle.cpp (beside this file) prints what libllama says:
+llama.cpp's source comes from the PyPI sdist of llama-cpp-python (vendor/llama.cpp, commit 0c1e570),
+built with cmake and ninja from PyPI (`pip install cmake ninja`; about 7 minutes on 2 cores);
+oracle.cpp (beside this file) prints what libllama says. With WISP=/path/to/wisp:
     pip download --no-deps --no-binary=llama-cpp-python llama-cpp-python==0.3.36 && tar xzf llama_cpp_python-0.3.36.tar.gz
     cd llama_cpp_python-0.3.36/vendor/llama.cpp
     cmake -S . -B build -G Ninja -DBUILD_SHARED_LIBS=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
         -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_COMMON=OFF
     cmake --build build --target llama
-    g++ -O2 -std=c++17 $WISP/tests/data/tokenizer/oracle.cpp -I include -I ggml/include -L build/bin -lllama -o oracle
+    g++ -O2 -std=c++17 $WISP/tests/data/tokenizer/oracle.cpp -I include -I ggml/include \
+        -L build/bin -lllama -lggml -lggml-base -o oracle
     LD_LIBRARY_PATH=build/bin python3 $WISP/tests/data/tokenizer/gen_oracle.py ./oracle "$($WISP/scripts/fetch-model.sh)" gemma3
     LD_LIBRARY_PATH=build/bin python3 $WISP/tests/data/tokenizer/gen_oracle.py ./oracle "$($WISP/scripts/fetch-model.sh smollm2)" smollm2
     for pre in gpt-2 llama-bpe qwen2; do   # SmolLM2's vocabulary under other pre-tokenizers (needs gguf-py)
@@ -54,7 +56,8 @@ def variant(model, change, dst):
     arch = r.fields["general.architecture"].contents()
     w = gguf.GGUFWriter(dst, arch)
     for name, field in r.fields.items():
-        dropped = [change[1:]] if change.startswith("-") else ["tokenizer.ggml.pre", "tokenizer.ggml.add_bos_token"]
+        dropped = ([change[1:]] if change.startswith("-")
+                   else ["tokenizer.ggml.pre", "tokenizer.ggml.add_bos_token"])
         if name.startswith("GGUF.") or name == "general.architecture" or name in dropped:
             continue
         vtype = field.types[0]
