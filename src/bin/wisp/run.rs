@@ -8,6 +8,7 @@ use wisp::gguf::GgufFile;
 use wisp::gpu::{Gpu, GpuOptions};
 use wisp::model::forward::{Model, Output, Want};
 use wisp::model::sampler::{Sampler, SamplerConfig};
+use wisp::model::tokenizer::{StreamDecoder, Tokenizer};
 
 use crate::cli::RunArgs;
 
@@ -34,15 +35,13 @@ pub fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
     }))?;
     eprintln!();
+    let tokenizer = Tokenizer::from_gguf(file.gguf())?;
     let prompt: Vec<u32> = match (&args.prompt_ids, &args.prompt) {
         (Some(ids), _) => parse_ids(ids)?,
-        (None, Some(_)) => {
-            return Err(
-                "text prompts need the tokenizer, which is not built yet: use --prompt-ids".into(),
-            )
-        }
+        (None, Some(text)) => tokenizer.encode(text, true)?,
         (None, None) => return Err("give a prompt with -p or --prompt-ids".into()),
     };
+    let mut text_out = StreamDecoder::new(false);
     let mut sampler = Sampler::new(SamplerConfig {
         temperature: args.temp,
         top_k: args.top_k,
@@ -84,14 +83,18 @@ pub fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         generated += 1;
         history.push(id);
         input = vec![id];
+        let piece = text_out.push(&tokenizer, id)?;
+        if tokenizer.is_eog(id) {
+            break;
+        }
         if args.json {
-            let mut line = json!({"id": id});
+            let mut line = json!({"id": id, "text": piece});
             if args.top_logits > 0 {
                 line["top"] = json!(top.iter().map(|&(i, v)| json!([i, v])).collect::<Vec<_>>());
             }
             println!("{line}");
         } else {
-            print!("{id} ");
+            print!("{piece}");
             stdout.flush()?;
         }
     }
