@@ -13,3 +13,4 @@ rustup target add wasm32-unknown-unknown x86_64-pc-windows-msvc aarch64-apple-da
   rustup target add wasm32-unknown-unknown
 python3 -c "import gguf, numpy" 2>/dev/null || python3 -m pip install --quiet gguf numpy
 "$(dirname "$0")/fetch-model.sh" >/dev/null
+"$(dirname "$0")/fetch-model.sh" smollm2 >/dev/null

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: unit and integration tests (GPU kernels on lavapipe and SwiftShader, every tier,
-# both kernel families, forced small bindings; GGUF parser; CPU dequant vs gguf-py fixtures), then
+# both kernel families, forced small bindings; attention, norms, RoPE, activations, argmax;
+# GGUF parser; CPU dequant vs gguf-py fixtures; tokenizer vs llama.cpp; Gemma 3 and SmolLM2
+# golden runs against llama.cpp and exact float64 logits), then
 # the default model through the GPU on both adapters and with a 16 MiB binding limit, and the CLI's
 # GPU dequant against gguf-py's own dequantize.
 set -euo pipefail
@@ -8,8 +10,10 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 MODEL="$(scripts/fetch-model.sh)"
 export WISP_MODEL="$MODEL"
-# GPU tests never skip: both software adapters must be present.
+export WISP_SMOLLM2_MODEL="$(scripts/fetch-model.sh smollm2)"
+# GPU tests never skip: both software adapters must be present; model tests need their models.
 export WISP_TEST_ADAPTERS="${WISP_TEST_ADAPTERS:-llvmpipe,swiftshader}"
+export WISP_REQUIRE_MODELS=1
 
 cargo test --release
 

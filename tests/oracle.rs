@@ -134,3 +134,17 @@ fn gemma3_matches_llama_cpp_and_exact_math() {
     let f = run_case(&path, &case, steps);
     assert!(f.is_empty(), "{}", f.join("\n"));
 }
+
+#[test]
+fn smollm2_matches_llama_cpp_and_exact_math() {
+    let Some(path) = model_path("WISP_SMOLLM2_MODEL", "SmolLM2-135M-Instruct.Q4_1.gguf") else {
+        panic!("SmolLM2 is missing: run scripts/fetch-model.sh smollm2");
+    };
+    let case = load_case("smollm2-135m-instruct-q4_1.once_upon_a_time.json");
+    let steps: usize = std::env::var("WISP_ORACLE_STEPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(32);
+    let f = run_case(&path, &case, steps);
+    assert!(f.is_empty(), "{}", f.join("\n"));
+}

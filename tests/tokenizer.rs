@@ -1,5 +1,5 @@
 //! The tokenizer against llama.cpp: `tests/data/tokenizer/*.json` hold what llama.cpp itself
-//! (libllama, see `gen_oracle.py` there) says for a corpus of texts, on the two real vocabularies:
+//! (libllama; see tests/data/tokenizer/README.md) says for a corpus of texts, on the two real vocabularies:
 //! Gemma 3 (SentencePiece, 262k tokens) and SmolLM2 (byte-level BPE, `smollm` pre-tokenizer).
 //!
 //! The model files come from `scripts/fetch-model.sh` and `scripts/fetch-model.sh smollm2`.
@@ -217,7 +217,7 @@ fn corpus_matches_llama_cpp() {
 
 /// Gemma 3's vocabulary without its `add_space_prefix = false`: SentencePiece's default, a `▁`
 /// before every text fragment (after BOS and after each special token), and one leading space
-/// dropped when decoding, as `gen_oracle.py` made it.
+/// dropped when decoding, as llama.cpp produced it.
 #[test]
 fn space_prefix_matches_llama_cpp() {
     let path = model_path(&GEMMA3);
@@ -242,7 +242,7 @@ fn space_prefix_matches_llama_cpp() {
 }
 
 /// SmolLM2's vocabulary under the `gpt-2` (with llama.cpp's `clean_spaces`), `llama-bpe` (BOS by
-/// default, `ignore_merges`) and `qwen2` pre-tokenizers, as `gen_oracle.py` made them.
+/// default, `ignore_merges`) and `qwen2` pre-tokenizers, as llama.cpp produced them.
 #[test]
 fn other_pre_tokenizers_match_llama_cpp() {
     let path = model_path(&SMOLLM2);
