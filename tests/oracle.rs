@@ -121,12 +121,12 @@ fn run_case(model_file: &std::path::Path, case: &Case, steps: usize) -> Vec<Stri
     failures
 }
 
-#[test]
-fn gemma3_matches_llama_cpp_and_exact_math() {
-    let Some(path) = model_path("WISP_MODEL", "gemma-3-270m-q4_k_m.gguf") else {
-        panic!("the default model is missing: run scripts/fetch-model.sh");
+/// Runs the oracle case `json` with the model from `$var`, or `file` in the cache.
+fn oracle_test(var: &str, file: &str, json: &str, fetch: &str) {
+    let Some(path) = model_path(var, file) else {
+        panic!("{file} is missing: run {fetch}");
     };
-    let case = load_case("gemma3-270m-q4_k_m.once_upon_a_time.json");
+    let case = load_case(json);
     let steps: usize = std::env::var("WISP_ORACLE_STEPS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -136,15 +136,21 @@ fn gemma3_matches_llama_cpp_and_exact_math() {
 }
 
 #[test]
+fn gemma3_matches_llama_cpp_and_exact_math() {
+    oracle_test(
+        "WISP_MODEL",
+        "gemma-3-270m-q4_k_m.gguf",
+        "gemma3-270m-q4_k_m.once_upon_a_time.json",
+        "scripts/fetch-model.sh",
+    );
+}
+
+#[test]
 fn smollm2_matches_llama_cpp_and_exact_math() {
-    let Some(path) = model_path("WISP_SMOLLM2_MODEL", "SmolLM2-135M-Instruct.Q4_1.gguf") else {
-        panic!("SmolLM2 is missing: run scripts/fetch-model.sh smollm2");
-    };
-    let case = load_case("smollm2-135m-instruct-q4_1.once_upon_a_time.json");
-    let steps: usize = std::env::var("WISP_ORACLE_STEPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(32);
-    let f = run_case(&path, &case, steps);
-    assert!(f.is_empty(), "{}", f.join("\n"));
+    oracle_test(
+        "WISP_SMOLLM2_MODEL",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "smollm2-135m-instruct-q4_1.once_upon_a_time.json",
+        "scripts/fetch-model.sh smollm2",
+    );
 }

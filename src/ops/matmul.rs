@@ -57,55 +57,25 @@ pub async fn encode(
             (2, x.as_entire_binding()),
             (3, y.as_entire_binding()),
         ];
-        match op {
-            Op::MatmulTiled => {
-                let groups = (chunk.rows.div_ceil(64), cols.div_ceil(32));
-                if groups.0 > gpu.caps.max_workgroups_per_dim
-                    || groups.1 > gpu.caps.max_workgroups_per_dim
-                {
-                    return Err(GpuError::Shape {
-                        tensor: w.name.clone(),
-                        detail: "too many rows or columns for one dispatch".into(),
-                    });
-                }
-                record(
-                    gpu,
-                    enc,
-                    &kernel,
-                    Params {
-                        grid_x: groups.0,
-                        ..params
-                    },
-                    &bindings,
-                    groups,
-                );
-            }
-            _ => {
-                let groups = (
-                    chunk.rows.div_ceil(64),
-                    cols.div_ceil(MATMUL_COLS_PER_INVOCATION),
-                );
-                if groups.0 > gpu.caps.max_workgroups_per_dim
-                    || groups.1 > gpu.caps.max_workgroups_per_dim
-                {
-                    return Err(GpuError::Shape {
-                        tensor: w.name.clone(),
-                        detail: "too many rows or columns for one dispatch".into(),
-                    });
-                }
-                record(
-                    gpu,
-                    enc,
-                    &kernel,
-                    Params {
-                        grid_x: groups.0,
-                        ..params
-                    },
-                    &bindings,
-                    groups,
-                );
-            }
+        // Tiled: 64 rows × 32 columns per workgroup; row family: 64 rows × COLS columns.
+        let cols_per_group = if op == Op::MatmulTiled {
+            32
+        } else {
+            MATMUL_COLS_PER_INVOCATION
+        };
+        let groups = (chunk.rows.div_ceil(64), cols.div_ceil(cols_per_group));
+        if groups.0 > gpu.caps.max_workgroups_per_dim || groups.1 > gpu.caps.max_workgroups_per_dim
+        {
+            return Err(GpuError::Shape {
+                tensor: w.name.clone(),
+                detail: "too many rows or columns for one dispatch".into(),
+            });
         }
+        let params = Params {
+            grid_x: groups.0,
+            ..params
+        };
+        record(gpu, enc, &kernel, params, &bindings, groups);
     }
     Ok(())
 }
