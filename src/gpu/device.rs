@@ -214,8 +214,14 @@ impl Gpu {
                     wgpu::DeviceType::Cpu => 3,
                     wgpu::DeviceType::Other => 4,
                 };
+                // Among equals, prefer the one with more of the features the tiers use.
+                let features = |a: &wgpu::Adapter| {
+                    let f = a.features();
+                    -(i32::from(f.contains(wgpu::Features::SHADER_F16))
+                        + i32::from(f.contains(wgpu::Features::SUBGROUP)))
+                };
                 let mut adapters = adapters;
-                adapters.sort_by_key(rank);
+                adapters.sort_by_key(|a| (rank(a), features(a)));
                 adapters
                     .into_iter()
                     .next()
