@@ -59,6 +59,8 @@ pub struct Model {
     pub weights: Weights,
     pub cache: KvCache,
     act: Activations,
+    /// The tokens whose keys and values are in the cache, in order.
+    tokens: Vec<u32>,
 }
 
 fn rope_mode(m: RopeMode) -> rope::RopeMode {
@@ -109,6 +111,7 @@ impl Model {
             weights,
             cache,
             act,
+            tokens: Vec::new(),
         })
     }
 
@@ -117,9 +120,23 @@ impl Model {
         self.cache.stored(0)
     }
 
+    /// The tokens processed so far (their keys and values are cached).
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
     /// Forgets the conversation.
-    pub fn reset(&self) {
+    pub fn reset(&mut self) {
         self.cache.clear();
+        self.tokens.clear();
+    }
+
+    /// Forgets every position from `n` on, keeping the first `n` tokens' cache.
+    pub fn truncate(&mut self, n: usize) {
+        if n < self.tokens.len() {
+            self.tokens.truncate(n);
+            self.cache.truncate(n as u32);
+        }
     }
 
     /// Runs `tokens` through the model after the positions already cached and returns the
@@ -162,6 +179,7 @@ impl Model {
                     .await?;
             }
             gpu.queue.submit([enc.finish()]);
+            self.tokens.extend_from_slice(chunk);
         }
         let out = match want {
             Want::Argmax => Output::Token(argmax::read_argmax(gpu, &self.act.best).await?.0),

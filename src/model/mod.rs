@@ -1,7 +1,9 @@
 //! Models: configuration from GGUF metadata, tokenizer, weights, one forward per architecture.
 
+pub mod chat;
 pub mod config;
 pub mod forward;
+pub mod generate;
 pub mod sampler;
 pub mod tokenizer;
 pub mod weights;
@@ -18,6 +20,10 @@ pub enum ModelError {
     Gguf(#[from] GgufError),
     #[error(transparent)]
     Gpu(#[from] GpuError),
+    #[error(transparent)]
+    Tokenizer(#[from] tokenizer::TokenizerError),
+    #[error(transparent)]
+    Chat(#[from] chat::ChatError),
     #[error("the model has no tensor '{0}'")]
     MissingTensor(String),
     #[error("tensor '{tensor}' has shape {got}, expected {expected}")]

@@ -142,6 +142,23 @@ impl<S: TensorSource> Loader<'_, S> {
 }
 
 impl Weights {
+    /// Weight bytes one decoded token reads: every layer matrix, the output matrix (the
+    /// embedding when tied) and one embedding row. Norm vectors (f32, a few KiB) are left out.
+    pub fn decode_bytes(&self) -> u64 {
+        let m = |w: &GpuWeight| w.row_bytes * u64::from(w.rows);
+        let layers: u64 = self
+            .layers
+            .iter()
+            .map(|l| {
+                [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down]
+                    .into_iter()
+                    .map(m)
+                    .sum::<u64>()
+            })
+            .sum();
+        layers + m(self.output.as_ref().unwrap_or(&self.token_embd)) + self.token_embd.row_bytes
+    }
+
     /// Uploads every weight `cfg` needs from `src`, calling `progress(bytes_done, bytes_total)`.
     pub fn load<S: TensorSource>(
         gpu: &Gpu,

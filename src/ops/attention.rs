@@ -261,6 +261,14 @@ impl KvCache {
         }
     }
 
+    /// Keeps only the first `n` positions of every layer (positions after them are rewritten
+    /// by the next tokens).
+    pub fn truncate(&self, n: u32) {
+        for f in &self.filled {
+            f.fetch_min(n, Ordering::Relaxed);
+        }
+    }
+
     /// Reads `layer` back as f32, `(k, v)`, each `[n_kv_heads][ctx][head_dim]`.
     pub async fn read_layer(
         &self,

@@ -37,12 +37,7 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         vec![chosen]
     };
     let c = &gpu.caps;
-    let adapter = json!({
-        "name": c.adapter.name, "backend": c.adapter.backend, "device_type": c.adapter.device_type,
-        "driver": c.adapter.driver, "tier": format!("{:?}", c.tier), "shader_f16": c.shader_f16,
-        "subgroups": c.subgroups, "subgroup_min_size": c.subgroup_min_size, "subgroup_max_size": c.subgroup_max_size,
-        "max_storage_binding": c.max_binding, "chosen_family": chosen.name(),
-    });
+    let adapter = crate::load::adapter_json(c);
     if !args.json {
         eprintln!(
             "adapter: {} ({}, {:?}, chosen family: {})",

@@ -31,6 +31,12 @@ pub enum Command {
     Run(RunArgs),
     /// Check every tensor of a model on the GPU: dequantize and matvec against the CPU reference.
     Check(CheckArgs),
+    /// Chat interactively with the model's chat template; the KV cache is kept across turns.
+    Chat(ChatArgs),
+    /// Write the logits after the last prompt token as raw little-endian f32 (n_vocab values).
+    Logits(LogitsArgs),
+    /// Prefill and decode speed of a model, decode as % of the adapter's read roofline.
+    Bench(ModelBenchArgs),
 }
 
 #[derive(Args)]
@@ -132,19 +138,9 @@ pub fn shape(dims: &[u64]) -> String {
         .join("×")
 }
 
+/// Sampling options shared by `run` and `chat`.
 #[derive(Args)]
-pub struct RunArgs {
-    #[command(flatten)]
-    pub model: ModelArg,
-    /// Prompt text.
-    #[arg(short = 'p', long)]
-    pub prompt: Option<String>,
-    /// Prompt as token ids (tokenizer bypassed), e.g. 2,14946,3324.
-    #[arg(long)]
-    pub prompt_ids: Option<String>,
-    /// Tokens to generate.
-    #[arg(short = 'n', long, default_value_t = 32)]
-    pub n: usize,
+pub struct SampleArgs {
     /// Temperature (0 = greedy).
     #[arg(long, default_value_t = 0.0)]
     pub temp: f32,
@@ -158,6 +154,26 @@ pub struct RunArgs {
     pub repeat_penalty: f32,
     #[arg(long, default_value_t = 0x5eed)]
     pub seed: u64,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub model: ModelArg,
+    /// Prompt text (BOS added as the model's metadata says; no chat template).
+    #[arg(short = 'p', long)]
+    pub prompt: Option<String>,
+    /// Prompt as token ids (tokenizer bypassed), e.g. 2,14946,3324.
+    #[arg(long)]
+    pub prompt_ids: Option<String>,
+    /// Tokens to generate.
+    #[arg(short = 'n', long, default_value_t = 32)]
+    pub n: usize,
+    #[command(flatten)]
+    pub sample: SampleArgs,
+    /// Stop before this text (repeatable).
+    #[arg(long)]
+    pub stop: Vec<String>,
     /// KV cache positions.
     #[arg(long, default_value_t = 4096)]
     pub ctx: u32,
@@ -167,4 +183,63 @@ pub struct RunArgs {
     /// With --json: the K largest raw logits of each step.
     #[arg(long, default_value_t = 0)]
     pub top_logits: usize,
+}
+
+#[derive(Args)]
+pub struct ChatArgs {
+    #[command(flatten)]
+    pub model: ModelArg,
+    /// A system message opening the conversation.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Tokens per reply at most.
+    #[arg(short = 'n', long, default_value_t = 256)]
+    pub n: usize,
+    #[command(flatten)]
+    pub sample: SampleArgs,
+    /// Stop before this text (repeatable).
+    #[arg(long)]
+    pub stop: Vec<String>,
+    /// KV cache positions (the whole conversation must fit).
+    #[arg(long, default_value_t = 4096)]
+    pub ctx: u32,
+}
+
+#[derive(Args)]
+pub struct LogitsArgs {
+    #[command(flatten)]
+    pub model: ModelArg,
+    /// Prompt text (BOS added as the model's metadata says).
+    #[arg(short = 'p', long)]
+    pub prompt: Option<String>,
+    /// Prompt as token ids, e.g. 2,14946,3324.
+    #[arg(long)]
+    pub prompt_ids: Option<String>,
+    /// Output file: n_vocab little-endian f32.
+    #[arg(short = 'o', long = "out")]
+    pub out: PathBuf,
+    /// KV cache positions.
+    #[arg(long, default_value_t = 4096)]
+    pub ctx: u32,
+}
+
+#[derive(Args)]
+pub struct ModelBenchArgs {
+    #[command(flatten)]
+    pub model: ModelArg,
+    /// Print one JSON document.
+    #[arg(long)]
+    pub json: bool,
+    /// Prompt lengths to time prefill at (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [128u32, 512])]
+    pub prefill: Vec<u32>,
+    /// Tokens to decode.
+    #[arg(long, default_value_t = 64)]
+    pub decode: usize,
+    /// Prompt length for time to first token (decode continues after it).
+    #[arg(long, default_value_t = 128)]
+    pub ttft_prompt: u32,
+    /// Repetitions of the roofline measurement (the fastest counts).
+    #[arg(long, default_value_t = 5)]
+    pub iters: usize,
 }

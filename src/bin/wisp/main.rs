@@ -1,7 +1,11 @@
 //! `wisp`: the command-line front end (native only).
 
 #[cfg(not(target_arch = "wasm32"))]
+mod bench;
+#[cfg(not(target_arch = "wasm32"))]
 mod bench_kernels;
+#[cfg(not(target_arch = "wasm32"))]
+mod chat;
 #[cfg(not(target_arch = "wasm32"))]
 mod check;
 #[cfg(not(target_arch = "wasm32"))]
@@ -12,6 +16,10 @@ mod dequant;
 mod gpus;
 #[cfg(not(target_arch = "wasm32"))]
 mod info;
+#[cfg(not(target_arch = "wasm32"))]
+mod load;
+#[cfg(not(target_arch = "wasm32"))]
+mod logits;
 #[cfg(not(target_arch = "wasm32"))]
 mod run;
 
@@ -27,6 +35,9 @@ fn main() -> std::process::ExitCode {
         cli::Command::BenchKernels(a) => bench_kernels::run(a),
         cli::Command::Check(a) => check::run(a),
         cli::Command::Run(a) => run::run(a),
+        cli::Command::Chat(a) => chat::run(a),
+        cli::Command::Logits(a) => logits::run(a),
+        cli::Command::Bench(a) => bench::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

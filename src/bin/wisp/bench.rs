@@ -1,0 +1,116 @@
+//! `wisp bench`: prefill and decode speed of a model, with the adapter's read roofline measured
+//! in the same run so decode speed reads as a fraction of what the memory system allows.
+
+use serde_json::json;
+use wisp::bench;
+use wisp::model::forward::{Model, Want};
+use wisp::model::generate::now_s;
+use wisp::ops::synth::Rng;
+
+use crate::cli::ModelBenchArgs;
+use crate::load::{adapter_json, load};
+
+/// Seconds for one forward of `ids` from an empty cache (ends with the 8-byte argmax readback).
+fn timed_prefill(
+    model: &mut Model,
+    gpu: &wisp::gpu::Gpu,
+    ids: &[u32],
+) -> Result<f64, Box<dyn std::error::Error>> {
+    model.reset();
+    let t = now_s();
+    pollster::block_on(model.forward(gpu, ids, Want::Argmax))?;
+    Ok(now_s() - t)
+}
+
+pub fn run(args: ModelBenchArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let longest = args.prefill.iter().copied().max().unwrap_or(1).max(1);
+    let ctx = longest.max(args.ttft_prompt + args.decode as u32 + 1);
+    let mut m = load(&args.model, ctx)?;
+    let (gpu, model) = (&m.gpu, &mut m.model);
+    let n_vocab = model.cfg.n_vocab;
+    // Ordinary tokens (ids past the first 1000 are plain words in every supported vocabulary).
+    let mut rng = Rng(0x5eed);
+    let ids: Vec<u32> = (0..longest)
+        .map(|_| {
+            1000.min(n_vocab - 1)
+                + (rng.next_u64() % u64::from(n_vocab.saturating_sub(1000).max(1))) as u32
+        })
+        .collect();
+    let say = |s: String| {
+        if !args.json {
+            eprintln!("{s}");
+        }
+    };
+    // Warm-up: compiles every pipeline of both paths.
+    timed_prefill(model, gpu, &ids[..8.min(ids.len())])?;
+    pollster::block_on(model.forward(gpu, &ids[..1], Want::Argmax))?;
+
+    let mut roof = pollster::block_on(bench::roofline(gpu, 128 << 20, args.iters))?.gbs;
+    say(format!("read roofline {roof:.2} GB/s"));
+    let mut prefill = serde_json::Map::new();
+    for &n in &args.prefill {
+        let n = n.max(1);
+        let t = timed_prefill(model, gpu, &ids[..n as usize])?;
+        say(format!(
+            "prefill {n}: {:.1} tok/s ({t:.2} s)",
+            f64::from(n) / t
+        ));
+        prefill.insert(n.to_string(), json!(f64::from(n) / t));
+    }
+    // TTFT: a fresh prompt to the first token; then decode, each step feeding the last token.
+    let p = args.ttft_prompt.min(longest) as usize;
+    let ttft = timed_prefill(model, gpu, &ids[..p])?;
+    let mut tok = ids[p % ids.len()];
+    let t = now_s();
+    for _ in 0..args.decode {
+        if let wisp::model::forward::Output::Token(next) =
+            pollster::block_on(model.forward(gpu, &[tok], Want::Argmax))?
+        {
+            tok = next;
+        }
+    }
+    let decode_s = now_s() - t;
+    let decode_tok_s = args.decode as f64 / decode_s;
+    say(format!(
+        "decode {} tokens after {p}: {decode_tok_s:.2} tok/s; time to first token {:.0} ms",
+        args.decode,
+        ttft * 1e3
+    ));
+    // Software adapters drift: the roofline again, the higher value counts (ratios err low).
+    roof = roof.max(pollster::block_on(bench::roofline(gpu, 128 << 20, args.iters))?.gbs);
+    let shape = model.cache.shape();
+    // K and V of every layer, read at the mean position of the decode run.
+    let mean_pos = p as u64 + args.decode as u64 / 2;
+    let kv_bytes = 2
+        * u64::from(shape.n_layers)
+        * u64::from(shape.n_kv_heads)
+        * u64::from(shape.head_dim)
+        * u64::from(shape.dtype.bytes())
+        * mean_pos;
+    let bytes_per_token = model.weights.decode_bytes() + kv_bytes;
+    let achieved = bytes_per_token as f64 * decode_tok_s / 1e9;
+    let pct = 100.0 * achieved / roof;
+    let report = json!({
+        "adapter": adapter_json(&gpu.caps),
+        "model": m.file.gguf().get_str("general.name").unwrap_or_default(),
+        "prefill_tok_s": prefill,
+        "decode_tok_s": decode_tok_s,
+        "decode_tokens": args.decode,
+        "ttft_ms": ttft * 1e3,
+        "ttft_prompt_tokens": p,
+        "bytes_per_token": bytes_per_token,
+        "weight_bytes_per_token": model.weights.decode_bytes(),
+        "decode_gbs": achieved,
+        "roofline_gbs": roof,
+        "decode_pct_of_roofline": pct,
+    });
+    if args.json {
+        println!("{report}");
+    } else {
+        eprintln!(
+            "{:.1} MB read per token = {achieved:.2} GB/s = {pct:.1}% of the {roof:.2} GB/s read roofline",
+            bytes_per_token as f64 / 1e6
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,303 @@
+//! Generation: prefill the prompt (matmul path), decode token by token (matvec path), stream
+//! each token's text to a callback as it is decoded, stop at end-of-generation, a stop string,
+//! the token budget or when the callback asks to, and time it all.
+
+use super::forward::{Model, Output, Want};
+use super::sampler::{Sampler, SamplerConfig};
+use super::tokenizer::{StreamDecoder, Tokenizer};
+use super::ModelError;
+use crate::gpu::Gpu;
+
+/// Seconds on a monotonic clock (`performance.now()` in the browser).
+pub fn now_s() -> f64 {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use std::sync::OnceLock;
+        static T0: OnceLock<std::time::Instant> = OnceLock::new();
+        T0.get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_secs_f64()
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        js_sys::Date::now() / 1e3
+    }
+}
+
+/// What to generate.
+#[derive(Clone, Debug)]
+pub struct GenParams {
+    /// Tokens to generate at most.
+    pub max_tokens: usize,
+    pub sampler: SamplerConfig,
+    /// Generation stops before the first occurrence of any of these in the output text.
+    pub stop: Vec<String>,
+    /// Report this many of the largest raw logits with each token (forces a logits readback).
+    pub top_logits: usize,
+}
+
+impl Default for GenParams {
+    fn default() -> GenParams {
+        GenParams {
+            max_tokens: 128,
+            sampler: SamplerConfig::default(),
+            stop: Vec::new(),
+            top_logits: 0,
+        }
+    }
+}
+
+/// One generated token, as streamed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Token {
+    pub id: u32,
+    /// Text this token completes. Empty while a multi-byte character or a possible stop
+    /// string is still open; the held text comes with a later token or in [`GenStats::tail`].
+    pub text: String,
+    /// The largest raw logits of this step, `(id, logit)`, largest first.
+    pub top: Vec<(u32, f32)>,
+}
+
+/// Why generation ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Finish {
+    /// `max_tokens` reached.
+    Length,
+    /// The model produced an end-of-generation token (not streamed).
+    Eog,
+    /// A stop string appeared (it and what follows are not streamed).
+    Stop,
+    /// The callback asked to stop.
+    Interrupted,
+}
+
+impl Finish {
+    /// The OpenAI-style `finish_reason`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Finish::Length => "length",
+            Finish::Eog | Finish::Stop => "stop",
+            Finish::Interrupted => "abort",
+        }
+    }
+}
+
+/// What a generation did and how fast.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GenStats {
+    pub prompt_tokens: usize,
+    pub generated: Vec<u32>,
+    pub finish: Finish,
+    /// Text held back at the end (an incomplete character or a stop-string prefix that never
+    /// completed), already part of `text`.
+    pub tail: String,
+    /// All streamed text plus `tail`.
+    pub text: String,
+    /// Seconds from the start to the first token (prefill and one sampling).
+    pub ttft_s: f64,
+    /// Seconds from the first token to the last.
+    pub decode_s: f64,
+}
+
+impl GenStats {
+    /// Prompt tokens per second of time to first token.
+    pub fn prefill_tok_s(&self) -> f64 {
+        self.prompt_tokens as f64 / self.ttft_s.max(1e-9)
+    }
+
+    /// Tokens per second after the first.
+    pub fn decode_tok_s(&self) -> f64 {
+        self.generated.len().saturating_sub(1) as f64 / self.decode_s.max(1e-9)
+    }
+}
+
+/// Holds back text that might begin a stop string.
+struct StopFilter {
+    stops: Vec<String>,
+    pending: String,
+}
+
+impl StopFilter {
+    /// Adds `piece`; returns the text safe to emit and whether a stop string was reached.
+    fn push(&mut self, piece: &str) -> (String, bool) {
+        self.pending.push_str(piece);
+        let hit = self
+            .stops
+            .iter()
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| self.pending.find(s.as_str()))
+            .min();
+        if let Some(at) = hit {
+            let out = self.pending[..at].to_string();
+            self.pending.clear();
+            return (out, true);
+        }
+        // Keep the longest suffix of `pending` that is a proper prefix of some stop string.
+        let mut keep = 0;
+        for s in &self.stops {
+            for (i, _) in self.pending.char_indices() {
+                let suffix = &self.pending[i..];
+                if suffix.len() < s.len() && s.starts_with(suffix) {
+                    keep = keep.max(suffix.len());
+                    break;
+                }
+            }
+        }
+        let cut = self.pending.len() - keep;
+        let out = self.pending[..cut].to_string();
+        self.pending.drain(..cut);
+        (out, false)
+    }
+}
+
+/// The `k` largest logits, largest first.
+pub fn top_logits(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
+    let k = k.min(logits.len());
+    if k == 0 {
+        return Vec::new();
+    }
+    let mut idx: Vec<u32> = (0..logits.len() as u32).collect();
+    idx.select_nth_unstable_by(k - 1, |&a, &b| {
+        logits[b as usize].total_cmp(&logits[a as usize])
+    });
+    let mut top: Vec<(u32, f32)> = idx[..k].iter().map(|&i| (i, logits[i as usize])).collect();
+    top.sort_by(|a, b| b.1.total_cmp(&a.1));
+    top
+}
+
+/// Generates after `prompt`, which continues the tokens already in `model`'s cache (a chat
+/// turn) or starts fresh (call [`Model::reset`] first). `on_token` sees each token as it is
+/// decoded and returns `false` to stop. The last generated token is not fed to the model, so
+/// `model.tokens()` ends with the second-to-last.
+pub async fn generate(
+    model: &mut Model,
+    gpu: &Gpu,
+    tok: &Tokenizer,
+    prompt: &[u32],
+    params: &GenParams,
+    on_token: &mut dyn FnMut(&Token) -> bool,
+) -> Result<GenStats, ModelError> {
+    let mut sampler = Sampler::new(params.sampler.clone());
+    let greedy = sampler.is_greedy() && params.sampler.repeat_penalty == 1.0;
+    let want = if greedy && params.top_logits == 0 {
+        Want::Argmax
+    } else {
+        Want::Logits
+    };
+    let mut history: Vec<u32> = model.tokens().to_vec();
+    history.extend_from_slice(prompt);
+    let mut decoder = StreamDecoder::new(false);
+    let mut stop = StopFilter {
+        stops: params.stop.clone(),
+        pending: String::new(),
+    };
+    let mut stats = GenStats {
+        prompt_tokens: prompt.len(),
+        generated: Vec::new(),
+        finish: Finish::Length,
+        tail: String::new(),
+        text: String::new(),
+        ttft_s: 0.0,
+        decode_s: 0.0,
+    };
+    let t0 = now_s();
+    let mut input = prompt.to_vec();
+    for step in 0..params.max_tokens {
+        if step > 0 {
+            // The previous token goes in only when another is wanted.
+            input = vec![*stats.generated.last().unwrap_or(&0)];
+        }
+        let (id, top) = match model.forward(gpu, &input, want).await? {
+            Output::Token(id) => (id, Vec::new()),
+            Output::Logits(l) => {
+                let top = top_logits(&l, params.top_logits);
+                (sampler.sample(&l, &history), top)
+            }
+        };
+        let t = now_s();
+        if step == 0 {
+            stats.ttft_s = t - t0;
+        } else {
+            stats.decode_s = t - t0 - stats.ttft_s;
+        }
+        stats.generated.push(id);
+        history.push(id);
+        if tok.is_eog(id) {
+            stats.finish = Finish::Eog;
+            break;
+        }
+        let piece = decoder.push(tok, id)?;
+        let (text, hit) = stop.push(&piece);
+        stats.text.push_str(&text);
+        let go_on = on_token(&Token { id, text, top });
+        if hit {
+            stats.finish = Finish::Stop;
+            break;
+        }
+        if !go_on {
+            stats.finish = Finish::Interrupted;
+            break;
+        }
+    }
+    if stats.finish != Finish::Stop {
+        let (rest, _) = stop.push(&decoder.finish());
+        stats.tail = rest + &stop.pending;
+        stats.text.push_str(&stats.tail);
+    }
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(stops: &[&str], pieces: &[&str]) -> (Vec<String>, bool, String) {
+        let mut f = StopFilter {
+            stops: stops.iter().map(|s| s.to_string()).collect(),
+            pending: String::new(),
+        };
+        let mut out = Vec::new();
+        for p in pieces {
+            let (t, hit) = f.push(p);
+            out.push(t);
+            if hit {
+                return (out, true, f.pending);
+            }
+        }
+        (out, false, f.pending)
+    }
+
+    #[test]
+    fn stop_strings_across_tokens() {
+        // "User:" split over three tokens: nothing of it is emitted.
+        let (out, hit, _) = run(&["User:"], &["Hi", " there\nUs", "er", ": more"]);
+        assert_eq!(out, ["Hi", " there\n", "", ""]);
+        assert!(hit);
+        // A false start is released once it can no longer become the stop string.
+        let (out, hit, rest) = run(&["User:"], &["a Us", "ual day"]);
+        assert_eq!(out, ["a ", "Usual day"]);
+        assert!(!hit);
+        assert_eq!(rest, "");
+        // Text before the stop string inside one token is kept; the earliest stop wins.
+        let (out, hit, _) = run(&["\n\n", "END"], &["one END two\n\n"]);
+        assert_eq!(out, ["one "]);
+        assert!(hit);
+        // A prefix still open at the end stays pending.
+        let (_, hit, rest) = run(&["</s>"], &["x</"]);
+        assert!(!hit);
+        assert_eq!(rest, "</");
+        // Multi-byte text is cut at character boundaries.
+        let (out, _, rest) = run(&["é!"], &["café"]);
+        assert_eq!((out[0].as_str(), rest.as_str()), ("caf", "é"));
+    }
+
+    #[test]
+    fn top_logits_largest_first() {
+        let l = [0.5, 3.0, -1.0, 2.0, 3.0];
+        let t = top_logits(&l, 3);
+        assert_eq!(t.iter().map(|x| x.1).collect::<Vec<_>>(), [3.0, 3.0, 2.0]);
+        assert_eq!(t[2].0, 3);
+        assert!(top_logits(&l, 0).is_empty());
+        assert_eq!(top_logits(&l, 9).len(), 5);
+    }
+}
