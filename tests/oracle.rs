@@ -154,3 +154,137 @@ fn smollm2_matches_llama_cpp_and_exact_math() {
         "scripts/fetch-model.sh smollm2",
     );
 }
+
+/// `generate` (GPU argmax, streaming decoder, no teacher forcing) reproduces llama.cpp's first
+/// 16 greedy tokens of the default model (Wisp and llama.cpp part only at step 30).
+#[test]
+fn gemma3_generate_streams_llama_cpp_tokens() {
+    use wisp::model::generate::{generate, Finish, GenParams};
+    let path = model_path("WISP_MODEL", "gemma-3-270m-q4_k_m.gguf")
+        .expect("gemma-3-270m-q4_k_m.gguf is missing: run scripts/fetch-model.sh");
+    let case = load_case("gemma3-270m-q4_k_m.once_upon_a_time.json");
+    let file = GgufFile::open(&path).expect("model opens");
+    let tok = wisp::model::tokenizer::Tokenizer::from_gguf(file.gguf()).expect("tokenizer");
+    let want_text = tok.decode(&case.greedy_ids[..16]).expect("decodes");
+    for gpu in common::devices() {
+        let name = &gpu.caps.adapter.name;
+        let mut model =
+            pollster::block_on(Model::load(&gpu, &file, 64, &mut |_, _| {})).expect("model loads");
+        let mut streamed = String::new();
+        let params = GenParams {
+            max_tokens: 16,
+            ..GenParams::default()
+        };
+        let stats = pollster::block_on(generate(
+            &mut model,
+            &gpu,
+            &tok,
+            &case.prompt_ids,
+            &params,
+            &mut |t| {
+                streamed.push_str(&t.text);
+                true
+            },
+        ))
+        .expect("generates");
+        assert_eq!(stats.generated, case.greedy_ids[..16], "[{name}]");
+        assert_eq!(stats.finish, Finish::Length);
+        assert_eq!(streamed + &stats.tail, want_text, "[{name}]");
+        // The cache holds the prompt and every generated token but the last.
+        assert_eq!(model.tokens().len(), case.prompt_ids.len() + 15);
+        // A stop string ends generation before it, mid-token if need be.
+        model.reset();
+        let stop = GenParams {
+            max_tokens: 8,
+            stop: vec!["little".into()],
+            ..GenParams::default()
+        };
+        let stats = pollster::block_on(generate(
+            &mut model,
+            &gpu,
+            &tok,
+            &case.prompt_ids,
+            &stop,
+            &mut |_| true,
+        ))
+        .expect("generates");
+        let cut = want_text.find("little").expect("the text has 'little'");
+        assert_eq!(
+            (stats.finish, stats.text.as_str()),
+            (Finish::Stop, &want_text[..cut]),
+            "[{name}]"
+        );
+    }
+}
+
+/// A chat turn that reuses the KV cache of the previous turn gives the same tokens as running
+/// the whole conversation from an empty cache (SmolLM2's ChatML template).
+#[test]
+fn smollm2_chat_turns_reuse_the_cache() {
+    use wisp::model::chat::{encode_prompt, ChatTemplate, Message, TemplateSource};
+    use wisp::model::generate::{generate, GenParams};
+    let path = model_path("WISP_SMOLLM2_MODEL", "SmolLM2-135M-Instruct.Q4_1.gguf")
+        .expect("SmolLM2-135M-Instruct.Q4_1.gguf is missing: run scripts/fetch-model.sh smollm2");
+    let file = GgufFile::open(&path).expect("model opens");
+    let tok = wisp::model::tokenizer::Tokenizer::from_gguf(file.gguf()).expect("tokenizer");
+    let tmpl = ChatTemplate::for_model(&tok).expect("template");
+    assert_eq!(tmpl.source(), TemplateSource::Model);
+    let params = GenParams {
+        max_tokens: 6,
+        ..GenParams::default()
+    };
+    for gpu in common::devices() {
+        let name = &gpu.caps.adapter.name;
+        let mut model =
+            pollster::block_on(Model::load(&gpu, &file, 256, &mut |_, _| {})).expect("model loads");
+        let mut msgs = vec![Message::new("user", "What is the capital of France?")];
+        let ids =
+            encode_prompt(&tok, &tmpl.render(&msgs, true).expect("renders")).expect("encodes");
+        assert_eq!(
+            ids[..3],
+            [1, 9690, 198],
+            "[{name}] <|im_start|>system\\n opens the prompt"
+        );
+        let first =
+            pollster::block_on(generate(&mut model, &gpu, &tok, &ids, &params, &mut |_| {
+                true
+            }))
+            .expect("turn 1");
+        msgs.push(Message::new("assistant", &first.text));
+        msgs.push(Message::new("user", "And of Italy?"));
+        let ids =
+            encode_prompt(&tok, &tmpl.render(&msgs, true).expect("renders")).expect("encodes");
+        let keep = model
+            .tokens()
+            .iter()
+            .zip(&ids)
+            .take_while(|(a, b)| a == b)
+            .count();
+        assert!(
+            keep + 10 > model.tokens().len(),
+            "[{name}] only {keep} cached tokens reused"
+        );
+        model.truncate(keep);
+        let reused = pollster::block_on(generate(
+            &mut model,
+            &gpu,
+            &tok,
+            &ids[keep..],
+            &params,
+            &mut |_| true,
+        ))
+        .expect("turn 2");
+        model.reset();
+        let fresh =
+            pollster::block_on(generate(&mut model, &gpu, &tok, &ids, &params, &mut |_| {
+                true
+            }))
+            .expect("turn 2 from scratch");
+        assert_eq!(reused.generated, fresh.generated, "[{name}]");
+        eprintln!(
+            "[{name}] turn 2 reused {keep} of {} tokens: {:?}",
+            ids.len(),
+            reused.text
+        );
+    }
+}
