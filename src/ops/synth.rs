@@ -32,7 +32,7 @@ impl Rng {
         (self.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
     }
 
-    /// A finite f16 bit pattern of either sign with magnitude in about [2^-10, 2^0).
+    /// A finite f16 bit pattern of either sign with magnitude in [2^-10, 2^5).
     pub fn half_bits(&mut self) -> u16 {
         let r = self.next_u64();
         let sign = ((r >> 63) as u16) << 15;

@@ -1,0 +1,599 @@
+//! Every architecture Wisp runs (`llama`, `qwen2`, `qwen3`, `gemma3`) on tiny random-weight GGUF
+//! models written in memory with [`GgufWriter`], against an independent f64 CPU forward pass
+//! (`tests/common/reference.rs`), on every adapter: at tier T0 and at the adapter's highest tier
+//! with its own kernel family, and at the highest tier with the other family too.
+//!
+//! Per model and configuration: one token at a time (matvec + split-K decode attention) with the
+//! logits compared at every position; the whole sequence at once (matmul + tiled prefill
+//! attention); and two prefill chunks continued by decode, alternating `Want::Argmax` and
+//! `Want::Logits`. The models cover GQA ratios 1, 2 and 4, a head width that is not
+//! n_embd / n_head, tied and untied outputs, Qwen 2's biases, QK-norm, Gemma 3's pre/post norms,
+//! GeGLU, embedding scale and sliding-window layers (window 4, sequences of 14, a global layer
+//! at index 5), and eleven block types (F32, F16, Q4_0, Q4_1, Q5_0, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K,
+//! Q6_K). The weights are scaled so that the models are numerically meaningful (checked before
+//! any GPU work): attention is neither uniform nor one-hot, logits are moderate.
+
+mod common;
+#[path = "common/reference.rs"]
+mod reference;
+
+use std::borrow::Cow;
+
+use wisp::gguf::{Gguf, GgufWriter, MetaValue, TensorInfo};
+use wisp::gpu::{Gpu, Tier};
+use wisp::model::forward::{Model, Output, Want};
+use wisp::model::weights::TensorSource;
+use wisp::model::ModelError;
+use wisp::ops::attention::KvType;
+use wisp::ops::synth::{random_weight, scale_offsets, Rng};
+use wisp::quant::{self, GgmlType};
+
+use reference::RefModel;
+
+/// Error measure, per compared position: max over the vocabulary of |gpu − reference| / max
+/// |reference logit| (the logit scale: the models' logits reach 7.5 to 20, RMS about 2.5).
+///
+/// With an f32 KV cache (tier T0) the reference is exact math, and the GPU computes in f32
+/// throughout: measured worst 1.5e-6 (Qwen 2; Llama 9.7e-7, Qwen 3 7.4e-7, Gemma 3 4.5e-7; lavapipe
+/// and SwiftShader, both kernel families). 1e-5 leaves a 6.8× margin.
+///
+/// From T1 the cache holds f16: every key and value is rounded (relative 2⁻¹¹ ≈ 4.9e-4), which
+/// alone moves the exact logits by 2.0e-4 (Gemma 3) to 1.6e-3 (Qwen 2, whose large k/v biases
+/// inflate |k|) of the logit scale, too much for a tight bound. So the reference rounds its keys
+/// (after RoPE) and values to f16 the same way (round to nearest even; layer 0 of the lavapipe
+/// cache equals it bit for bit but for the 0–2 elements whose f32 value sits on a rounding
+/// boundary). What remains is f32 error plus those boundary flips, amplified through the later
+/// layers: measured worst 9.6e-5 (Qwen 2; Gemma 3 6.1e-5, Qwen 3 6.7e-6, Llama 3.7e-6; lavapipe
+/// T2, both families). 5e-4 leaves a 5.2× margin for adapters whose f32 error (and so flip count)
+/// is larger, and is still 3× below the f16 effect on Qwen 2: comparing an f16 cache with exact
+/// math (or rounding at the wrong RoPE angle) fails.
+const TOL_F32_CACHE: f64 = 1e-5;
+const TOL_F16_CACHE: f64 = 5e-4;
+
+/// Positions in the KV cache.
+const CTX: u32 = 32;
+
+/// A GGUF held in memory, as the model loader reads it.
+struct MemGguf {
+    gguf: Gguf,
+    bytes: Vec<u8>,
+}
+
+impl TensorSource for MemGguf {
+    fn gguf(&self) -> &Gguf {
+        &self.gguf
+    }
+    fn tensor_bytes(&self, t: &TensorInfo) -> Result<Cow<'_, [u8]>, ModelError> {
+        Ok(Cow::Borrowed(self.gguf.tensor_data(&self.bytes, t)?))
+    }
+}
+
+use GgmlType as G;
+
+/// One tiny model.
+struct Spec {
+    arch: &'static str,
+    n_embd: u32,
+    n_head: u32,
+    n_head_kv: u32,
+    /// Written as `attention.key_length` and `attention.value_length` when set.
+    head_dim: Option<u32>,
+    n_ff: u32,
+    n_layer: u32,
+    n_vocab: u32,
+    /// No `output.weight`: the output projection is `token_embd.weight`.
+    tied: bool,
+    /// `attention.sliding_window` (Gemma 3), 0 for none.
+    window: u32,
+    rope_base: f32,
+    embd: GgmlType,
+    output: GgmlType,
+    /// wq, wk, wv, wo, gate, up, down; layer `il` takes entry `il % len`.
+    layers: &'static [[GgmlType; 7]],
+    seq: usize,
+    seed: u64,
+}
+
+impl Spec {
+    fn head_dim(&self) -> u32 {
+        self.head_dim.unwrap_or(self.n_embd / self.n_head)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} n_embd {} heads {}/{} head_dim {} n_ff {} layers {} vocab {} {} window {}",
+            self.arch,
+            self.n_embd,
+            self.n_head,
+            self.n_head_kv,
+            self.head_dim(),
+            self.n_ff,
+            self.n_layer,
+            self.n_vocab,
+            if self.tied { "tied" } else { "untied" },
+            self.window,
+        )
+    }
+}
+
+/// Llama: GQA 2, untied output, normal RoPE.
+const LLAMA: Spec = Spec {
+    arch: "llama",
+    n_embd: 128,
+    n_head: 4,
+    n_head_kv: 2,
+    head_dim: None,
+    n_ff: 256,
+    n_layer: 2,
+    n_vocab: 300,
+    tied: false,
+    window: 0,
+    rope_base: 10_000.0,
+    embd: G::Q4_1,
+    output: G::Q8_0,
+    layers: &[
+        [G::Q4_0, G::Q5_0, G::Q8_0, G::F16, G::Q4_1, G::Q5_0, G::Q4_K],
+        [G::Q8_0, G::Q4_0, G::Q4_1, G::Q5_0, G::F16, G::Q4_0, G::Q6_K],
+    ],
+    seq: 14,
+    seed: 1,
+};
+
+/// Qwen 2: MHA (GQA 1), q/k/v biases, tied output, NeoX RoPE.
+const QWEN2: Spec = Spec {
+    arch: "qwen2",
+    n_embd: 64,
+    n_head: 4,
+    n_head_kv: 4,
+    head_dim: None,
+    n_ff: 256,
+    n_layer: 2,
+    n_vocab: 96,
+    tied: true,
+    window: 0,
+    rope_base: 1_000_000.0,
+    embd: G::Q8_0,
+    output: G::F32, // unused: tied
+    layers: &[
+        [G::F32, G::Q4_0, G::Q4_1, G::Q5_0, G::F16, G::Q8_0, G::Q5_K],
+        [G::Q5_0, G::F16, G::Q8_0, G::Q4_0, G::Q4_1, G::F32, G::Q3_K],
+    ],
+    seq: 14,
+    seed: 2,
+};
+
+/// Qwen 3: GQA 4, QK-norm, head_dim 64 ≠ n_embd / n_head, untied output.
+const QWEN3: Spec = Spec {
+    arch: "qwen3",
+    n_embd: 128,
+    n_head: 4,
+    n_head_kv: 1,
+    head_dim: Some(64),
+    n_ff: 256,
+    n_layer: 2,
+    n_vocab: 200,
+    tied: false,
+    window: 0,
+    rope_base: 1_000_000.0,
+    embd: G::F16,
+    output: G::Q4_0,
+    layers: &[
+        [G::Q8_0, G::Q4_0, G::Q5_0, G::Q6_K, G::Q4_1, G::F32, G::Q2_K],
+        [G::Q4_1, G::Q8_0, G::F16, G::Q4_K, G::Q5_0, G::Q4_0, G::Q3_K],
+    ],
+    seq: 14,
+    seed: 3,
+};
+
+/// Gemma 3: GQA 2, head_dim 64 ≠ n_embd / n_head, 7 layers (5 local, 1 global, 1 local),
+/// window 4, embedding scale, post-norms, GeGLU, tied output.
+const GEMMA3: Spec = Spec {
+    arch: "gemma3",
+    n_embd: 128,
+    n_head: 4,
+    n_head_kv: 2,
+    head_dim: Some(64),
+    n_ff: 160,
+    n_layer: 7,
+    n_vocab: 256,
+    tied: true,
+    window: 4,
+    rope_base: 1_000_000.0,
+    embd: G::Q8_0,
+    output: G::F32, // unused: tied
+    layers: &[
+        [G::Q8_0, G::Q4_0, G::Q5_0, G::Q5_K, G::Q4_1, G::Q8_0, G::F16],
+        [G::Q4_0, G::Q8_0, G::Q4_1, G::Q6_K, G::F16, G::Q5_0, G::Q8_0],
+        [G::F16, G::Q5_0, G::Q8_0, G::Q4_K, G::Q8_0, G::Q4_1, G::Q4_0],
+    ],
+    seq: 14,
+    seed: 4,
+};
+
+/// `rows` × `k` random weights of `ty` with root mean square about `rms`.
+///
+/// Block types: [`random_weight`]'s random quant bits, with every f16 scale field (`d`, `dmin`,
+/// `m`) replaced by a random-sign value of magnitude in [0.5, 1), then all of them multiplied by
+/// one factor that brings the dequantized RMS to `rms` (the weights are linear in the scale
+/// fields). Random scales spanning 2¹⁵ would let a few blocks dominate every dot product. Scale
+/// fields stay normal f16 numbers: where that needs a larger factor the RMS comes out larger.
+/// Float types: uniform values.
+fn weight(ty: GgmlType, rows: u64, k: u64, rms: f64, seed: u64) -> Vec<u8> {
+    let mut rng = Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
+    let n = (rows * k) as usize;
+    let uniform = |rng: &mut Rng| f64::from(rng.unit()) * rms * 3f64.sqrt();
+    match ty {
+        G::F32 => (0..n)
+            .flat_map(|_| (uniform(&mut rng) as f32).to_le_bytes())
+            .collect(),
+        G::F16 => (0..n)
+            .flat_map(|_| half::f16::from_f64(uniform(&mut rng)).to_le_bytes())
+            .collect(),
+        _ => {
+            let mut data = random_weight(ty, rows, k, seed);
+            let bb = ty.geometry().expect("block type").block_bytes as usize;
+            let set = |data: &mut [u8], f: &mut dyn FnMut(f64) -> f64| {
+                for block in data.chunks_exact_mut(bb) {
+                    for &o in scale_offsets(ty) {
+                        let old = half::f16::from_le_bytes([block[o], block[o + 1]]).to_f64();
+                        let new = half::f16::from_f64(f(old));
+                        assert!(new.is_normal(), "{ty} scale {new} not a normal f16");
+                        block[o..o + 2].copy_from_slice(&new.to_le_bytes());
+                    }
+                }
+            };
+            set(&mut data, &mut |_| {
+                let m = 0.5 + 0.25 * (f64::from(rng.unit()) + 1.0);
+                if rng.next_u64() & 1 == 0 {
+                    m
+                } else {
+                    -m
+                }
+            });
+            let now = dequant_rms(ty, &data, n);
+            // Smallest factor that keeps every |scale| ≥ 0.5·factor a normal f16.
+            let factor = (rms / now).max(2f64.powi(-13));
+            set(&mut data, &mut |s| s * factor);
+            data
+        }
+    }
+}
+
+fn dequant_rms(ty: GgmlType, data: &[u8], n: usize) -> f64 {
+    let v = quant::dequantize_vec(ty, data, n).expect("dequantize");
+    (v.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / n as f64).sqrt()
+}
+
+/// A norm or bias vector (F32): `center + spread·U(−1, 1)`.
+fn vector(n: u32, center: f64, spread: f64, seed: u64) -> Vec<u8> {
+    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    (0..n)
+        .flat_map(|_| ((center + spread * f64::from(rng.unit())) as f32).to_le_bytes())
+        .collect()
+}
+
+/// The GGUF of `s`, as bytes.
+fn build(s: &Spec) -> Vec<u8> {
+    let mut w = GgufWriter::new();
+    let a = s.arch;
+    w.add("general.architecture", MetaValue::String(a.into()));
+    let mut meta = vec![
+        ("block_count", MetaValue::U32(s.n_layer)),
+        ("context_length", MetaValue::U32(CTX)),
+        ("embedding_length", MetaValue::U32(s.n_embd)),
+        ("feed_forward_length", MetaValue::U32(s.n_ff)),
+        ("attention.head_count", MetaValue::U32(s.n_head)),
+        ("attention.head_count_kv", MetaValue::U32(s.n_head_kv)),
+        ("attention.layer_norm_rms_epsilon", MetaValue::F32(1e-6)),
+        ("rope.freq_base", MetaValue::F32(s.rope_base)),
+    ];
+    if let Some(d) = s.head_dim {
+        meta.push(("attention.key_length", MetaValue::U32(d)));
+        meta.push(("attention.value_length", MetaValue::U32(d)));
+    }
+    if s.window > 0 {
+        meta.push(("attention.sliding_window", MetaValue::U32(s.window)));
+    }
+    for (k, v) in meta {
+        w.add(format!("{a}.{k}"), v);
+    }
+    let mut seed = s.seed * 1000;
+    let mut next = || {
+        seed += 1;
+        seed
+    };
+    let mut mat = |w: &mut GgufWriter, name: String, ty: GgmlType, rows: u32, k: u32, gain: f64| {
+        let (rows, k) = (u64::from(rows), u64::from(k));
+        let data = weight(ty, rows, k, gain / (k as f64).sqrt(), next());
+        w.add_tensor(name, ty, &[k, rows], data).expect("tensor");
+    };
+    let (e, hd) = (s.n_embd, s.head_dim());
+    let (qd, kvd) = (s.n_head * hd, s.n_head_kv * hd);
+    // Output rows of RMS 2.5/√n_embd on the final norm's output (RMS ≈ 1) give logits of
+    // RMS ≈ 2.5; a tied embedding has that RMS, an untied one 0.5.
+    let embd_gain = if s.tied {
+        2.5
+    } else {
+        0.5 * f64::from(e).sqrt()
+    };
+    mat(
+        &mut w,
+        "token_embd.weight".into(),
+        s.embd,
+        s.n_vocab,
+        e,
+        embd_gain,
+    );
+    let mut vseed = s.seed * 1000 + 500;
+    let mut vec = |w: &mut GgufWriter, name: String, n: u32, center: f64, spread: f64| {
+        vseed += 1;
+        w.add_tensor(
+            name,
+            G::F32,
+            &[u64::from(n)],
+            vector(n, center, spread, vseed),
+        )
+        .expect("tensor");
+    };
+    for il in 0..s.n_layer {
+        let t = s.layers[il as usize % s.layers.len()];
+        let n = |x: &str| format!("blk.{il}.{x}");
+        vec(&mut w, n("attn_norm.weight"), e, 1.0, 0.2);
+        mat(&mut w, n("attn_q.weight"), t[0], qd, e, 1.3);
+        mat(&mut w, n("attn_k.weight"), t[1], kvd, e, 1.3);
+        mat(&mut w, n("attn_v.weight"), t[2], kvd, e, 1.0);
+        if a == "qwen2" {
+            vec(&mut w, n("attn_q.bias"), qd, 0.0, 0.5);
+            vec(&mut w, n("attn_k.bias"), kvd, 0.0, 0.5);
+            vec(&mut w, n("attn_v.bias"), kvd, 0.0, 0.5);
+        }
+        if a == "qwen3" || a == "gemma3" {
+            vec(&mut w, n("attn_q_norm.weight"), hd, 1.2, 0.3);
+            vec(&mut w, n("attn_k_norm.weight"), hd, 1.2, 0.3);
+        }
+        mat(&mut w, n("attn_output.weight"), t[3], e, qd, 1.0);
+        if a == "gemma3" {
+            vec(&mut w, n("post_attention_norm.weight"), e, 1.0, 0.2);
+        }
+        vec(&mut w, n("ffn_norm.weight"), e, 1.0, 0.2);
+        mat(&mut w, n("ffn_gate.weight"), t[4], s.n_ff, e, 1.5);
+        mat(&mut w, n("ffn_up.weight"), t[5], s.n_ff, e, 1.0);
+        mat(&mut w, n("ffn_down.weight"), t[6], e, s.n_ff, 1.0);
+        if a == "gemma3" {
+            vec(&mut w, n("post_ffw_norm.weight"), e, 1.0, 0.2);
+        }
+    }
+    vec(&mut w, "output_norm.weight".into(), e, 1.0, 0.2);
+    if !s.tied {
+        mat(&mut w, "output.weight".into(), s.output, s.n_vocab, e, 2.5);
+    }
+    w.to_bytes()
+}
+
+/// max |got − want| / max |want|; infinite when `got` holds a NaN or an infinity.
+fn rel_err(got: &[f32], want: &[f64]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    if !got.iter().all(|g| g.is_finite()) {
+        return f64::INFINITY;
+    }
+    let scale = want.iter().fold(0f64, |m, x| m.max(x.abs()));
+    got.iter()
+        .zip(want)
+        .map(|(&g, &w)| (f64::from(g) - w).abs())
+        .fold(0f64, f64::max)
+        / scale
+}
+
+fn argmax(v: &[f64]) -> usize {
+    (0..v.len()).fold(0, |b, i| if v[i] > v[b] { i } else { b })
+}
+
+/// Collects failures and the worst errors of one (model, adapter, tier, kernel family).
+struct Check<'a> {
+    label: String,
+    /// The reference the GPU must match: exact, or with the f16 rounding of an f16 cache.
+    want: &'a [Vec<f64>],
+    /// Exact math, for the report.
+    exact: &'a [Vec<f64>],
+    tol: f64,
+    worst: f64,
+    worst_at: String,
+    worst_exact: f64,
+    failures: Vec<String>,
+}
+
+impl Check<'_> {
+    fn logits(&mut self, what: &str, pos: usize, out: Output) {
+        let Output::Logits(l) = out else {
+            self.failures
+                .push(format!("[{}] {what} pos {pos}: not logits", self.label));
+            return;
+        };
+        let err = rel_err(&l, &self.want[pos]);
+        self.worst_exact = self.worst_exact.max(rel_err(&l, &self.exact[pos]));
+        if err > self.worst {
+            self.worst = err;
+            self.worst_at = format!("{what} pos {pos}");
+        }
+        if err > self.tol {
+            self.failures.push(format!(
+                "[{}] {what} pos {pos}: logit error {err:.3e} of the logit scale > {:.1e}",
+                self.label, self.tol
+            ));
+        }
+    }
+
+    fn argmax(&mut self, what: &str, pos: usize, out: Output) {
+        let Output::Token(id) = out else {
+            self.failures
+                .push(format!("[{}] {what} pos {pos}: not a token", self.label));
+            return;
+        };
+        let want = &self.want[pos];
+        let best = argmax(want);
+        let scale = want.iter().fold(0f64, |m, x| m.max(x.abs()));
+        // A different id is acceptable only when its logit ties the best within tolerance.
+        let ok = (id as usize) < want.len() && want[best] - want[id as usize] <= self.tol * scale;
+        if !ok {
+            self.failures.push(format!(
+                "[{}] {what} pos {pos}: argmax {id}, reference argmax {best}",
+                self.label
+            ));
+        }
+    }
+}
+
+fn run(gpu: &Gpu, model: &mut Model, tokens: &[u32], want: Want) -> Output {
+    pollster::block_on(model.forward(gpu, tokens, want)).expect("forward")
+}
+
+/// Runs `s` on every adapter at T0 and at the adapter's highest tier; panics with every failure.
+fn check_arch(s: &Spec) {
+    let bytes = build(s);
+    let gguf = Gguf::parse(&bytes).expect("parse");
+    let src = MemGguf { gguf, bytes };
+    let exact = RefModel::from_gguf(&src.gguf, &src.bytes);
+    let mut rng = Rng(s.seed.wrapping_mul(0xd134_2543_de82_ef95) | 1);
+    let tokens: Vec<u32> = (0..s.seq)
+        .map(|_| (rng.next_u64() % u64::from(s.n_vocab)) as u32)
+        .collect();
+    let (want, stats) = exact.logits(&tokens, false);
+    let (want_f16, _) = exact.logits(&tokens, true);
+    let logit_scale = want.iter().flatten().fold(0f64, |m, x| m.max(x.abs()));
+    let logit_rms = (want.iter().flatten().map(|x| x * x).sum::<f64>()
+        / (want.len() * want[0].len()) as f64)
+        .sqrt();
+    let f16_shift = (0..s.seq)
+        .map(|p| {
+            let f: Vec<f32> = want_f16[p].iter().map(|&x| x as f32).collect();
+            rel_err(&f, &want[p])
+        })
+        .fold(0f64, f64::max);
+    let (wq, wo) = (&exact.layers[0].wq, &exact.layers[0].wo);
+    eprintln!(
+        "{}: tokens {tokens:?}; exact logits max |·| {logit_scale:.2}, rms {logit_rms:.2}; \
+         attention max prob mean {:.2}, max {:.3}, max |score| {:.1}; rms wq {:.3} wo {:.3}; \
+         f16 K/V move the exact logits by {f16_shift:.2e} of their scale",
+        s.describe(),
+        stats.mean_max_prob,
+        stats.max_max_prob,
+        stats.max_abs_score,
+        wq.rms(),
+        wo.rms(),
+    );
+    // Numerically meaningful: attention neither uniform nor one-hot, logits moderate.
+    assert!(
+        stats.mean_max_prob > 0.2 && stats.mean_max_prob < 0.9 && stats.max_abs_score < 30.0,
+        "{}: attention degenerate: {stats:?}",
+        s.arch
+    );
+    assert!(
+        logit_scale > 1.0 && logit_scale < 30.0,
+        "logit scale {logit_scale}"
+    );
+
+    // Prefill chunks then decode: [0, split1) and [split1, split2) prefilled, the rest decoded;
+    // with window 4 the second chunk and the decode steps see keys slide out of the window.
+    let (split1, split2) = (5, 11);
+    let mut failures = Vec::new();
+    for mut gpu in common::devices() {
+        let top = gpu.caps.tier;
+        let default_family = gpu.caps.family;
+        let other_family = common::FAMILIES
+            .into_iter()
+            .find(|&f| f != default_family)
+            .expect("two families");
+        // T0 and the highest tier with the adapter's own kernel family, the highest tier with
+        // the other family too (software adapters default to Row, GPUs to Workgroup).
+        let mut configs = vec![(Tier::T0, default_family)];
+        if top != Tier::T0 {
+            configs.push((top, default_family));
+        }
+        configs.push((top, other_family));
+        for (tier, family) in configs {
+            gpu.set_tier(tier).expect("tier");
+            gpu.set_family(family);
+            // The cache type follows the tier at load time (f32 at T0, f16 above).
+            let mut model = pollster::block_on(Model::load(&gpu, &src, CTX, &mut |_, _| {}))
+                .expect("model loads");
+            let f16 = model.cache.shape().dtype == KvType::F16;
+            let label = format!(
+                "{} {} {:?} {} {} cache",
+                s.arch,
+                gpu.caps.adapter.name,
+                tier,
+                family.name(),
+                if f16 { "f16" } else { "f32" }
+            );
+            let mut c = Check {
+                label: label.clone(),
+                want: if f16 { &want_f16 } else { &want },
+                exact: &want,
+                tol: if f16 { TOL_F16_CACHE } else { TOL_F32_CACHE },
+                worst: 0.0,
+                worst_at: String::new(),
+                worst_exact: 0.0,
+                failures: Vec::new(),
+            };
+            // 1. Decode, every position.
+            for (p, &t) in tokens.iter().enumerate() {
+                let out = run(&gpu, &mut model, &[t], Want::Logits);
+                c.logits("decode", p, out);
+            }
+            // 2. The whole sequence at once.
+            model.reset();
+            let out = run(&gpu, &mut model, &tokens, Want::Logits);
+            c.logits("prefill", s.seq - 1, out);
+            // 3. Two prefill chunks, then decode; Argmax and Logits alternating.
+            model.reset();
+            let out = run(&gpu, &mut model, &tokens[..split1], Want::Argmax);
+            c.argmax("chunk 1", split1 - 1, out);
+            let out = run(&gpu, &mut model, &tokens[split1..split2], Want::Logits);
+            c.logits("chunk 2", split2 - 1, out);
+            for p in split2..s.seq {
+                if p % 2 == 0 {
+                    let out = run(&gpu, &mut model, &tokens[p..=p], Want::Argmax);
+                    c.argmax("chunked decode", p, out);
+                } else {
+                    let out = run(&gpu, &mut model, &tokens[p..=p], Want::Logits);
+                    c.logits("chunked decode", p, out);
+                }
+            }
+            assert_eq!(model.pos() as usize, s.seq);
+            eprintln!(
+                "[{label}] worst logit error {:.2e} of the logit scale (at {}), tolerance {:.0e}; \
+                 {:.2e} from exact math",
+                c.worst, c.worst_at, c.tol, c.worst_exact
+            );
+            failures.extend(c.failures);
+        }
+        gpu.set_tier(top).expect("tier");
+        gpu.set_family(default_family);
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn llama_matches_reference() {
+    check_arch(&LLAMA);
+}
+
+#[test]
+fn qwen2_matches_reference() {
+    check_arch(&QWEN2);
+}
+
+#[test]
+fn qwen3_matches_reference() {
+    check_arch(&QWEN3);
+}
+
+#[test]
+fn gemma3_matches_reference() {
+    check_arch(&GEMMA3);
+}
