@@ -243,3 +243,51 @@ fn get_rows_every_format() {
         f
     });
 }
+
+/// A weight written piece by piece (pieces of 1 to 4093 bytes, as IndexedDB records or network
+/// chunks arrive) over a split upload equals the CPU dequantize bit for bit; too many or too few
+/// bytes are errors naming the tensor.
+#[test]
+fn streamed_upload_in_odd_pieces() {
+    use wisp::gpu::WeightWriter;
+    let mut gpu = common::devices().remove(0);
+    gpu.set_max_binding(64 << 10);
+    // Q8_0 rows of 3 blocks are 102 bytes: chunk ends are not 4-byte aligned.
+    for (ty, k) in [
+        (GgmlType::Q8_0, 96),
+        (GgmlType::Q4_K, 256),
+        (GgmlType::F16, 96),
+    ] {
+        let rows = 1500;
+        let data = weights(ty, rows, k, 9);
+        let w = GpuWeight::allocate(&gpu, "streamed", ty, k, rows).expect("allocates");
+        assert!(w.chunks.len() >= 2, "{ty}: expected a split");
+        let mut writer = WeightWriter::new(&w);
+        let mut rest = &data[..];
+        for size in [1usize, 2, 3, 5, 4093, 7, 64, 1000].iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (piece, r) = rest.split_at((*size).min(rest.len()));
+            writer.push(&gpu, piece).expect("push");
+            rest = r;
+        }
+        writer.finish(&gpu).expect("every byte arrived");
+        let got = pollster::block_on(dequant::dequantize(&gpu, &w)).expect("dequant");
+        let c = cpu::compare_dequant(ty, &data, &got).expect("cpu dequant");
+        assert_eq!(
+            c.mismatches, 0,
+            "{ty}: first mismatch {:?}",
+            c.first_mismatch
+        );
+
+        let mut over = WeightWriter::new(&w);
+        over.push(&gpu, &data).expect("exactly all bytes");
+        let err = over.push(&gpu, &[0]).expect_err("one byte too many");
+        assert!(err.to_string().contains("streamed"), "{err}");
+        let mut short = WeightWriter::new(&w);
+        short.push(&gpu, &data[..data.len() - 1]).expect("push");
+        let err = short.finish(&gpu).expect_err("one byte short");
+        assert!(err.to_string().contains("only"), "{err}");
+    }
+}

@@ -54,7 +54,7 @@ impl GpuWeight {
     }
 
     /// Uploads `data` (`rows` rows of `row_len` elements of type `ty`) to the GPU.
-    /// `data` may come from a memory map; it is copied chunk by chunk, never whole.
+    /// `data` may come from a memory map; it is copied in pieces, never whole.
     pub fn upload(
         gpu: &Gpu,
         name: &str,
@@ -63,31 +63,47 @@ impl GpuWeight {
         rows: u64,
         data: &[u8],
     ) -> Result<GpuWeight, GpuError> {
-        let unsupported = || GpuError::UnsupportedType {
-            tensor: name.to_string(),
-            ty,
-        };
+        let w = GpuWeight::allocate(gpu, name, ty, row_len, rows)?;
+        if w.bytes() != data.len() as u64 {
+            return Err(GpuError::Shape {
+                tensor: name.to_string(),
+                detail: format!(
+                    "{rows} rows of {} bytes do not match {} bytes of data",
+                    w.row_bytes,
+                    data.len()
+                ),
+            });
+        }
+        let mut writer = WeightWriter::new(&w);
+        writer.push(gpu, data)?;
+        writer.finish(gpu)?;
+        Ok(w)
+    }
+
+    /// Allocates the buffers of a weight (`rows` rows of `row_len` elements of type `ty`),
+    /// split by rows to fit the binding limit; fill them in order with a [`WeightWriter`].
+    pub fn allocate(
+        gpu: &Gpu,
+        name: &str,
+        ty: GgmlType,
+        row_len: u64,
+        rows: u64,
+    ) -> Result<GpuWeight, GpuError> {
         if !ty.is_supported() {
-            return Err(unsupported());
+            return Err(GpuError::UnsupportedType {
+                tensor: name.to_string(),
+                ty,
+            });
         }
         let row_bytes = crate::quant::row_bytes(ty, row_len).ok_or_else(|| GpuError::Shape {
             tensor: name.to_string(),
             detail: format!("row length {row_len} is not a whole number of {ty} blocks"),
         })?;
-        row_bytes
-            .checked_mul(rows)
-            .filter(|&t| t == data.len() as u64)
-            .ok_or_else(|| GpuError::Shape {
-                tensor: name.to_string(),
-                detail: format!(
-                    "{rows} rows of {row_bytes} bytes do not match {} bytes of data",
-                    data.len()
-                ),
-            })?;
         let too_big = |what: &str| GpuError::Shape {
             tensor: name.to_string(),
             detail: format!("{what} exceeds the 32-bit index range of the kernels"),
         };
+        row_bytes.checked_mul(rows).ok_or_else(|| too_big("size"))?;
         let rows32 = u32::try_from(rows).map_err(|_| too_big("row count"))?;
         let row_len32 = u32::try_from(row_len).map_err(|_| too_big("row length"))?;
         // The kernels address bytes with u32 inside a chunk; keep chunks below 4 GiB.
@@ -97,16 +113,12 @@ impl GpuWeight {
         let mut first = 0u64;
         while first < rows {
             let n = per_chunk.min(rows - first);
-            let start = (first * row_bytes) as usize;
-            let end = ((first + n) * row_bytes) as usize;
-            let bytes = &data[start..end];
             let buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(name),
-                size: padded_len(bytes.len() as u64),
+                size: padded_len(n * row_bytes),
                 usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             });
-            write_unaligned(gpu, &buffer, bytes);
             chunks.push(WeightChunk {
                 first_row: first as u32,
                 rows: n as u32,
@@ -114,7 +126,7 @@ impl GpuWeight {
             });
             first += n;
         }
-        gpu.check(&format!("uploading '{name}'"))?;
+        gpu.check(&format!("allocating '{name}'"))?;
         Ok(GpuWeight {
             name: name.to_string(),
             ty,
@@ -124,24 +136,105 @@ impl GpuWeight {
             chunks,
         })
     }
+
+    /// Bytes of the tensor (rows × row bytes).
+    pub fn bytes(&self) -> u64 {
+        self.row_bytes * u64::from(self.rows)
+    }
 }
 
-/// Writes `bytes` at offset 0 of `buffer`; a tail that is not a multiple of 4 is zero-padded.
-pub(crate) fn write_unaligned(gpu: &Gpu, buffer: &wgpu::Buffer, bytes: &[u8]) {
-    // Stage in pieces so a large tensor from a memory map never needs one big heap copy.
-    const PIECE: usize = 16 << 20;
-    let whole = bytes.len() / 4 * 4;
-    let mut off = 0;
-    while off < whole {
-        let n = PIECE.min(whole - off);
-        gpu.queue
-            .write_buffer(buffer, off as u64, &bytes[off..off + n]);
-        off += n;
+/// Fills a [`GpuWeight`]'s buffers from the tensor's bytes handed over in order, in pieces of any
+/// size (a memory map at once, or IndexedDB records in the browser). Writes are 4-byte aligned,
+/// as WebGPU requires, with at most 3 bytes carried from one piece to the next.
+pub struct WeightWriter<'a> {
+    w: &'a GpuWeight,
+    chunk: usize,
+    /// Bytes written to the current chunk's buffer (a multiple of 4).
+    off: u64,
+    carry: Vec<u8>,
+}
+
+impl<'a> WeightWriter<'a> {
+    pub fn new(w: &'a GpuWeight) -> WeightWriter<'a> {
+        WeightWriter {
+            w,
+            chunk: 0,
+            off: 0,
+            carry: Vec::with_capacity(4),
+        }
     }
-    if whole < bytes.len() {
-        let mut tail = [0u8; 4];
-        tail[..bytes.len() - whole].copy_from_slice(&bytes[whole..]);
-        gpu.queue.write_buffer(buffer, whole as u64, &tail);
+
+    fn chunk_len(&self, i: usize) -> u64 {
+        self.w
+            .chunks
+            .get(i)
+            .map_or(0, |c| u64::from(c.rows) * self.w.row_bytes)
+    }
+
+    /// Writes the next `bytes` of the tensor.
+    pub fn push(&mut self, gpu: &Gpu, mut bytes: &[u8]) -> Result<(), GpuError> {
+        // Staged in pieces so a large tensor from a memory map never needs one big heap copy.
+        const PIECE: usize = 16 << 20;
+        while !bytes.is_empty() {
+            let Some(chunk) = self.w.chunks.get(self.chunk) else {
+                return Err(GpuError::Shape {
+                    tensor: self.w.name.clone(),
+                    detail: format!("more than its {} bytes of data", self.w.bytes()),
+                });
+            };
+            let len = self.chunk_len(self.chunk);
+            let room = len - self.off - self.carry.len() as u64;
+            let (mut now, rest) = bytes.split_at((room as usize).min(bytes.len()));
+            bytes = rest;
+            if !self.carry.is_empty() {
+                let n = (4 - self.carry.len()).min(now.len());
+                self.carry.extend_from_slice(&now[..n]);
+                now = &now[n..];
+                if self.carry.len() == 4 {
+                    gpu.queue.write_buffer(&chunk.buffer, self.off, &self.carry);
+                    self.off += 4;
+                    self.carry.clear();
+                }
+            }
+            let whole = now.len() / 4 * 4;
+            let mut done = 0;
+            while done < whole {
+                let n = PIECE.min(whole - done);
+                gpu.queue
+                    .write_buffer(&chunk.buffer, self.off, &now[done..done + n]);
+                self.off += n as u64;
+                done += n;
+            }
+            self.carry.extend_from_slice(&now[whole..]);
+            if self.off + self.carry.len() as u64 == len {
+                // The chunk is full: its last bytes go out zero-padded to a word.
+                if !self.carry.is_empty() {
+                    self.carry.resize(4, 0);
+                    gpu.queue.write_buffer(&chunk.buffer, self.off, &self.carry);
+                    self.carry.clear();
+                }
+                self.chunk += 1;
+                self.off = 0;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that every byte of the tensor arrived.
+    pub fn finish(self, gpu: &Gpu) -> Result<(), GpuError> {
+        if self.chunk < self.w.chunks.len() {
+            let done: u64 = (0..self.chunk).map(|i| self.chunk_len(i)).sum::<u64>()
+                + self.off
+                + self.carry.len() as u64;
+            return Err(GpuError::Shape {
+                tensor: self.w.name.clone(),
+                detail: format!(
+                    "only {done} of its {} bytes of data arrived",
+                    self.w.bytes()
+                ),
+            });
+        }
+        gpu.check(&format!("uploading '{}'", self.w.name))
     }
 }
 

@@ -10,7 +10,7 @@ mod error;
 mod pipeline;
 mod shader;
 
-pub use buffer::{GpuWeight, WeightChunk};
+pub use buffer::{GpuWeight, WeightChunk, WeightWriter};
 pub use device::{AdapterSummary, Capabilities, Gpu, GpuOptions, KernelFamily, Tier};
 pub use error::GpuError;
 pub use pipeline::{Bind, Kernel, KernelSpec, Op, PipelineKey};

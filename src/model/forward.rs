@@ -80,7 +80,7 @@ impl Model {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Model, ModelError> {
         let cfg = Config::from_gguf(src.gguf())?;
-        let weights = Weights::load(gpu, &cfg, src, progress)?;
+        let weights = Weights::load(gpu, &cfg, src, progress).await?;
         let cache = KvCache::new(gpu, cfg.n_layer, ctx, cfg.n_head_kv, cfg.head_dim)?;
         let f = |n: u32| u64::from(MAX_BATCH) * u64::from(n) * 4;
         let (q, kv) = (cfg.n_head * cfg.head_dim, cfg.n_head_kv * cfg.head_dim);

@@ -4,15 +4,22 @@
 use super::config::{Arch, Config};
 use super::ModelError;
 use crate::gguf::{Gguf, TensorInfo};
-use crate::gpu::{Gpu, GpuWeight};
+use crate::gpu::{Gpu, GpuWeight, WeightWriter};
 use crate::quant;
 
-/// Where tensor bytes come from: a memory map natively, IndexedDB chunks in the browser.
+/// Where tensor bytes come from: a memory map natively, IndexedDB records in the browser.
+/// Tensors are read in file order, so a source that holds one record at a time never re-reads.
+#[allow(async_fn_in_trait)] // Used single-threaded (wasm) or blocked on (native): no Send bound.
 pub trait TensorSource {
     /// The parsed header.
     fn gguf(&self) -> &Gguf;
-    /// The raw bytes of one tensor.
-    fn tensor_bytes(&self, t: &TensorInfo) -> Result<std::borrow::Cow<'_, [u8]>, ModelError>;
+    /// Hands the raw bytes of tensor `t` to `sink` in order, in one or more pieces, so that no
+    /// whole tensor needs to sit in memory.
+    async fn read_tensor(
+        &self,
+        t: &TensorInfo,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), ModelError>,
+    ) -> Result<(), ModelError>;
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -20,8 +27,12 @@ impl TensorSource for crate::gguf::GgufFile {
     fn gguf(&self) -> &Gguf {
         crate::gguf::GgufFile::gguf(self)
     }
-    fn tensor_bytes(&self, t: &TensorInfo) -> Result<std::borrow::Cow<'_, [u8]>, ModelError> {
-        Ok(std::borrow::Cow::Borrowed(self.tensor_data(t)?))
+    async fn read_tensor(
+        &self,
+        t: &TensorInfo,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), ModelError>,
+    ) -> Result<(), ModelError> {
+        sink(self.tensor_data(t)?)
     }
 }
 
@@ -93,7 +104,7 @@ impl<S: TensorSource> Loader<'_, S> {
     }
 
     /// A matrix of `rows` rows of `cols` values, kept in its block format.
-    fn matrix(&mut self, name: &str, rows: u32, cols: u32) -> Result<GpuWeight, ModelError> {
+    async fn matrix(&mut self, name: &str, rows: u32, cols: u32) -> Result<GpuWeight, ModelError> {
         let t = self.info(name)?;
         if t.dims.len() != 2 || t.row_len() != u64::from(cols) || t.rows() != u64::from(rows) {
             return Err(ModelError::Shape {
@@ -102,20 +113,25 @@ impl<S: TensorSource> Loader<'_, S> {
                 got: format!("{:?}", t.dims),
             });
         }
-        let data = self.src.tensor_bytes(&t)?;
-        let w = GpuWeight::upload(self.gpu, name, t.ty, t.row_len(), t.rows(), &data)?;
+        let w = GpuWeight::allocate(self.gpu, name, t.ty, t.row_len(), t.rows())?;
+        let mut writer = WeightWriter::new(&w);
+        let gpu = self.gpu;
+        self.src
+            .read_tensor(&t, &mut |piece| Ok(writer.push(gpu, piece)?))
+            .await?;
+        writer.finish(gpu)?;
         self.advance(t.n_bytes);
         Ok(w)
     }
 
     /// A vector of `n` values, dequantized to f32 on the CPU (norms and biases are small).
-    fn vector(&mut self, name: &str, n: u32) -> Result<wgpu::Buffer, ModelError> {
-        let v = self.host_vector(name, n)?;
+    async fn vector(&mut self, name: &str, n: u32) -> Result<wgpu::Buffer, ModelError> {
+        let v = self.host_vector(name, n).await?;
         Ok(self.gpu.storage_from(name, &v))
     }
 
     /// A vector of `n` values as f32 on the CPU.
-    fn host_vector(&mut self, name: &str, n: u32) -> Result<Vec<f32>, ModelError> {
+    async fn host_vector(&mut self, name: &str, n: u32) -> Result<Vec<f32>, ModelError> {
         let t = self.info(name)?;
         if t.n_elements != u64::from(n) {
             return Err(ModelError::Shape {
@@ -124,7 +140,13 @@ impl<S: TensorSource> Loader<'_, S> {
                 got: format!("{:?}", t.dims),
             });
         }
-        let data = self.src.tensor_bytes(&t)?;
+        let mut data = Vec::with_capacity(t.n_bytes as usize);
+        self.src
+            .read_tensor(&t, &mut |piece| {
+                data.extend_from_slice(piece);
+                Ok(())
+            })
+            .await?;
         let v = quant::dequantize_vec(t.ty, &data, n as usize).map_err(|e| ModelError::Tensor {
             tensor: name.to_string(),
             message: e.to_string(),
@@ -133,11 +155,15 @@ impl<S: TensorSource> Loader<'_, S> {
         Ok(v)
     }
 
-    fn optional_host_vector(&mut self, name: &str, n: u32) -> Result<Option<Vec<f32>>, ModelError> {
+    async fn optional_host_vector(
+        &mut self,
+        name: &str,
+        n: u32,
+    ) -> Result<Option<Vec<f32>>, ModelError> {
         if self.src.gguf().tensor(name).is_none() {
             return Ok(None);
         }
-        self.host_vector(name, n).map(Some)
+        self.host_vector(name, n).await.map(Some)
     }
 }
 
@@ -160,7 +186,7 @@ impl Weights {
     }
 
     /// Uploads every weight `cfg` needs from `src`, calling `progress(bytes_done, bytes_total)`.
-    pub fn load<S: TensorSource>(
+    pub async fn load<S: TensorSource>(
         gpu: &Gpu,
         cfg: &Config,
         src: &S,
@@ -180,53 +206,53 @@ impl Weights {
             cfg.n_head_kv * cfg.head_dim,
             cfg.n_ff,
         );
-        let token_embd = l.matrix("token_embd.weight", cfg.n_vocab, e)?;
+        let token_embd = l.matrix("token_embd.weight", cfg.n_vocab, e).await?;
         let qk_norm = matches!(cfg.arch, Arch::Qwen3 | Arch::Gemma3);
         let gemma = cfg.arch == Arch::Gemma3;
         let mut layers = Vec::with_capacity(cfg.n_layer as usize);
         for il in 0..cfg.n_layer {
             let n = |s: &str| format!("blk.{il}.{s}");
             let layer = LayerWeights {
-                attn_norm: l.vector(&n("attn_norm.weight"), e)?,
-                wq: l.matrix(&n("attn_q.weight"), q, e)?,
-                wk: l.matrix(&n("attn_k.weight"), kv, e)?,
-                wv: l.matrix(&n("attn_v.weight"), kv, e)?,
-                bq: l.optional_host_vector(&n("attn_q.bias"), q)?,
-                bk: l.optional_host_vector(&n("attn_k.bias"), kv)?,
-                bv: l.optional_host_vector(&n("attn_v.bias"), kv)?,
+                attn_norm: l.vector(&n("attn_norm.weight"), e).await?,
+                wq: l.matrix(&n("attn_q.weight"), q, e).await?,
+                wk: l.matrix(&n("attn_k.weight"), kv, e).await?,
+                wv: l.matrix(&n("attn_v.weight"), kv, e).await?,
+                bq: l.optional_host_vector(&n("attn_q.bias"), q).await?,
+                bk: l.optional_host_vector(&n("attn_k.bias"), kv).await?,
+                bv: l.optional_host_vector(&n("attn_v.bias"), kv).await?,
                 q_norm: if qk_norm {
-                    Some(l.vector(&n("attn_q_norm.weight"), cfg.head_dim)?)
+                    Some(l.vector(&n("attn_q_norm.weight"), cfg.head_dim).await?)
                 } else {
                     None
                 },
                 k_norm: if qk_norm {
-                    Some(l.vector(&n("attn_k_norm.weight"), cfg.head_dim)?)
+                    Some(l.vector(&n("attn_k_norm.weight"), cfg.head_dim).await?)
                 } else {
                     None
                 },
-                wo: l.matrix(&n("attn_output.weight"), e, q)?,
+                wo: l.matrix(&n("attn_output.weight"), e, q).await?,
                 post_attn_norm: if gemma {
-                    Some(l.vector(&n("post_attention_norm.weight"), e)?)
+                    Some(l.vector(&n("post_attention_norm.weight"), e).await?)
                 } else {
                     None
                 },
-                ffn_norm: l.vector(&n("ffn_norm.weight"), e)?,
-                w_gate: l.matrix(&n("ffn_gate.weight"), ff, e)?,
-                w_up: l.matrix(&n("ffn_up.weight"), ff, e)?,
-                w_down: l.matrix(&n("ffn_down.weight"), e, ff)?,
+                ffn_norm: l.vector(&n("ffn_norm.weight"), e).await?,
+                w_gate: l.matrix(&n("ffn_gate.weight"), ff, e).await?,
+                w_up: l.matrix(&n("ffn_up.weight"), ff, e).await?,
+                w_down: l.matrix(&n("ffn_down.weight"), e, ff).await?,
                 post_ffn_norm: if gemma {
-                    Some(l.vector(&n("post_ffw_norm.weight"), e)?)
+                    Some(l.vector(&n("post_ffw_norm.weight"), e).await?)
                 } else {
                     None
                 },
             };
             layers.push(layer);
         }
-        let output_norm = l.vector("output_norm.weight", e)?;
+        let output_norm = l.vector("output_norm.weight", e).await?;
         let output = if cfg.tied_output {
             None
         } else {
-            Some(l.matrix("output.weight", cfg.n_vocab, e)?)
+            Some(l.matrix("output.weight", cfg.n_vocab, e).await?)
         };
         gpu.check("loading weights")?;
         Ok(Weights {
