@@ -13,3 +13,5 @@ pub mod gpu;
 pub mod model;
 pub mod ops;
 pub mod quant;
+#[cfg(target_arch = "wasm32")]
+pub mod web;

@@ -1,0 +1,512 @@
+//! The browser engine (wasm32 only): download a GGUF into IndexedDB with HTTP Range requests
+//! (resumable, hashed per chunk), stream it from there to WebGPU buffers, and generate. Exposed
+//! to JavaScript with wasm-bindgen; `www/wisp-llm/` runs it in a Web Worker behind a typed proxy.
+//! Values cross the boundary as JSON strings; errors as `JsError` with the library's message.
+
+pub mod download;
+mod js;
+pub mod store;
+
+use std::cell::Cell;
+
+use js_sys::Function;
+use serde::Deserialize;
+use serde_json::json;
+use wasm_bindgen::prelude::*;
+
+use crate::gguf::GgufError;
+use crate::gpu::{Gpu, GpuError, GpuOptions};
+use crate::model::chat::{encode_prompt, ChatTemplate, Message};
+use crate::model::forward::Model;
+use crate::model::generate::{generate, GenParams, GenStats};
+use crate::model::sampler::SamplerConfig;
+use crate::model::tokenizer::Tokenizer;
+use crate::model::ModelError;
+use download::{Progress, StoreSource};
+use store::{FileMeta, Store, CHUNK_SIZE};
+
+/// Errors of the browser engine.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error("{context}: {message}")]
+    Js { context: String, message: String },
+    #[error("this browser offers no {0} here")]
+    Unavailable(String),
+    #[error("network error fetching {url}: {message}")]
+    Network { url: String, message: String },
+    #[error("{url} answered HTTP {status}")]
+    Http { url: String, status: u16 },
+    #[error(
+        "the server of {0} does not support HTTP Range requests, which resumable downloads need"
+    )]
+    NoRange(String),
+    #[error("the browser's storage quota is exceeded: free space (delete cached models) or the model streams without caching")]
+    Quota,
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+    #[error("interrupted")]
+    Interrupted,
+    #[error(transparent)]
+    Gguf(#[from] GgufError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Gpu(#[from] GpuError),
+}
+
+impl WebError {
+    fn from_js(context: &str, e: JsValue) -> WebError {
+        WebError::Js {
+            context: context.to_string(),
+            message: js::describe(&e),
+        }
+    }
+}
+
+fn to_js(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+thread_local! {
+    static INTERRUPT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Asks the running download or generation to stop at its next chunk or token.
+#[wasm_bindgen]
+pub fn interrupt() {
+    INTERRUPT.with(|f| f.set(true));
+}
+
+fn interrupted() -> bool {
+    INTERRUPT.with(|f| f.get())
+}
+
+/// Sampling and length options, as the JS API names them (OpenAI style).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct GenOptions {
+    max_tokens: Option<usize>,
+    temperature: Option<f32>,
+    top_k: Option<usize>,
+    top_p: Option<f32>,
+    min_p: Option<f32>,
+    repetition_penalty: Option<f32>,
+    seed: Option<u64>,
+    stop: Option<Vec<String>>,
+}
+
+impl GenOptions {
+    fn params(&self) -> GenParams {
+        let d = SamplerConfig::default();
+        GenParams {
+            max_tokens: self.max_tokens.unwrap_or(128),
+            sampler: SamplerConfig {
+                temperature: self.temperature.unwrap_or(d.temperature),
+                top_k: self.top_k.unwrap_or(d.top_k),
+                top_p: self.top_p.unwrap_or(d.top_p),
+                min_p: self.min_p.unwrap_or(d.min_p),
+                repeat_penalty: self.repetition_penalty.unwrap_or(d.repeat_penalty),
+                seed: self.seed.unwrap_or(d.seed),
+                ..d
+            },
+            stop: self.stop.clone().unwrap_or_default(),
+            top_logits: 0,
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct LoadOptions {
+    /// KV cache positions (default 2048).
+    context: Option<u32>,
+}
+
+fn report(cb: &Function, p: &Progress) {
+    if let Ok(s) = serde_json::to_string(p) {
+        let _ = cb.call1(&JsValue::NULL, &JsValue::from_str(&s));
+    }
+}
+
+/// A model loaded on the GPU.
+#[wasm_bindgen]
+pub struct Engine {
+    gpu: Gpu,
+    model: Model,
+    tokenizer: Tokenizer,
+    template: ChatTemplate,
+    info: serde_json::Value,
+}
+
+fn stats_json(s: &GenStats, tok: &Tokenizer) -> String {
+    json!({
+        "text": s.text,
+        "token_ids": s.generated.iter().filter(|&&t| !tok.is_eog(t)).collect::<Vec<_>>(),
+        "finish_reason": s.finish.reason(),
+        "usage": {"prompt_tokens": s.prompt_tokens, "completion_tokens": s.generated.len(),
+                  "total_tokens": s.prompt_tokens + s.generated.len()},
+        "timings": {"ttft_ms": s.ttft_s * 1e3, "prefill_tok_s": s.prefill_tok_s(),
+                    "decode_tok_s": s.decode_tok_s()},
+    })
+    .to_string()
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// Downloads `url` into IndexedDB (resuming a partial download), verifies it, and uploads
+    /// it to the GPU. `on_progress` gets JSON progress events.
+    pub async fn load(
+        url: String,
+        options: String,
+        on_progress: Function,
+    ) -> Result<Engine, JsError> {
+        INTERRUPT.with(|f| f.set(false));
+        let opts: LoadOptions = if options.is_empty() {
+            LoadOptions::default()
+        } else {
+            serde_json::from_str(&options).map_err(to_js)?
+        };
+        let notice = |m: String| {
+            log::warn!("{m}");
+            report(
+                &on_progress,
+                &Progress {
+                    phase: "notice",
+                    done: 0,
+                    total: 0,
+                    rate: 0.0,
+                    resumed_from_chunk: 0,
+                    message: m,
+                },
+            );
+        };
+        let mut store = match Store::open().await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                notice(format!(
+                    "IndexedDB is unavailable ({e}): streaming the model without caching"
+                ));
+                None
+            }
+        };
+        let mut meta = None;
+        if let Some(s) = &store {
+            match download::download(s, &url, &mut |p| report(&on_progress, p), &interrupted).await
+            {
+                Ok(m) => meta = Some(m),
+                Err(WebError::Quota) => notice(WebError::Quota.to_string()),
+                Err(e) => return Err(to_js(e)),
+            }
+        }
+        let meta = match meta {
+            Some(m) => m,
+            None => {
+                store = None;
+                FileMeta::new(
+                    &url,
+                    download::remote_size(&url).await.map_err(to_js)?,
+                    CHUNK_SIZE,
+                )
+            }
+        };
+        download::REFETCHED.with(|r| r.borrow_mut().clear());
+        let gguf = download::header(store.as_ref(), &meta)
+            .await
+            .map_err(to_js)?;
+        let tokenizer = Tokenizer::from_gguf(&gguf).map_err(to_js)?;
+        let template = ChatTemplate::for_model(&tokenizer).map_err(to_js)?;
+        let gpu = Gpu::new(&GpuOptions::default()).await.map_err(to_js)?;
+        let src = StoreSource::new(store.as_ref(), meta.clone(), gguf);
+        let t0 = js::now_ms();
+        let cb = on_progress.clone();
+        let ctx = opts.context.unwrap_or(2048);
+        let model = Model::load(&gpu, &src, ctx, &mut |done, total| {
+            let secs = ((js::now_ms() - t0) / 1e3).max(1e-3);
+            report(
+                &cb,
+                &Progress {
+                    phase: "load",
+                    done,
+                    total,
+                    rate: done as f64 / secs,
+                    resumed_from_chunk: 0,
+                    message: String::new(),
+                },
+            );
+        })
+        .await
+        .map_err(to_js)?;
+        let refetched = download::REFETCHED.with(|r| r.borrow().clone());
+        let c = &gpu.caps;
+        let info = json!({
+            "url": url, "size": meta.size, "cached": store.is_some(),
+            "refetched_chunks": refetched,
+            "adapter": {"name": c.adapter.name, "backend": c.adapter.backend, "tier": format!("{:?}", c.tier),
+                        "shader_f16": c.shader_f16, "family": c.family.name()},
+            "model": {"arch": format!("{:?}", model.cfg.arch), "n_layer": model.cfg.n_layer,
+                      "n_vocab": model.cfg.n_vocab, "context": ctx},
+            "template": format!("{:?}", template.source()),
+        });
+        Ok(Engine {
+            gpu,
+            model,
+            tokenizer,
+            template,
+            info,
+        })
+    }
+
+    /// What was loaded, on which adapter (JSON).
+    pub fn info(&self) -> String {
+        self.info.to_string()
+    }
+
+    /// Generates after raw `prompt` text (BOS as the model says, no template), from an empty
+    /// context. `on_token(json)` gets `{"id", "text"}` per token and returns false to stop.
+    pub async fn generate(
+        &mut self,
+        prompt: String,
+        options: String,
+        on_token: Function,
+    ) -> Result<String, JsError> {
+        let ids = self.tokenizer.encode(&prompt, true).map_err(to_js)?;
+        self.model.reset();
+        self.run(ids, &options, &on_token).await
+    }
+
+    /// Like [`generate`](Self::generate) with token ids as given.
+    pub async fn generate_ids(
+        &mut self,
+        ids: Vec<u32>,
+        options: String,
+        on_token: Function,
+    ) -> Result<String, JsError> {
+        self.model.reset();
+        self.run(ids, &options, &on_token).await
+    }
+
+    /// One chat turn: `messages` (JSON `[{"role", "content"}]`) rendered with the model's chat
+    /// template; the KV cache of the longest common prefix with the previous turn is reused.
+    pub async fn chat(
+        &mut self,
+        messages: String,
+        options: String,
+        on_token: Function,
+    ) -> Result<String, JsError> {
+        #[derive(Deserialize)]
+        struct M {
+            role: String,
+            content: String,
+        }
+        let msgs: Vec<M> = serde_json::from_str(&messages).map_err(to_js)?;
+        let msgs: Vec<Message> = msgs
+            .iter()
+            .map(|m| Message::new(&m.role, &m.content))
+            .collect();
+        let text = self.template.render(&msgs, true).map_err(to_js)?;
+        let ids = encode_prompt(&self.tokenizer, &text).map_err(to_js)?;
+        if ids.is_empty() {
+            return Err(JsError::new("the conversation renders to no tokens"));
+        }
+        let keep = self
+            .model
+            .tokens()
+            .iter()
+            .zip(&ids)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(ids.len() - 1);
+        self.model.truncate(keep);
+        self.run(ids[keep..].to_vec(), &options, &on_token).await
+    }
+
+    /// Forgets the conversation.
+    pub fn reset(&mut self) {
+        self.model.reset();
+    }
+
+    async fn run(
+        &mut self,
+        ids: Vec<u32>,
+        options: &str,
+        on_token: &Function,
+    ) -> Result<String, JsError> {
+        INTERRUPT.with(|f| f.set(false));
+        let opts: GenOptions = if options.is_empty() {
+            GenOptions::default()
+        } else {
+            serde_json::from_str(options).map_err(to_js)?
+        };
+        let params = opts.params();
+        let stats = generate(
+            &mut self.model,
+            &self.gpu,
+            &self.tokenizer,
+            &ids,
+            &params,
+            &mut |t| {
+                let line = json!({"id": t.id, "text": t.text}).to_string();
+                let go = on_token
+                    .call1(&JsValue::NULL, &JsValue::from_str(&line))
+                    .map(|v| v.as_bool() != Some(false))
+                    .unwrap_or(false);
+                go && !interrupted()
+            },
+        )
+        .await
+        .map_err(to_js)?;
+        Ok(stats_json(&stats, &self.tokenizer))
+    }
+}
+
+/// Cached models (JSON `[{"url", "size", "stored_bytes", "complete", "chunks"}]`).
+#[wasm_bindgen]
+pub async fn list_models() -> Result<String, JsError> {
+    let store = Store::open().await.map_err(to_js)?;
+    let list: Vec<serde_json::Value> = store
+        .list()
+        .await
+        .map_err(to_js)?
+        .iter()
+        .map(|m| {
+            json!({"url": m.url, "size": m.size, "stored_bytes": m.stored_bytes(),
+                   "complete": m.complete(), "chunks": m.hashes.len(), "hashes": m.hashes})
+        })
+        .collect();
+    Ok(serde_json::Value::Array(list).to_string())
+}
+
+/// Deletes a cached model.
+#[wasm_bindgen]
+pub async fn delete_model(url: String) -> Result<(), JsError> {
+    let store = Store::open().await.map_err(to_js)?;
+    store.delete(&url).await.map_err(to_js)
+}
+
+/// Downloads (or resumes) a model into the cache without loading it.
+#[wasm_bindgen]
+pub async fn download_model(url: String, on_progress: Function) -> Result<String, JsError> {
+    INTERRUPT.with(|f| f.set(false));
+    let store = Store::open().await.map_err(to_js)?;
+    let m = download::download(&store, &url, &mut |p| report(&on_progress, p), &interrupted)
+        .await
+        .map_err(to_js)?;
+    Ok(json!({"url": m.url, "size": m.size, "complete": m.complete()}).to_string())
+}
+
+/// Damages one stored chunk (flips its first byte) so tests can check that a load detects and
+/// re-fetches it.
+#[wasm_bindgen]
+pub async fn corrupt_chunk_for_test(url: String, index: usize) -> Result<(), JsError> {
+    let store = Store::open().await.map_err(to_js)?;
+    let meta = store
+        .meta(&url)
+        .await
+        .map_err(to_js)?
+        .ok_or_else(|| JsError::new("not cached"))?;
+    let c = store
+        .chunk(&url, index)
+        .await
+        .map_err(to_js)?
+        .ok_or_else(|| JsError::new("chunk not stored"))?;
+    let copy = js_sys::Uint8Array::new_with_length(c.length());
+    copy.set(&c, 0);
+    copy.set_index(0, copy.get_index(0) ^ 0xff);
+    // Keep the recorded hash: only the bytes change.
+    store.put_chunk(&meta, index, &copy).await.map_err(to_js)
+}
+
+/// "Will it run?": reads the GGUF header of `url` with Range requests (no download) and
+/// compares what the model needs with this adapter's limits and features. JSON
+/// `{"ok", "reasons": [..], "needs": {..}, "adapter": {..}}`.
+#[wasm_bindgen]
+pub async fn will_it_run(url: String, options: String) -> Result<String, JsError> {
+    let opts: LoadOptions = if options.is_empty() {
+        LoadOptions::default()
+    } else {
+        serde_json::from_str(&options).map_err(to_js)?
+    };
+    let size = download::remote_size(&url).await.map_err(to_js)?;
+    let mut parser = crate::gguf::StreamParser::new().with_file_len(size);
+    let mut pos = 0u64;
+    let gguf = loop {
+        let end = (pos + (1 << 20)).min(size);
+        if end <= pos {
+            parser.finish().map_err(to_js)?;
+            return Err(JsError::new("the file ends inside its GGUF header"));
+        }
+        let bytes = download::fetch_bytes(&url, pos, end).await.map_err(to_js)?;
+        if let Some(g) = parser.feed(&bytes.to_vec()).map_err(to_js)? {
+            break g;
+        }
+        pos = end;
+    };
+    let gpu = Gpu::new(&GpuOptions::default()).await.map_err(to_js)?;
+    let caps = &gpu.caps;
+    let mut reasons = Vec::new();
+    let cfg = match crate::model::config::Config::from_gguf(&gguf) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            reasons.push(e.to_string());
+            None
+        }
+    };
+    let mut weights = 0u64;
+    let mut largest = (String::new(), 0u64);
+    let mut widest_row = 0u64;
+    for t in &gguf.tensors {
+        weights += t.n_bytes;
+        if t.n_bytes > largest.1 {
+            largest = (t.name.clone(), t.n_bytes);
+        }
+        if !t.ty.is_supported() {
+            reasons.push(format!(
+                "tensor '{}' has block type {}, which Wisp does not support",
+                t.name, t.ty
+            ));
+        } else if let Some(rb) = crate::quant::row_bytes(t.ty, t.row_len()) {
+            widest_row = widest_row.max(rb);
+        }
+    }
+    if widest_row > caps.max_binding {
+        reasons.push(format!(
+            "a row of {widest_row} bytes exceeds the adapter's storage binding limit of {} bytes",
+            caps.max_binding
+        ));
+    }
+    let ctx = opts.context.unwrap_or(2048);
+    let mut kv = 0u64;
+    if let Some(c) = &cfg {
+        let elem = if caps.tier >= crate::gpu::Tier::T1 {
+            2
+        } else {
+            4
+        };
+        kv = 2
+            * u64::from(c.n_layer)
+            * u64::from(c.n_head_kv)
+            * u64::from(c.head_dim)
+            * u64::from(ctx)
+            * elem;
+        let layer = kv / 2 / u64::from(c.n_layer.max(1));
+        if layer > caps.max_binding.min(caps.max_buffer_size) {
+            reasons.push(format!(
+                "one layer's KV cache at context {ctx} ({layer} bytes) exceeds the binding limit: use a smaller context"
+            ));
+        }
+        if crate::ops::attention::Tiles::for_head_dim(c.head_dim).is_none() {
+            reasons.push(format!("head dimension {} is not supported", c.head_dim));
+        }
+    }
+    Ok(json!({
+        "ok": reasons.is_empty(),
+        "reasons": reasons,
+        "needs": {"file_bytes": size, "weight_bytes": weights, "kv_cache_bytes": kv, "context": ctx,
+                  "gpu_bytes_estimate": weights + kv,
+                  "largest_tensor": {"name": largest.0, "bytes": largest.1}, "widest_row_bytes": widest_row,
+                  "architecture": gguf.architecture(), "shader_f16_required": false},
+        "adapter": {"name": caps.adapter.name, "tier": format!("{:?}", caps.tier), "shader_f16": caps.shader_f16,
+                    "max_storage_binding": caps.max_binding, "max_buffer_size": caps.max_buffer_size},
+    })
+    .to_string())
+}

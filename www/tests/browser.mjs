@@ -1,0 +1,190 @@
+// Browser tests of the npm package in headless Chromium (SwiftShader WebGPU), driven by
+// playwright-core with /usr/bin/chromium. Starts scripts/serve.mjs, then:
+//  1. "will it run" from the header alone;
+//  2. download interrupted at ~40%, page reloaded, load again: the server log shows the download
+//     continuing at the first missing chunk, and every stored chunk's hash equals the file's;
+//  3. 16 greedy tokens for "Once upon a time" equal llama.cpp's ids (tests/data/oracle);
+//  4. peak wasm memory stays far below the model size;
+//  5. a damaged chunk is detected on the next load and re-fetched;
+//  6. the demo page streams tokens for a typed prompt (screenshot to $WISP_ARTIFACTS).
+// Usage: node www/tests/browser.mjs   (after scripts/build-web.sh; the model in $WISP_CACHE)
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { readFileSync, openSync, readSync, closeSync, statSync, mkdirSync, writeFileSync } from "node:fs";
+import { join, resolve, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { homedir, tmpdir } from "node:os";
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const cache = process.env.WISP_CACHE ?? join(homedir(), ".cache", "wisp");
+const { chromium } = await import(join(cache, "tools/node/node_modules/playwright-core/index.mjs"));
+const MODEL = "gemma-3-270m-q4_k_m.gguf";
+const modelPath = join(cache, MODEL);
+const CHUNK = 16 << 20;
+const port = 8000 + Math.floor(Math.random() * 900);
+const base = `http://127.0.0.1:${port}`;
+const modelUrl = `${base}/models/${MODEL}`;
+const logFile = join(tmpdir(), `wisp-serve-${port}.log`);
+const artifacts = process.env.WISP_ARTIFACTS ?? join(tmpdir(), "wisp-artifacts");
+mkdirSync(artifacts, { recursive: true });
+const oracle = JSON.parse(
+  readFileSync(join(repo, "tests/data/oracle/gemma3-270m-q4_k_m.once_upon_a_time.json"), "utf8"),
+);
+
+let failures = 0;
+function check(cond, what) {
+  console.log(`${cond ? "ok  " : "FAIL"} ${what}`);
+  if (!cond) failures++;
+}
+const t0 = Date.now();
+const secs = () => ((Date.now() - t0) / 1000).toFixed(1);
+
+const server = spawn("node", [join(repo, "scripts/serve.mjs"), "--port", String(port), "--models", cache, "--log", logFile], {
+  stdio: ["ignore", "ignore", "inherit"],
+});
+await new Promise((r) => setTimeout(r, 500));
+const serverLog = () =>
+  readFileSync(logFile, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
+const modelRequests = () => serverLog().filter((e) => e.path === `/models/${MODEL}` && e.range && e.range[1] > 0);
+
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: [
+    "--no-sandbox", "--no-first-run", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--disable-quic", "--enable-unsafe-webgpu",
+  ],
+});
+const context = await browser.newContext();
+let page;
+async function openTestPage() {
+  if (page) await page.close();
+  page = await context.newPage();
+  page.on("console", (m) => console.log(`  [page] ${m.text()}`));
+  page.on("pageerror", (e) => console.log(`  [page error] ${e}`));
+  await page.goto(`${base}/tests/e2e.html`);
+  await page.waitForFunction(() => window.wispReady === true);
+}
+
+try {
+  await openTestPage();
+  // 1. Will it run?
+  const wir = await page.evaluate(async (url) => {
+    const e = await createEngine();
+    await e.cache.delete(url);
+    const r = await e.willItRun(url);
+    await e.unload();
+    return r;
+  }, modelUrl);
+  console.log(`[${secs()} s] will it run: ${JSON.stringify(wir)}`);
+  check(wir.ok === true && wir.needs.file_bytes === statSync(modelPath).size, "will-it-run reads the header and says yes");
+  check(wir.needs.largest_tensor.name === "token_embd.weight", "will-it-run names the largest tensor");
+
+  // 2. Interrupted download, reload, resume.
+  const size = statSync(modelPath).size;
+  const interrupted = await page.evaluate(async (url) => {
+    const e = await createEngine();
+    let stopped = false;
+    try {
+      await e.load(url, {
+        onProgress: (p) => {
+          if (p.phase === "download" && p.done >= 0.4 * p.total && !stopped) {
+            stopped = true;
+            e.interrupt();
+          }
+        },
+      });
+      return { error: null };
+    } catch (err) {
+      return { error: String(err), list: await e.cache.list() };
+    }
+  }, modelUrl);
+  const stored = interrupted.list?.find((m) => m.url === modelUrl);
+  console.log(`[${secs()} s] interrupted: ${interrupted.error}; stored ${stored?.stored_bytes} of ${size}`);
+  check(/interrupted/.test(interrupted.error ?? ""), "interrupt stops the download");
+  check(stored && !stored.complete && stored.stored_bytes >= 0.4 * size && stored.stored_bytes < size, "about 40% is stored");
+  const firstMissing = stored.hashes.findIndex((h) => h === null);
+  const before = modelRequests().length;
+  await openTestPage();
+  const loaded = await page.evaluate(async (url) => {
+    window.engine = await createEngine();
+    const info = await window.engine.load(url, { context: 256 });
+    return { info, list: await window.engine.cache.list(), mem: await window.engine.memory() };
+  }, modelUrl);
+  const resumed = modelRequests().slice(before);
+  console.log(`[${secs()} s] loaded: ${JSON.stringify(loaded.info)}`);
+  check(resumed.length > 0 && resumed[0].range[0] === firstMissing * CHUNK, `the download resumes at chunk ${firstMissing} (byte ${firstMissing * CHUNK}), not at 0: first range ${JSON.stringify(resumed[0]?.range)}`);
+  check(resumed.every((r) => r.range[0] >= firstMissing * CHUNK), "no chunk before the first missing one is fetched again");
+  // Every chunk's recorded hash (verified again on load) equals the file's.
+  const fd = openSync(modelPath, "r");
+  const fileHashes = [];
+  for (let off = 0; off < size; off += CHUNK) {
+    const buf = Buffer.alloc(Math.min(CHUNK, size - off));
+    readSync(fd, buf, 0, buf.length, off);
+    fileHashes.push(createHash("sha256").update(buf).digest("hex"));
+  }
+  closeSync(fd);
+  const m = loaded.list.find((x) => x.url === modelUrl);
+  check(m.complete && JSON.stringify(m.hashes) === JSON.stringify(fileHashes), `the ${fileHashes.length} stored chunks hash equal to the file`);
+  check(loaded.info.refetched_chunks.length === 0, "no chunk needed re-fetching");
+
+  // 3. Greedy tokens equal llama.cpp's.
+  const gen = await page.evaluate(async (ids) => {
+    const streamed = [];
+    const r = await window.engine.generate(ids, { max_tokens: 16, temperature: 0, onToken: (t) => streamed.push(t.id) });
+    return { r, streamed };
+  }, oracle.prompt_ids);
+  console.log(`[${secs()} s] generated: ${JSON.stringify(gen.r)}`);
+  const want = oracle.greedy_ids.slice(0, 16);
+  check(JSON.stringify(gen.r.token_ids) === JSON.stringify(want), `16 greedy tokens equal llama.cpp's ${JSON.stringify(want)}`);
+  check(JSON.stringify(gen.streamed) === JSON.stringify(want), "each token was streamed as it was decoded");
+  const text = await page.evaluate(async () => (await window.engine.generate("Once upon a time", { max_tokens: 4, temperature: 0 })).text);
+  check(text === ", there was a", `raw text prompt: ${JSON.stringify(text)}`);
+
+  // 4. Memory.
+  const wasmBytes = loaded.mem.wasm_bytes;
+  console.log(`[${secs()} s] peak wasm memory during load: ${(wasmBytes / 2 ** 20).toFixed(1)} MiB for a ${(size / 2 ** 20).toFixed(1)} MiB model`);
+  check(wasmBytes < size / 2, "peak wasm memory is far below the model size");
+  writeFileSync(join(artifacts, "browser-results.json"), JSON.stringify({ wasm_bytes: wasmBytes, size, timings: gen.r.timings }, null, 2));
+
+  // 5. Corruption: damage chunk 3, reload, load: detected and re-fetched.
+  await page.evaluate(async (url) => window.engine._corruptChunk(url, 3), modelUrl);
+  const before2 = modelRequests().length;
+  await openTestPage();
+  const again = await page.evaluate(async (url) => {
+    const e = await createEngine();
+    const info = await e.load(url, { context: 64 });
+    const r = await e.generate("Once upon a time", { max_tokens: 2, temperature: 0 });
+    return { info, text: r.text };
+  }, modelUrl);
+  const refetch = modelRequests().slice(before2);
+  check(JSON.stringify(again.info.refetched_chunks) === "[3]", `the damaged chunk is detected: re-fetched ${JSON.stringify(again.info.refetched_chunks)}`);
+  check(refetch.length === 1 && refetch[0].range[0] === 3 * CHUNK, "only that chunk is fetched again");
+  check(again.text === ", there", "the model still generates correctly");
+  console.log(`[${secs()} s] corruption handled`);
+
+  // 6. The demo page.
+  if (page) await page.close();
+  page = await context.newPage();
+  page.on("pageerror", (e) => console.log(`  [demo error] ${e}`));
+  await page.goto(`${base}/?model=${encodeURIComponent(modelUrl)}`);
+  await page.waitForSelector("#status:has-text('ready')", { timeout: 300_000 });
+  await page.fill("#prompt", "Once upon a time");
+  await page.click("#send");
+  await page.waitForFunction(() => document.querySelectorAll("#chat .assistant")[0]?.textContent.length > 3, null, { timeout: 300_000 });
+  await page.waitForSelector("#status:has-text('tok/s')", { timeout: 600_000 });
+  const shot = join(artifacts, "demo.png");
+  await page.screenshot({ path: shot, fullPage: true });
+  const reply = await page.textContent("#chat .assistant");
+  check(reply.length > 3, `the demo streamed a reply: ${JSON.stringify(reply.slice(0, 80))}; screenshot ${shot}`);
+} catch (e) {
+  console.log(`FAIL ${e.stack ?? e}`);
+  failures++;
+} finally {
+  await browser.close();
+  server.kill();
+}
+console.log(`[${secs()} s] ${failures ? `${failures} FAILED` : "all browser tests passed"}`);
+process.exit(failures ? 1 : 0);

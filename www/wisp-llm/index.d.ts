@@ -1,0 +1,144 @@
+// Types of wisp-llm's public API.
+
+export interface Progress {
+  /** "download" (network → IndexedDB), "load" (IndexedDB → GPU) or "notice" (see `message`). */
+  phase: "download" | "load" | "notice";
+  done: number;
+  total: number;
+  /** Bytes per second in this phase. */
+  rate: number;
+  /** First chunk fetched by this download (0 unless resuming). */
+  resumed_from_chunk: number;
+  message: string;
+}
+
+export interface GenerationOptions {
+  max_tokens?: number;
+  /** 0: greedy. */
+  temperature?: number;
+  top_p?: number;
+  top_k?: number;
+  min_p?: number;
+  repetition_penalty?: number;
+  seed?: number;
+  stop?: string | string[];
+  /** Called with each token as it is decoded. */
+  onToken?: (t: { id: number; text: string }) => void;
+}
+
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
+
+export interface Timings {
+  ttft_ms: number;
+  prefill_tok_s: number;
+  decode_tok_s: number;
+}
+
+export interface GenerateResult {
+  text: string;
+  token_ids: number[];
+  finish_reason: "stop" | "length" | "abort";
+  usage: Usage;
+  timings: Timings;
+}
+
+export interface ChatMessage {
+  role: "system" | "user" | "assistant";
+  content: string;
+}
+
+export interface ChatCompletionRequest extends Omit<GenerationOptions, "onToken"> {
+  messages: ChatMessage[];
+  stream?: boolean;
+}
+
+export interface ChatCompletionChunk {
+  id: string;
+  object: "chat.completion.chunk";
+  created: number;
+  model: string;
+  choices: { index: number; delta: { role?: "assistant"; content?: string }; finish_reason: string | null }[];
+  usage?: Usage;
+  timings?: Timings;
+}
+
+export interface ChatCompletion {
+  id: string;
+  object: "chat.completion";
+  created: number;
+  model: string;
+  choices: { index: number; message: ChatMessage; finish_reason: string }[];
+  usage: Usage;
+  timings: Timings;
+}
+
+export interface CachedModel {
+  url: string;
+  size: number;
+  stored_bytes: number;
+  complete: boolean;
+  chunks: number;
+  hashes: (string | null)[];
+}
+
+export interface WillItRun {
+  ok: boolean;
+  reasons: string[];
+  needs: {
+    file_bytes: number;
+    weight_bytes: number;
+    kv_cache_bytes: number;
+    gpu_bytes_estimate: number;
+    context: number;
+    largest_tensor: { name: string; bytes: number };
+    widest_row_bytes: number;
+    architecture: string | null;
+    shader_f16_required: boolean;
+  };
+  adapter: { name: string; tier: string; shader_f16: boolean; max_storage_binding: number; max_buffer_size: number };
+}
+
+export interface EngineInfo {
+  url: string;
+  size: number;
+  cached: boolean;
+  refetched_chunks: number[];
+  adapter: { name: string; backend: string; tier: string; shader_f16: boolean; family: string };
+  model: { arch: string; n_layer: number; n_vocab: number; context: number };
+  template: string;
+}
+
+export interface Engine {
+  model: string | undefined;
+  load(url: string, opts?: { onProgress?: (p: Progress) => void; context?: number }): Promise<EngineInfo>;
+  willItRun(url?: string, opts?: { context?: number }): Promise<WillItRun>;
+  generate(prompt: string | number[], options?: GenerationOptions): Promise<GenerateResult>;
+  chat: {
+    completions: {
+      create(req: ChatCompletionRequest & { stream: true }): Promise<AsyncIterable<ChatCompletionChunk>>;
+      create(req: ChatCompletionRequest & { stream?: false }): Promise<ChatCompletion>;
+    };
+  };
+  cache: {
+    list(): Promise<CachedModel[]>;
+    delete(url: string): Promise<void>;
+    estimate(): Promise<{ usage: number; quota: number }>;
+    download(url: string, onProgress?: (p: Progress) => void): Promise<{ url: string; size: number; complete: boolean }>;
+  };
+  interrupt(): void;
+  resetChat(): Promise<void>;
+  info(): Promise<EngineInfo>;
+  memory(): Promise<{ wasm_bytes: number }>;
+  unload(): Promise<void>;
+}
+
+export function createEngine(opts?: {
+  model?: string;
+  onProgress?: (p: Progress) => void;
+  context?: number;
+  workerUrl?: string | URL;
+}): Promise<Engine>;

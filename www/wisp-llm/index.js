@@ -1,0 +1,215 @@
+// wisp-llm: run GGUF language models on the visitor's GPU (WebGPU), in a Web Worker.
+// The main-thread object is a thin proxy: every call becomes a message to the worker, and
+// streamed tokens come back as events.
+
+let nextId = 1;
+
+class WorkerProxy {
+  constructor(worker) {
+    this.worker = worker;
+    this.pending = new Map();
+    worker.onmessage = (e) => {
+      const { id, event, data, done, result, error } = e.data;
+      const p = this.pending.get(id);
+      if (!p) return;
+      if (event) {
+        p.onEvent?.(event, data);
+      } else if (done) {
+        this.pending.delete(id);
+        if (error !== undefined) p.reject(new Error(error));
+        else p.resolve(result);
+      }
+    };
+    worker.onerror = (e) => {
+      const err = new Error(`wisp worker failed: ${e.message ?? e}`);
+      for (const p of this.pending.values()) p.reject(err);
+      this.pending.clear();
+    };
+  }
+
+  call(op, args, onEvent) {
+    const id = nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, onEvent });
+      this.worker.postMessage({ id, op, args });
+    });
+  }
+
+  interrupt() {
+    this.worker.postMessage({ id: 0, op: "interrupt" });
+  }
+}
+
+function genOptions(o = {}) {
+  const { max_tokens, temperature, top_p, top_k, min_p, seed, stop } = o;
+  const repetition_penalty = o.repetition_penalty ?? o.frequency_penalty_multiplier;
+  return {
+    max_tokens,
+    temperature,
+    top_p,
+    top_k,
+    min_p,
+    seed,
+    repetition_penalty,
+    stop: typeof stop === "string" ? [stop] : stop,
+  };
+}
+
+/** An async iterable fed by pushes, ended by `end()` or `fail()`. */
+function channel() {
+  const items = [];
+  let wake = null;
+  let finished = false;
+  let failure = null;
+  return {
+    push(x) {
+      items.push(x);
+      wake?.();
+    },
+    end() {
+      finished = true;
+      wake?.();
+    },
+    fail(e) {
+      failure = e;
+      wake?.();
+    },
+    async *[Symbol.asyncIterator]() {
+      for (;;) {
+        if (items.length) {
+          yield items.shift();
+          continue;
+        }
+        if (failure) throw failure;
+        if (finished) return;
+        await new Promise((r) => (wake = r));
+        wake = null;
+      }
+    },
+  };
+}
+
+class Engine {
+  constructor(proxy, modelUrl) {
+    this.proxy = proxy;
+    this.model = modelUrl;
+    const self = this;
+    this.chat = {
+      completions: {
+        create(req) {
+          return self.#chatCompletion(req);
+        },
+      },
+    };
+    this.cache = {
+      list: () => proxy.call("list"),
+      delete: (url) => proxy.call("delete", { url }),
+      estimate: () => proxy.call("estimate"),
+      download: (url, onProgress) =>
+        proxy.call("download", { url }, (ev, d) => ev === "progress" && onProgress?.(d)),
+    };
+  }
+
+  /** Loads (downloading into IndexedDB, resumable) the model at `url`. */
+  async load(url, { onProgress, context } = {}) {
+    this.model = url;
+    return this.proxy.call("load", { url, options: { context } }, (ev, d) => {
+      if (ev === "progress") onProgress?.(d);
+    });
+  }
+
+  /** Reads the GGUF header by Range request and checks the adapter: { ok, reasons, needs, adapter }. */
+  willItRun(url, { context } = {}) {
+    return this.proxy.call("willItRun", { url: url ?? this.model, options: { context } });
+  }
+
+  /** Raw-text generation from an empty context: { text, token_ids, usage, timings }. */
+  generate(prompt, options = {}) {
+    const onToken = options.onToken;
+    const args = { options: genOptions(options) };
+    const op = Array.isArray(prompt) ? "generateIds" : "generate";
+    if (op === "generateIds") args.ids = prompt;
+    else args.prompt = prompt;
+    return this.proxy.call(op, args, (ev, d) => ev === "token" && onToken?.(d));
+  }
+
+  #chatCompletion(req) {
+    const id = `chatcmpl-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+    const created = Math.floor(Date.now() / 1000);
+    const base = { id, created, model: this.model };
+    const messages = req.messages.map(({ role, content }) => ({ role, content: String(content) }));
+    const args = { messages, options: genOptions(req) };
+    if (!req.stream) {
+      return this.proxy.call("chat", args).then((r) => ({
+        ...base,
+        object: "chat.completion",
+        choices: [
+          { index: 0, message: { role: "assistant", content: r.text }, finish_reason: r.finish_reason },
+        ],
+        usage: r.usage,
+        timings: r.timings,
+      }));
+    }
+    const ch = channel();
+    const chunk = (delta, finish_reason) => ({
+      ...base,
+      object: "chat.completion.chunk",
+      choices: [{ index: 0, delta, finish_reason }],
+    });
+    let first = true;
+    this.proxy
+      .call("chat", args, (ev, d) => {
+        if (ev !== "token" || !d.text) return;
+        ch.push(chunk(first ? { role: "assistant", content: d.text } : { content: d.text }, null));
+        first = false;
+      })
+      .then((r) => {
+        ch.push({ ...chunk({}, r.finish_reason), usage: r.usage, timings: r.timings });
+        ch.end();
+      })
+      .catch((e) => ch.fail(e));
+    return Promise.resolve(ch);
+  }
+
+  /** Stops the running download or generation at its next chunk or token. */
+  interrupt() {
+    this.proxy.interrupt();
+  }
+
+  /** Forgets the conversation (the next chat turn starts from an empty KV cache). */
+  resetChat() {
+    return this.proxy.call("reset");
+  }
+
+  /** What is loaded, on which adapter. */
+  info() {
+    return this.proxy.call("info");
+  }
+
+  /** Bytes of wasm memory (it only grows, so this is also the peak). */
+  memory() {
+    return this.proxy.call("memory");
+  }
+
+  /** Damages one stored chunk (tests of the store's verification). */
+  _corruptChunk(url, index) {
+    return this.proxy.call("corruptChunk", { url, index });
+  }
+
+  /** Ends the worker and frees the GPU memory. */
+  async unload() {
+    this.proxy.worker.terminate();
+  }
+}
+
+/**
+ * Starts the engine in a Web Worker and, with `model`, loads it.
+ * @param {{model?: string, onProgress?: (p: object) => void, context?: number, workerUrl?: string|URL}} opts
+ */
+export async function createEngine(opts = {}) {
+  const url = opts.workerUrl ?? new URL("./worker.js", import.meta.url);
+  const worker = new Worker(url, { type: "module" });
+  const engine = new Engine(new WorkerProxy(worker), opts.model);
+  if (opts.model) await engine.load(opts.model, opts);
+  return engine;
+}
