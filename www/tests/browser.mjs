@@ -8,28 +8,15 @@
 //  5. a damaged chunk is detected on the next load and re-fetched;
 //  6. the demo page streams tokens for a typed prompt (screenshot to $WISP_ARTIFACTS).
 // Usage: node www/tests/browser.mjs   (after scripts/build-web.sh; the model in $WISP_CACHE)
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readFileSync, openSync, readSync, closeSync, statSync, mkdirSync, writeFileSync } from "node:fs";
-import { join, resolve, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
-import { homedir, tmpdir } from "node:os";
+import { openSync, readSync, closeSync, statSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { tmpdir } from "node:os";
+import { modelPath, oracle, startServer, startBrowser } from "./harness.mjs";
 
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const cache = process.env.WISP_CACHE ?? join(homedir(), ".cache", "wisp");
-const { chromium } = await import(join(cache, "tools/node/node_modules/playwright-core/index.mjs"));
-const MODEL = "gemma-3-270m-q4_k_m.gguf";
-const modelPath = join(cache, MODEL);
 const CHUNK = 16 << 20;
-const port = 8000 + Math.floor(Math.random() * 900);
-const base = `http://127.0.0.1:${port}`;
-const modelUrl = `${base}/models/${MODEL}`;
-const logFile = join(tmpdir(), `wisp-serve-${port}.log`);
 const artifacts = process.env.WISP_ARTIFACTS ?? join(tmpdir(), "wisp-artifacts");
 mkdirSync(artifacts, { recursive: true });
-const oracle = JSON.parse(
-  readFileSync(join(repo, "tests/data/oracle/gemma3-270m-q4_k_m.once_upon_a_time.json"), "utf8"),
-);
 
 let failures = 0;
 function check(cond, what) {
@@ -39,34 +26,11 @@ function check(cond, what) {
 const t0 = Date.now();
 const secs = () => ((Date.now() - t0) / 1000).toFixed(1);
 
-const server = spawn("node", [join(repo, "scripts/serve.mjs"), "--port", String(port), "--models", cache, "--log", logFile], {
-  stdio: ["ignore", "ignore", "inherit"],
-});
-await new Promise((r) => setTimeout(r, 500));
-const serverLog = () =>
-  readFileSync(logFile, "utf8")
-    .split("\n")
-    .filter(Boolean)
-    .map((l) => JSON.parse(l));
-const modelRequests = () => serverLog().filter((e) => e.path === `/models/${MODEL}` && e.range && e.range[1] > 0);
-
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: [
-    "--no-sandbox", "--no-first-run", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--disable-quic", "--enable-unsafe-webgpu",
-  ],
-});
-const context = await browser.newContext();
+const server = await startServer();
+const { base, modelUrl, modelRequests } = server;
+const { browser, context, open } = await startBrowser();
 let page;
-async function openTestPage() {
-  if (page) await page.close();
-  page = await context.newPage();
-  page.on("console", (m) => console.log(`  [page] ${m.text()}`));
-  page.on("pageerror", (e) => console.log(`  [page error] ${e}`));
-  await page.goto(`${base}/tests/e2e.html`);
-  await page.waitForFunction(() => window.wispReady === true);
-}
+const openTestPage = async () => (page = await open(base));
 
 try {
   await openTestPage();
@@ -184,7 +148,7 @@ try {
   failures++;
 } finally {
   await browser.close();
-  server.kill();
+  server.stop();
 }
 console.log(`[${secs()} s] ${failures ? `${failures} FAILED` : "all browser tests passed"}`);
 process.exit(failures ? 1 : 0);

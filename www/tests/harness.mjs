@@ -1,0 +1,67 @@
+// Shared by the browser test and benchmark: the Range server (scripts/serve.mjs) on a free
+// port with its request log, and headless Chromium (playwright-core, /usr/bin/chromium, WebGPU
+// on SwiftShader) with a page that has imported the npm package.
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join, resolve, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { homedir, tmpdir } from "node:os";
+
+export const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const cache = process.env.WISP_CACHE ?? join(homedir(), ".cache", "wisp");
+export const MODEL = "gemma-3-270m-q4_k_m.gguf";
+export const modelPath = join(cache, MODEL);
+export const oracle = JSON.parse(
+  readFileSync(join(repo, "tests/data/oracle/gemma3-270m-q4_k_m.once_upon_a_time.json"), "utf8"),
+);
+
+/** Starts the server; returns { base, modelUrl, log(), modelRequests(), stop() }. */
+export async function startServer() {
+  const port = 8000 + Math.floor(Math.random() * 900);
+  const logFile = join(tmpdir(), `wisp-serve-${port}-${Date.now()}.log`);
+  const proc = spawn("node", [join(repo, "scripts/serve.mjs"), "--port", String(port), "--models", cache, "--log", logFile], {
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  await new Promise((r) => setTimeout(r, 500));
+  const base = `http://127.0.0.1:${port}`;
+  const log = () => {
+    try {
+      return readFileSync(logFile, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l));
+    } catch {
+      return [];
+    }
+  };
+  return {
+    base,
+    modelUrl: `${base}/models/${MODEL}`,
+    log,
+    // Range requests for the model's data (the one-byte size probes excluded).
+    modelRequests: () => log().filter((e) => e.path === `/models/${MODEL}` && e.range && e.range[1] > 0),
+    stop: () => proc.kill(),
+  };
+}
+
+/** Launches headless Chromium with WebGPU; returns { browser, context, open(url) }. */
+export async function startBrowser() {
+  const { chromium } = await import(join(cache, "tools/node/node_modules/playwright-core/index.mjs"));
+  const browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: [
+      "--no-sandbox", "--no-first-run", "--disable-background-networking", "--disable-component-update",
+      "--disable-sync", "--disable-quic", "--enable-unsafe-webgpu",
+    ],
+  });
+  const context = await browser.newContext();
+  let page;
+  /** A fresh page on the test page (the previous one is closed, as a reload would). */
+  async function open(base) {
+    if (page) await page.close();
+    page = await context.newPage();
+    page.on("console", (m) => console.log(`  [page] ${m.text()}`));
+    page.on("pageerror", (e) => console.log(`  [page error] ${e}`));
+    await page.goto(`${base}/tests/e2e.html`);
+    await page.waitForFunction(() => window.wispReady === true);
+    return page;
+  }
+  return { browser, context, open };
+}
