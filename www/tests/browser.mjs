@@ -9,7 +9,7 @@
 //  6. the demo page streams tokens for a typed prompt (screenshot to $WISP_ARTIFACTS).
 // Usage: node www/tests/browser.mjs   (after scripts/build-web.sh; the model in $WISP_CACHE)
 import { createHash } from "node:crypto";
-import { openSync, readSync, closeSync, statSync, mkdirSync, writeFileSync } from "node:fs";
+import { openSync, readSync, closeSync, statSync, mkdirSync, writeFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { modelPath, oracle, startServer, startBrowser } from "./harness.mjs";
@@ -138,11 +138,19 @@ try {
   await page.fill("#prompt", "Once upon a time");
   await page.click("#send");
   await page.waitForFunction(() => document.querySelectorAll("#chat .assistant")[0]?.textContent.length > 3, null, { timeout: 300_000 });
-  await page.waitForSelector("#status:has-text('tok/s')", { timeout: 600_000 });
+  // Stop mid-reply: the stop button interrupts generation at the next token.
+  await page.click("#stop");
+  await page.waitForSelector("#status:has-text('tok/s')", { timeout: 120_000 });
   const shot = join(artifacts, "demo.png");
   await page.screenshot({ path: shot, fullPage: true });
   const reply = await page.textContent("#chat .assistant");
+  const st = await page.textContent("#status");
   check(reply.length > 3, `the demo streamed a reply: ${JSON.stringify(reply.slice(0, 80))}; screenshot ${shot}`);
+  check(/abort/.test(st), `the stop button ended the reply early: ${JSON.stringify(st)}`);
+  if (process.env.CI) {
+    // The CI artifact: the screenshot, base64 in the log (decode with `base64 -d`).
+    console.log(`demo screenshot (PNG, base64): ${readFileSync(shot).toString("base64")}`);
+  }
 } catch (e) {
   console.log(`FAIL ${e.stack ?? e}`);
   failures++;
