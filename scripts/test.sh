@@ -30,4 +30,5 @@ echo "== wisp dequant (GPU) against gguf-py's dequantize, one tensor of each typ
 python3 scripts/compare_dequant.py "$W" "$MODEL"
 echo "== browser: the npm package in headless Chromium on SwiftShader"
 scripts/build-web.sh | tail -1
+scripts/test-wasm.sh
 node www/tests/browser.mjs

@@ -46,6 +46,8 @@ pub enum WebError {
     Corrupt(String),
     #[error("interrupted")]
     Interrupted,
+    #[error("bad options: {0}")]
+    Options(String),
     #[error(transparent)]
     Gguf(#[from] GgufError),
     #[error(transparent)]
@@ -122,6 +124,17 @@ struct LoadOptions {
     context: Option<u32>,
 }
 
+/// Generation parameters from the JS options (OpenAI names: `max_tokens`, `temperature`,
+/// `top_p`, `top_k`, `min_p`, `repetition_penalty`, `seed`, `stop`); "" means defaults.
+pub fn gen_params(options: &str) -> Result<GenParams, WebError> {
+    if options.trim().is_empty() {
+        return Ok(GenOptions::default().params());
+    }
+    serde_json::from_str::<GenOptions>(options)
+        .map(|o| o.params())
+        .map_err(|e| WebError::Options(e.to_string()))
+}
+
 fn report(cb: &Function, p: &Progress) {
     if let Ok(s) = serde_json::to_string(p) {
         let _ = cb.call1(&JsValue::NULL, &JsValue::from_str(&s));
@@ -138,7 +151,9 @@ pub struct Engine {
     info: serde_json::Value,
 }
 
-fn stats_json(s: &GenStats, tok: &Tokenizer) -> String {
+/// The result of a generation as the JS API returns it: `{text, token_ids, finish_reason,
+/// usage, timings}` (end-of-generation tokens are not in `token_ids`).
+pub fn stats_json(s: &GenStats, tok: &Tokenizer) -> String {
     json!({
         "text": s.text,
         "token_ids": s.generated.iter().filter(|&&t| !tok.is_eog(t)).collect::<Vec<_>>(),
@@ -332,12 +347,7 @@ impl Engine {
         on_token: &Function,
     ) -> Result<String, JsError> {
         INTERRUPT.with(|f| f.set(false));
-        let opts: GenOptions = if options.is_empty() {
-            GenOptions::default()
-        } else {
-            serde_json::from_str(options).map_err(to_js)?
-        };
-        let params = opts.params();
+        let params = gen_params(options).map_err(to_js)?;
         let stats = generate(
             &mut self.model,
             &self.gpu,
