@@ -6,7 +6,7 @@ use js_sys::{Function, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{IdbRequest, Response};
+use web_sys::{IdbRequest, IdbTransaction, Response};
 
 use super::WebError;
 
@@ -22,11 +22,16 @@ pub fn global_get(name: &str) -> Result<JsValue, WebError> {
 
 /// Message of a JS exception or value.
 pub fn describe(e: &JsValue) -> String {
-    if let Some(err) = e.dyn_ref::<js_sys::Error>() {
-        return String::from(err.message());
-    }
+    // A DOMException is also an Error; its name (e.g. QuotaExceededError) matters more.
     if let Some(ex) = e.dyn_ref::<web_sys::DomException>() {
         return format!("{}: {}", ex.name(), ex.message());
+    }
+    if let Some(err) = e.dyn_ref::<js_sys::Error>() {
+        return format!(
+            "{}: {}",
+            String::from(err.name()),
+            String::from(err.message())
+        );
     }
     e.as_string().unwrap_or_else(|| format!("{e:?}"))
 }
@@ -113,4 +118,34 @@ pub async fn sha256(bytes: &Uint8Array) -> Result<String, WebError> {
 /// Milliseconds on the page's clock.
 pub fn now_ms() -> f64 {
     js_sys::Date::now()
+}
+
+/// A future of `tx`'s end: `Ok` when it commits, the abort's error (e.g. `QuotaExceededError`,
+/// which Chromium reports at commit, after every request succeeded) otherwise. Call it right
+/// after creating the transaction: the handlers are set at once.
+pub fn transaction_done(
+    tx: &IdbTransaction,
+) -> impl std::future::Future<Output = Result<(), WebError>> {
+    let tx2 = tx.clone();
+    let promise = Promise::new(&mut |resolve: Function, reject: Function| {
+        let ok = Closure::once_into_js(move |_: JsValue| {
+            let _ = resolve.call0(&JsValue::NULL);
+        });
+        let t = tx2.clone();
+        let err = Closure::once_into_js(move |_: JsValue| {
+            let e = t
+                .error()
+                .map(JsValue::from)
+                .unwrap_or_else(|| JsValue::from_str("IndexedDB transaction aborted"));
+            let _ = reject.call1(&JsValue::NULL, &e);
+        });
+        tx2.set_oncomplete(Some(ok.unchecked_ref()));
+        tx2.set_onabort(Some(err.unchecked_ref()));
+    });
+    let fut = JsFuture::from(promise);
+    async move {
+        fut.await
+            .map(|_| ())
+            .map_err(|e| WebError::from_js("IndexedDB commit", e))
+    }
 }

@@ -169,6 +169,7 @@ impl Store {
             .db
             .transaction_with_str_sequence_and_mode(&list, IdbTransactionMode::Readwrite)
             .map_err(|e| WebError::from_js("IndexedDB transaction", e))?;
+        let done = js::transaction_done(&tx);
         let chunks = tx
             .object_store(CHUNKS)
             .map_err(|e| WebError::from_js("IndexedDB store", e))?;
@@ -184,7 +185,8 @@ impl Store {
             .map_err(|e| put_error(WebError::from_js("IndexedDB put", e)))?;
         js::request(&r1).await.map_err(put_error)?;
         js::request(&r2).await.map_err(put_error)?;
-        Ok(())
+        // Stored only once committed: the quota is enforced at commit.
+        done.await.map_err(put_error)
     }
 
     /// Chunk `i` of `url`, if stored.

@@ -6,7 +6,8 @@
 //  3. 16 greedy tokens for "Once upon a time" equal llama.cpp's ids (tests/data/oracle);
 //  4. peak wasm memory stays far below the model size;
 //  5. a damaged chunk is detected on the next load and re-fetched;
-//  6. the demo page streams tokens for a typed prompt (screenshot to $WISP_ARTIFACTS).
+//  6. over the storage quota, the model streams uncached and the user is told;
+//  7. the demo page streams tokens for a typed prompt (screenshot to $WISP_ARTIFACTS).
 // Usage: node www/tests/browser.mjs   (after scripts/build-web.sh; the model in $WISP_CACHE)
 import { createHash } from "node:crypto";
 import { openSync, readSync, closeSync, statSync, mkdirSync, writeFileSync, readFileSync } from "node:fs";
@@ -129,7 +130,29 @@ try {
   check(again.text === ", there", "the model still generates correctly");
   console.log(`[${secs()} s] corruption handled`);
 
-  // 6. The demo page.
+  // 6. Storage quota exceeded: said clearly, and the model streams from the network uncached.
+  // A fresh browser context: no usage accounted to the origin yet.
+  const qctx = await browser.newContext();
+  const qpage = await qctx.newPage();
+  await qpage.goto(`${base}/tests/e2e.html`);
+  await qpage.waitForFunction(() => window.wispReady === true);
+  const cdp = await qctx.newCDPSession(qpage);
+  await cdp.send("Storage.overrideQuotaForOrigin", { origin: base, quotaSize: 40 * 2 ** 20 });
+  const quota = await qpage.evaluate(async (url) => {
+    const e = await createEngine();
+    const notices = [];
+    const info = await e.load(url, { context: 64, onProgress: (p) => p.phase === "notice" && notices.push(p.message) });
+    const r = await e.generate("Once upon a time", { max_tokens: 2, temperature: 0 });
+    await e.unload();
+    return { info, notices, text: r.text };
+  }, modelUrl);
+  await cdp.send("Storage.overrideQuotaForOrigin", { origin: base });
+  await qctx.close();
+  check(quota.notices.some((n) => /quota/i.test(n)), `over quota, the user is told: ${JSON.stringify(quota.notices)}`);
+  check(quota.info.cached === false && quota.text === ", there", "and the model streams uncached and runs");
+  console.log(`[${secs()} s] quota handled`);
+
+  // 7. The demo page.
   if (page) await page.close();
   page = await context.newPage();
   page.on("pageerror", (e) => console.log(`  [demo error] ${e}`));
