@@ -13,8 +13,8 @@ if [ "$("$TOOLS/bin/wasm-bindgen" --version 2>/dev/null | awk '{print $2}')" != 
   echo "installing wasm-bindgen-cli $WBG_VERSION into $TOOLS (about 3 minutes)"
   cargo install -q wasm-bindgen-cli --version "$WBG_VERSION" --root "$TOOLS"
 fi
-if [ ! -x "$TOOLS/node/node_modules/.bin/wasm-opt" ] || [ ! -d "$TOOLS/node/node_modules/playwright-core" ]; then
-  npm install --silent --no-audit --no-fund --prefix "$TOOLS/node" binaryen@132 playwright-core@1
+if [ ! -x "$TOOLS/node/node_modules/.bin/wasm-opt" ] || [ ! -d "$TOOLS/node/node_modules/playwright-core" ] || [ ! -x "$TOOLS/node/node_modules/.bin/vite" ]; then
+  npm install --silent --no-audit --no-fund --prefix "$TOOLS/node" binaryen@132 playwright-core@1 vite@6
 fi
 rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
 cargo build --release --lib --target wasm32-unknown-unknown

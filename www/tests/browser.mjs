@@ -7,13 +7,15 @@
 //  4. peak wasm memory stays far below the model size;
 //  5. a damaged chunk is detected on the next load and re-fetched;
 //  6. over the storage quota, the model streams uncached and the user is told;
-//  7. the demo page streams tokens for a typed prompt (screenshot to $WISP_ARTIFACTS).
+//  7. the demo page streams tokens for a typed prompt (screenshot to $WISP_ARTIFACTS);
+//  8. the package bundled by Vite (worker and wasm emitted by the bundler) loads and generates.
 // Usage: node www/tests/browser.mjs   (after scripts/build-web.sh; the model in $WISP_CACHE)
 import { createHash } from "node:crypto";
 import { openSync, readSync, closeSync, statSync, mkdirSync, writeFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
-import { modelPath, oracle, startServer, startBrowser } from "./harness.mjs";
+import { execFileSync } from "node:child_process";
+import { cache, repo, modelPath, oracle, startServer, startBrowser } from "./harness.mjs";
 
 const CHUNK = 16 << 20;
 const artifacts = process.env.WISP_ARTIFACTS ?? join(tmpdir(), "wisp-artifacts");
@@ -174,6 +176,21 @@ try {
     // The CI artifact: the screenshot, base64 in the log (decode with `base64 -d`).
     console.log(`demo screenshot (PNG, base64): ${readFileSync(shot).toString("base64")}`);
   }
+
+  // 8. Through a bundler: Vite builds www/tests/vite-app, which imports "wisp-llm" by name.
+  const vite = join(cache, "tools/node/node_modules/.bin/vite");
+  execFileSync(vite, ["build"], { cwd: join(repo, "www/tests/vite-app"), stdio: "inherit" });
+  const vpage = await context.newPage();
+  await vpage.goto(`${base}/tests/vite-app/dist/index.html`);
+  await vpage.waitForFunction(() => window.wispReady === true);
+  const viaVite = await vpage.evaluate(async (url) => {
+    const e = await createEngine();
+    await e.load(url, { context: 64 });
+    const r = await e.generate("Once upon a time", { max_tokens: 2, temperature: 0 });
+    await e.unload();
+    return r.text;
+  }, modelUrl);
+  check(viaVite === ", there", `the Vite-bundled package generates: ${JSON.stringify(viaVite)}`);
 } catch (e) {
   console.log(`FAIL ${e.stack ?? e}`);
   failures++;

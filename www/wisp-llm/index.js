@@ -207,8 +207,11 @@ class Engine {
  * @param {{model?: string, onProgress?: (p: object) => void, context?: number, workerUrl?: string|URL}} opts
  */
 export async function createEngine(opts = {}) {
-  const url = opts.workerUrl ?? new URL("./worker.js", import.meta.url);
-  const worker = new Worker(url, { type: "module" });
+  // The literal `new Worker(new URL(...), ...)` form is what bundlers (Vite, webpack) recognize
+  // to emit the worker and, through it, the wasm module.
+  const worker = opts.workerUrl
+    ? new Worker(opts.workerUrl, { type: "module" })
+    : new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
   const engine = new Engine(new WorkerProxy(worker), opts.model);
   if (opts.model) await engine.load(opts.model, opts);
   return engine;
