@@ -31,4 +31,5 @@ python3 scripts/compare_dequant.py "$W" "$MODEL"
 echo "== browser: the npm package in headless Chromium on SwiftShader"
 scripts/build-web.sh | tail -1
 scripts/test-wasm.sh
+node www/tests/protocol.mjs
 node www/tests/browser.mjs
