@@ -138,6 +138,17 @@ pub fn shape(dims: &[u64]) -> String {
         .join("×")
 }
 
+/// The prompt of `run` and `logits`: text, or token ids as given.
+#[derive(Args)]
+pub struct PromptArgs {
+    /// Prompt text (BOS added as the model's metadata says; no chat template).
+    #[arg(short = 'p', long)]
+    pub prompt: Option<String>,
+    /// Prompt as token ids (tokenizer bypassed), e.g. 2,14946,3324.
+    #[arg(long)]
+    pub prompt_ids: Option<String>,
+}
+
 /// Sampling options shared by `run` and `chat`.
 #[derive(Args)]
 pub struct SampleArgs {
@@ -160,12 +171,8 @@ pub struct SampleArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub model: ModelArg,
-    /// Prompt text (BOS added as the model's metadata says; no chat template).
-    #[arg(short = 'p', long)]
-    pub prompt: Option<String>,
-    /// Prompt as token ids (tokenizer bypassed), e.g. 2,14946,3324.
-    #[arg(long)]
-    pub prompt_ids: Option<String>,
+    #[command(flatten)]
+    pub prompt: PromptArgs,
     /// Tokens to generate.
     #[arg(short = 'n', long, default_value_t = 32)]
     pub n: usize,
@@ -209,12 +216,8 @@ pub struct ChatArgs {
 pub struct LogitsArgs {
     #[command(flatten)]
     pub model: ModelArg,
-    /// Prompt text (BOS added as the model's metadata says).
-    #[arg(short = 'p', long)]
-    pub prompt: Option<String>,
-    /// Prompt as token ids, e.g. 2,14946,3324.
-    #[arg(long)]
-    pub prompt_ids: Option<String>,
+    #[command(flatten)]
+    pub prompt: PromptArgs,
     /// Output file: n_vocab little-endian f32.
     #[arg(short = 'o', long = "out")]
     pub out: PathBuf,

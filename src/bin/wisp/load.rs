@@ -7,7 +7,7 @@ use wisp::gpu::{Capabilities, Gpu, GpuOptions};
 use wisp::model::forward::Model;
 use wisp::model::tokenizer::Tokenizer;
 
-use crate::cli::ModelArg;
+use crate::cli::{ModelArg, PromptArgs};
 
 /// A model ready to run: its file (memory-mapped), the GPU, the weights and the tokenizer.
 pub struct Loaded {
@@ -68,19 +68,17 @@ pub fn parse_ids(s: &str) -> Result<Vec<u32>, String> {
         .collect()
 }
 
-/// The prompt tokens from `-p TEXT` (BOS as the model's metadata says) or `--prompt-ids`.
-pub fn prompt_tokens(
-    tokenizer: &Tokenizer,
-    text: Option<&str>,
-    ids: Option<&str>,
-) -> Result<Vec<u32>, Box<dyn std::error::Error>> {
-    let p = match (ids, text) {
-        (Some(ids), _) => parse_ids(ids)?,
-        (None, Some(text)) => tokenizer.encode(text, true)?,
-        (None, None) => return Err("give a prompt with -p or --prompt-ids".into()),
-    };
-    if p.is_empty() {
-        return Err("the prompt is empty (no tokens)".into());
+impl PromptArgs {
+    /// The prompt tokens from `-p TEXT` (BOS as the model's metadata says) or `--prompt-ids`.
+    pub fn tokens(&self, tokenizer: &Tokenizer) -> Result<Vec<u32>, Box<dyn std::error::Error>> {
+        let p = match (&self.prompt_ids, &self.prompt) {
+            (Some(ids), _) => parse_ids(ids)?,
+            (None, Some(text)) => tokenizer.encode(text, true)?,
+            (None, None) => return Err("give a prompt with -p or --prompt-ids".into()),
+        };
+        if p.is_empty() {
+            return Err("the prompt is empty (no tokens)".into());
+        }
+        Ok(p)
     }
-    Ok(p)
 }

@@ -3,15 +3,11 @@
 use wisp::model::forward::{Output, Want};
 
 use crate::cli::LogitsArgs;
-use crate::load::{load, prompt_tokens};
+use crate::load::load;
 
 pub fn run(args: LogitsArgs) -> Result<(), Box<dyn std::error::Error>> {
     let mut m = load(&args.model, args.ctx)?;
-    let prompt = prompt_tokens(
-        &m.tokenizer,
-        args.prompt.as_deref(),
-        args.prompt_ids.as_deref(),
-    )?;
+    let prompt = args.prompt.tokens(&m.tokenizer)?;
     let Output::Logits(l) = pollster::block_on(m.model.forward(&m.gpu, &prompt, Want::Logits))?
     else {
         return Err("the forward pass returned no logits".into());

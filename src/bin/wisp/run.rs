@@ -7,7 +7,7 @@ use wisp::model::generate::{generate, GenParams};
 use wisp::model::sampler::SamplerConfig;
 
 use crate::cli::{RunArgs, SampleArgs};
-use crate::load::{load, prompt_tokens};
+use crate::load::load;
 
 impl SampleArgs {
     /// The sampler these options describe.
@@ -26,11 +26,7 @@ impl SampleArgs {
 
 pub fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     let mut m = load(&args.model, args.ctx)?;
-    let prompt = prompt_tokens(
-        &m.tokenizer,
-        args.prompt.as_deref(),
-        args.prompt_ids.as_deref(),
-    )?;
+    let prompt = args.prompt.tokens(&m.tokenizer)?;
     let params = GenParams {
         max_tokens: args.n,
         sampler: args.sample.sampler(),
