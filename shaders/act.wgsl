@@ -5,6 +5,7 @@
 //   ADD     y = a + b
 //   ADD_BIAS y[r][i] = a[r][i] + b[i]   (b is one row of n)
 //   SCALE   y = a · s
+//   SOFTCAP y = s · tanh(a / s)     (Gemma 2's final logits; tanh_f32 in softcap.wgsl)
 // INPLACE: y is a (a is bound read-write and there is no y binding).
 // Bindings: 0 params, 1 a, 2 b (binary ops), then y (unless INPLACE).
 
@@ -21,7 +22,7 @@ struct ActParams {
 #else
 @group(0) @binding(1) var<storage, read> A: array<f32>;
 #endif
-#if SCALE
+#if UNARY
 #if !INPLACE
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;
 #endif
@@ -76,6 +77,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 #endif
 #if SCALE
     let v = a * P.s;
+#endif
+#if SOFTCAP
+    let v = softcap(a, P.s);
 #endif
 #if INPLACE
     A[i] = v;

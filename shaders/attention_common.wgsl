@@ -16,7 +16,7 @@ struct Params {
     heads_per_wg: u32, // decode: query heads per workgroup
     key_lanes: u32,    // decode: rows per head, each over its own keys
     kv_lo: u32,        // decode: first visible key
-    _pad0: u32,
+    softcap: f32,      // scores become softcap·tanh(s / softcap) (Gemma 2); 0 = none
     _pad1: u32,
 }
 

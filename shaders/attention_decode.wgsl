@@ -100,6 +100,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             s[c] = sc[r * BC + c];
         }
 #endif
+        // Soft-capping (Gemma 2) on the scaled score, before masking and softmax.
+        if (P.softcap > 0.0) {
+            for (var c = 0u; c < BC; c++) {
+                s[c] = softcap(s[c], P.softcap);
+            }
+        }
 
         var mx = m;
         for (var c = 0u; c < BC; c++) {

@@ -2,7 +2,9 @@
 // pos0 + t. One invocation per rotated pair (t, h, i), i < n_rot / 2:
 //   NORMAL (Llama):            pair (2i, 2i + 1)
 //   NEOX (Qwen 2/3, Gemma 3):  pair (i, i + n_rot / 2)
-//   (a, b) <- (a·cos θ − b·sin θ, a·sin θ + b·cos θ),  θ = pos · freq_scale · base^(−2i / n_rot).
+//   (a, b) <- m·(a·cos θ − b·sin θ, a·sin θ + b·cos θ),  θ = pos · t_i · 2π.
+// t_i (turns per position) folds in base^(−2i / n_rot), frequency factors, linear scaling and
+// YaRN's per-pair mix (src/ops/rope.rs); m is attn_factor with YaRN's magnitude correction.
 // Dimensions n_rot .. head_dim are left as they are.
 //
 // The angle is computed in turns (θ / 2π) without losing the position's bits: the host splits
@@ -19,7 +21,7 @@ struct RopeParams {
     pos0: u32,
     neox: u32,
     grid_x: u32,
-    _pad: u32,
+    mscale: f32,    // multiplier of cos and sin: attn_factor (YaRN: times its magnitude correction)
     hi: array<vec4<f32>, 64>,
     lo: array<vec4<f32>, 64>,
 }
@@ -72,6 +74,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             cs = sc.x;
         }
     }
+    sn *= P.mscale;
+    cs *= P.mscale;
     let base = row * P.head_dim;
     var j0 = base + 2u * i;
     var j1 = j0 + 1u;

@@ -389,6 +389,7 @@ fn run_scenario(
         n_heads: sc.n_heads,
         window: sc.window,
         scale: 1.0 / (sc.head_dim as f32).sqrt(),
+        softcap: 0.0,
     };
     let row = (sc.n_heads * sc.head_dim) as usize;
     let kv_row = (sc.n_kv_heads * sc.head_dim) as usize;
@@ -608,6 +609,7 @@ fn attention_rejects_bad_shapes() {
         n_heads: 4,
         window: 0,
         scale: 0.125,
+        softcap: 0.0,
     };
     let small = gpu.storage("small", 4 * 64);
     let kv = gpu.storage("kv", 4 * 2 * 64 * 3);

@@ -189,19 +189,106 @@ fn rope_matches_reference() {
         (RopeMode::Normal, 80, 48, 500_000.0, 1.0, 5, 7, 131_065),
         (RopeMode::Neox, 256, 256, 1_000_000.0, 1.0, 1, 2, 131_070),
     ];
+    // Frequency factors (Llama 3.1's shape: 1 for high frequencies, up to 8 for low ones),
+    // YaRN (factor 4 over an original context of 64: the ramp runs over pairs 0..=9) and
+    // attn_factor, alone and together, in both pairings.
+    let factors = |n: u32| -> Option<std::sync::Arc<[f32]>> {
+        Some(
+            (0..n)
+                .map(|i| 1.0 + 7.0 * (i as f32 / n as f32).powi(2))
+                .collect(),
+        )
+    };
+    let yarn = Some(rope::Yarn {
+        orig_ctx: 64,
+        beta_fast: 32.0,
+        beta_slow: 1.0,
+    });
+    let extra = [
+        (
+            RopeMode::Normal,
+            64,
+            64,
+            500_000.0,
+            1.0,
+            None,
+            1.0,
+            factors(32),
+            2,
+            5,
+            300,
+        ),
+        (
+            RopeMode::Neox,
+            96,
+            96,
+            10_000.0,
+            1.0,
+            None,
+            1.19,
+            factors(48),
+            3,
+            3,
+            5000,
+        ),
+        (
+            RopeMode::Neox,
+            64,
+            64,
+            10_000.0,
+            0.25,
+            yarn,
+            1.0,
+            None,
+            2,
+            4,
+            250,
+        ),
+        (
+            RopeMode::Normal,
+            64,
+            48,
+            1_000_000.0,
+            0.25,
+            yarn,
+            1.5,
+            factors(24),
+            3,
+            2,
+            9000,
+        ),
+    ];
     each_config(|gpu, _| {
         let mut fails = Vec::new();
         let mut worst = 0.0f64;
-        for (c, &(mode, head_dim, n_rot, base, scale, heads, tokens, pos0)) in
-            cases.iter().enumerate()
-        {
-            let rope = Rope {
-                mode,
-                head_dim,
-                n_rot,
-                freq_base: base,
-                freq_scale: scale,
-            };
+        let ropes = cases
+            .iter()
+            .map(
+                |&(mode, head_dim, n_rot, base, scale, heads, tokens, pos0)| {
+                    let rope = Rope {
+                        n_rot,
+                        freq_scale: scale,
+                        ..Rope::new(mode, head_dim, base)
+                    };
+                    (rope, heads, tokens, pos0)
+                },
+            )
+            .chain(extra.iter().map(
+                |(mode, head_dim, n_rot, base, scale, yarn, attn, f, heads, tokens, pos0)| {
+                    let rope = Rope {
+                        n_rot: *n_rot,
+                        freq_scale: *scale,
+                        yarn: *yarn,
+                        attn_factor: *attn,
+                        factors: f.clone(),
+                        ..Rope::new(*mode, *head_dim, *base)
+                    };
+                    (rope, *heads, *tokens, *pos0)
+                },
+            ));
+        for (c, (rope, heads, tokens, pos0)) in ropes.enumerate() {
+            let (mode, head_dim, n_rot, base) =
+                (rope.mode, rope.head_dim, rope.n_rot, rope.freq_base);
             let len = (tokens * heads * head_dim) as usize;
             let x = randoms(len, 3.0, 1000 + c as u64);
             let want = rope::rope_ref(&x, tokens, heads, pos0, &rope);
@@ -224,7 +311,12 @@ fn rope_matches_reference() {
                 mag * rope::rope_abs_bound(&rope, pos, i as u32)
             };
             let what = format!(
-                "rope {mode:?} [{tokens}][{heads}][{head_dim}] n_rot {n_rot} base {base} pos0 {pos0}"
+                "rope {mode:?} [{tokens}][{heads}][{head_dim}] n_rot {n_rot} base {base} pos0 {pos0} \
+                 scale {} yarn {:?} attn_factor {} factors {}",
+                rope.freq_scale,
+                rope.yarn,
+                rope.attn_factor,
+                rope.factors.is_some()
             );
             match block(rope::run_rope(gpu, &x, tokens, heads, pos0, &rope)) {
                 Ok(got) => {
@@ -650,4 +742,38 @@ fn bad_shapes_are_errors() {
     gpu.queue.submit([enc.finish()]);
     gpu.check("empty submit").expect("no validation errors");
     assert!(fails.is_empty(), "{}", fails.join("\n"));
+}
+
+/// Soft-capping `c·tanh(x/c)` (Gemma 2's final logits and attention scores) against f64, over
+/// both branches of the shader's tanh (|x/c| below and above 0.55), tiny and huge inputs.
+/// Bound: `x/c` rounds by u (moving the result by at most u·|x|, tanh' ≤ 1), the series or the
+/// exp form is within 6u of tanh (relative), the final product rounds by u:
+/// `u·|x| + 7u·|result| + 2⁻¹²⁶`.
+#[test]
+fn softcap_matches_reference() {
+    let u = f64::powi(2.0, -24);
+    let mut x = randoms(4000, 80.0, 4242);
+    x.extend([0.0, 1e-30, -1e-7, 27.5, 16.5, -16.5, 1e6, -1e30, 3e38]);
+    each_config(|gpu, _| {
+        let mut fails = Vec::new();
+        let mut worst = 0.0f64;
+        for c in [30.0f32, 50.0, 1.0] {
+            let want: Vec<f64> = x.iter().map(|&v| act::softcap_ref(v, c)).collect();
+            let bound = |i: usize| {
+                u * f64::from(x[i]).abs().min(f64::from(c) * 10.0)
+                    + 7.0 * u * want[i].abs()
+                    + f64::powi(2.0, -126)
+            };
+            match block(act::run_softcap(gpu, &x, c)) {
+                Ok(g) => {
+                    let (f, r) = compare(&format!("softcap {c}"), &g, &want, bound);
+                    fails.extend(f);
+                    worst = worst.max(r);
+                }
+                Err(e) => fails.push(format!("softcap {c}: {e}")),
+            }
+        }
+        eprintln!("softcap: largest error {worst:.3} of the bound");
+        fails
+    });
 }

@@ -3,11 +3,12 @@
 //! n > 1, matvec for n = 1); the KV cache keeps every position, so a chat continues without
 //! re-reading its history.
 
-use super::config::{Arch, Config, RopeMode};
+use super::config::{Config, RopeFactors};
 use super::weights::{TensorSource, Weights};
 use super::ModelError;
 use crate::gpu::{Gpu, GpuError, GpuWeight};
 use crate::ops::attention::{self, AttnConfig, KvCache};
+use crate::ops::rope::Rope;
 use crate::ops::{act, argmax, embed, matmul, matvec, norm, rope};
 
 /// Tokens per forward step at most; longer prompts run in chunks of this many.
@@ -59,15 +60,11 @@ pub struct Model {
     pub weights: Weights,
     pub cache: KvCache,
     act: Activations,
+    /// RoPE of global and of sliding-window layers.
+    rope_global: Rope,
+    rope_local: Rope,
     /// The tokens whose keys and values are in the cache, in order.
     tokens: Vec<u32>,
-}
-
-fn rope_mode(m: RopeMode) -> rope::RopeMode {
-    match m {
-        RopeMode::Normal => rope::RopeMode::Normal,
-        RopeMode::Neox => rope::RopeMode::Neox,
-    }
 }
 
 impl Model {
@@ -106,7 +103,17 @@ impl Model {
             best: gpu.storage("argmax", argmax::ARGMAX_OUT_BYTES),
             biases,
         };
+        // LongRoPE: the long factors once the context passes the original one (llama.cpp's
+        // `get_rope_factors`), the short ones (or `rope_freqs`) otherwise.
+        let factors = match cfg.rope_factors {
+            RopeFactors::LongRope { orig_ctx } if ctx > orig_ctx => {
+                weights.rope_factors_long.clone()
+            }
+            _ => weights.rope_factors.clone(),
+        };
         Ok(Model {
+            rope_global: cfg.rope(false, factors.clone()),
+            rope_local: cfg.rope(true, factors),
             cfg,
             weights,
             cache,
@@ -220,7 +227,7 @@ impl Model {
         let a = &self.act;
         let w = &self.weights;
         let (e, hd, nh, nkv) = (c.n_embd, c.head_dim, c.n_head, c.n_head_kv);
-        let gemma = c.arch == Arch::Gemma3;
+        let gemma = c.arch.is_gemma();
 
         // x: (n, e) = token_embd[ids] · embd_scale
         if c.embd_scale != 1.0 {
@@ -247,25 +254,26 @@ impl Model {
                     act::encode_add_bias(gpu, enc, t, b, t, n, dim).await?;
                 }
             }
-            // QK-norm (Qwen 3, Gemma 3): per head, in place.
+            // QK-norm (Qwen 3, Gemma 3): per head, in place. Then RoPE (partial, scaled, with
+            // frequency factors, as the config says) on q and k.
             if let (Some(qn), Some(kn)) = (&l.q_norm, &l.k_norm) {
                 norm::encode_rms_norm(gpu, enc, &a.q, Some(qn), &a.q, n * nh, hd, c.eps).await?;
                 norm::encode_rms_norm(gpu, enc, &a.k, Some(kn), &a.k, n * nkv, hd, c.eps).await?;
             }
             let local = c.is_local(il32);
-            let base = if local {
-                c.rope_base_local
+            let r = if local {
+                &self.rope_local
             } else {
-                c.rope_base
+                &self.rope_global
             };
-            let r = rope::Rope::new(rope_mode(c.rope_mode), hd, base);
-            rope::encode_rope(gpu, enc, &a.q, n, nh, pos0, &r).await?;
-            rope::encode_rope(gpu, enc, &a.k, n, nkv, pos0, &r).await?;
-            // o: (n, nh, hd) = softmax(q·kᵀ·scale, causal, window) · v over the cache
+            rope::encode_rope(gpu, enc, &a.q, n, nh, pos0, r).await?;
+            rope::encode_rope(gpu, enc, &a.k, n, nkv, pos0, r).await?;
+            // o: (n, nh, hd) = softmax(softcap(q·kᵀ·scale), causal, window) · v over the cache
             let ac = AttnConfig {
                 n_heads: nh,
                 window: if local { c.window } else { 0 },
                 scale: c.attn_scale,
+                softcap: c.attn_softcap,
             };
             attention::attend(
                 gpu,
@@ -281,7 +289,7 @@ impl Model {
                 &ac,
             )
             .await?;
-            // h: (n, e) = wo · o, post-norm (Gemma 3), then x += h
+            // h: (n, e) = wo · o, post-norm (Gemma 2, 3), then x += h
             Self::linear(gpu, enc, &l.wo, &a.o, &a.h, n).await?;
             if let Some(pn) = &l.post_attn_norm {
                 norm::encode_rms_norm(gpu, enc, &a.h, Some(pn), &a.h, n, e, c.eps).await?;
@@ -329,6 +337,19 @@ impl Model {
         .await?;
         let out = w.output.as_ref().unwrap_or(&w.token_embd);
         matvec::encode(gpu, enc, out, &a.last, &a.logits).await?;
+        // Gemma 2: logits = c·tanh(logits / c).
+        if c.final_softcap > 0.0 {
+            act::encode_softcap(
+                gpu,
+                enc,
+                &a.logits,
+                &a.logits,
+                1,
+                c.n_vocab,
+                c.final_softcap,
+            )
+            .await?;
+        }
         if want == Want::Argmax {
             argmax::encode_argmax(gpu, enc, &a.logits, c.n_vocab, &a.best).await?;
         }

@@ -1,5 +1,6 @@
 //! Models: configuration from GGUF metadata, tokenizer, weights, one forward per architecture.
 
+pub mod audit;
 pub mod chat;
 pub mod config;
 pub mod forward;

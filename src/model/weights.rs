@@ -1,7 +1,9 @@
 //! The model's weights on the GPU: matrices in their GGUF block format, vectors (norms, biases)
 //! as f32. Every tensor's shape is checked against the configuration, with an error naming it.
 
-use super::config::{Arch, Config};
+use std::sync::Arc;
+
+use super::config::{Config, RopeFactors};
 use super::ModelError;
 use crate::gguf::{Gguf, TensorInfo};
 use crate::gpu::{Gpu, GpuWeight, WeightWriter};
@@ -40,12 +42,12 @@ impl TensorSource for crate::gguf::GgufFile {
 pub struct LayerWeights {
     /// attn_norm: (n_embd)
     pub attn_norm: wgpu::Buffer,
-    /// wq: (n_head·head_dim, n_embd)
+    /// wq: (n_head·head_dim, n_embd); Phi-3: rows 0.. of attn_qkv, then wk and wv.
     pub wq: GpuWeight,
     /// wk, wv: (n_head_kv·head_dim, n_embd)
     pub wk: GpuWeight,
     pub wv: GpuWeight,
-    /// q/k/v biases (Qwen 2), kept on the CPU: the forward pass uploads them repeated per token.
+    /// q/k/v biases (Qwen 2, optional elsewhere), kept on the CPU: the forward pass uploads them repeated per token.
     /// (n_head·head_dim), (n_head_kv·head_dim)
     pub bq: Option<Vec<f32>>,
     pub bk: Option<Vec<f32>>,
@@ -55,16 +57,16 @@ pub struct LayerWeights {
     pub k_norm: Option<wgpu::Buffer>,
     /// wo: (n_embd, n_head·head_dim)
     pub wo: GpuWeight,
-    /// post_attention_norm (Gemma 3): (n_embd)
+    /// post_attention_norm (Gemma 2, 3): (n_embd)
     pub post_attn_norm: Option<wgpu::Buffer>,
     /// ffn_norm: (n_embd)
     pub ffn_norm: wgpu::Buffer,
-    /// w_gate, w_up: (n_ff, n_embd)
+    /// w_gate, w_up: (n_ff, n_embd); Phi-3: the two halves of ffn_up (2·n_ff rows).
     pub w_gate: GpuWeight,
     pub w_up: GpuWeight,
     /// w_down: (n_embd, n_ff)
     pub w_down: GpuWeight,
-    /// post_ffw_norm (Gemma 3): (n_embd)
+    /// post_ffw_norm (Gemma 2, 3): (n_embd)
     pub post_ffn_norm: Option<wgpu::Buffer>,
 }
 
@@ -77,6 +79,10 @@ pub struct Weights {
     pub output_norm: wgpu::Buffer,
     /// output: (n_vocab, n_embd); `None` when tied to `token_embd`.
     pub output: Option<GpuWeight>,
+    /// RoPE frequency factors (n_rot / 2): `rope_freqs.weight`, or LongRoPE's short factors.
+    pub rope_factors: Option<Arc<[f32]>>,
+    /// LongRoPE's long factors (n_rot / 2), for contexts past the original one.
+    pub rope_factors_long: Option<Arc<[f32]>>,
     /// Bytes of weights uploaded.
     pub bytes: u64,
 }
@@ -122,6 +128,66 @@ impl<S: TensorSource> Loader<'_, S> {
         writer.finish(gpu)?;
         self.advance(t.n_bytes);
         Ok(w)
+    }
+
+    /// A fused matrix of `parts.iter().sum()` rows of `cols` values, split by rows into one
+    /// weight per part in order (Phi-3's `attn_qkv` and gate+up `ffn_up`). Rows are whole
+    /// blocks, so the split is a byte split; the tensor is read once.
+    async fn split_matrix(
+        &mut self,
+        name: &str,
+        parts: &[(&str, u32)],
+        cols: u32,
+    ) -> Result<Vec<GpuWeight>, ModelError> {
+        let t = self.info(name)?;
+        let rows: u64 = parts.iter().map(|&(_, r)| u64::from(r)).sum();
+        if t.dims.len() != 2 || t.row_len() != u64::from(cols) || t.rows() != rows {
+            return Err(ModelError::Shape {
+                tensor: name.to_string(),
+                expected: format!("[{cols}, {rows}]"),
+                got: format!("{:?}", t.dims),
+            });
+        }
+        let mut ws = Vec::with_capacity(parts.len());
+        for &(part, r) in parts {
+            let w = GpuWeight::allocate(
+                self.gpu,
+                &format!("{name} ({part})"),
+                t.ty,
+                t.row_len(),
+                u64::from(r),
+            )?;
+            ws.push(w);
+        }
+        let sizes: Vec<u64> = ws.iter().map(|w| w.row_bytes * u64::from(w.rows)).collect();
+        let gpu = self.gpu;
+        {
+            let mut writers: Vec<WeightWriter> = ws.iter().map(WeightWriter::new).collect();
+            let (mut part, mut left) = (0usize, sizes[0]);
+            self.src
+                .read_tensor(&t, &mut |mut piece| {
+                    while !piece.is_empty() {
+                        while left == 0 {
+                            part += 1;
+                            left = *sizes.get(part).ok_or_else(|| ModelError::Tensor {
+                                tensor: name.to_string(),
+                                message: "more bytes than its shape holds".into(),
+                            })?;
+                        }
+                        let n = piece.len().min(left as usize);
+                        writers[part].push(gpu, &piece[..n])?;
+                        left -= n as u64;
+                        piece = &piece[n..];
+                    }
+                    Ok(())
+                })
+                .await?;
+            for w in writers {
+                w.finish(gpu)?;
+            }
+        }
+        self.advance(t.n_bytes);
+        Ok(ws)
     }
 
     /// A vector of `n` values, dequantized to f32 on the CPU (norms and biases are small).
@@ -207,47 +273,100 @@ impl Weights {
             cfg.n_ff,
         );
         let token_embd = l.matrix("token_embd.weight", cfg.n_vocab, e).await?;
-        let qk_norm = matches!(cfg.arch, Arch::Qwen3 | Arch::Gemma3);
-        let gemma = cfg.arch == Arch::Gemma3;
+        let qk_norm = cfg.arch.has_qk_norm();
+        let gemma = cfg.arch.is_gemma();
         let mut layers = Vec::with_capacity(cfg.n_layer as usize);
         for il in 0..cfg.n_layer {
             let n = |s: &str| format!("blk.{il}.{s}");
-            let layer = LayerWeights {
-                attn_norm: l.vector(&n("attn_norm.weight"), e).await?,
-                wq: l.matrix(&n("attn_q.weight"), q, e).await?,
-                wk: l.matrix(&n("attn_k.weight"), kv, e).await?,
-                wv: l.matrix(&n("attn_v.weight"), kv, e).await?,
-                bq: l.optional_host_vector(&n("attn_q.bias"), q).await?,
-                bk: l.optional_host_vector(&n("attn_k.bias"), kv).await?,
-                bv: l.optional_host_vector(&n("attn_v.bias"), kv).await?,
-                q_norm: if qk_norm {
-                    Some(l.vector(&n("attn_q_norm.weight"), cfg.head_dim).await?)
-                } else {
-                    None
-                },
-                k_norm: if qk_norm {
-                    Some(l.vector(&n("attn_k_norm.weight"), cfg.head_dim).await?)
-                } else {
-                    None
-                },
-                wo: l.matrix(&n("attn_output.weight"), e, q).await?,
-                post_attn_norm: if gemma {
-                    Some(l.vector(&n("post_attention_norm.weight"), e).await?)
-                } else {
-                    None
-                },
-                ffn_norm: l.vector(&n("ffn_norm.weight"), e).await?,
-                w_gate: l.matrix(&n("ffn_gate.weight"), ff, e).await?,
-                w_up: l.matrix(&n("ffn_up.weight"), ff, e).await?,
-                w_down: l.matrix(&n("ffn_down.weight"), e, ff).await?,
-                post_ffn_norm: if gemma {
-                    Some(l.vector(&n("post_ffw_norm.weight"), e).await?)
-                } else {
-                    None
-                },
+            let attn_norm = l.vector(&n("attn_norm.weight"), e).await?;
+            let (wq, wk, wv) = if cfg.fused_qkv {
+                let parts = [("q", q), ("k", kv), ("v", kv)];
+                let mut w = l
+                    .split_matrix(&n("attn_qkv.weight"), &parts, e)
+                    .await?
+                    .into_iter();
+                match (w.next(), w.next(), w.next()) {
+                    (Some(wq), Some(wk), Some(wv)) => (wq, wk, wv),
+                    _ => unreachable!("split_matrix returns one weight per part"),
+                }
+            } else {
+                (
+                    l.matrix(&n("attn_q.weight"), q, e).await?,
+                    l.matrix(&n("attn_k.weight"), kv, e).await?,
+                    l.matrix(&n("attn_v.weight"), kv, e).await?,
+                )
             };
-            layers.push(layer);
+            let (bq, bk, bv) = (
+                l.optional_host_vector(&n("attn_q.bias"), q).await?,
+                l.optional_host_vector(&n("attn_k.bias"), kv).await?,
+                l.optional_host_vector(&n("attn_v.bias"), kv).await?,
+            );
+            let (q_norm, k_norm) = if qk_norm {
+                (
+                    Some(l.vector(&n("attn_q_norm.weight"), cfg.head_dim).await?),
+                    Some(l.vector(&n("attn_k_norm.weight"), cfg.head_dim).await?),
+                )
+            } else {
+                (None, None)
+            };
+            let wo = l.matrix(&n("attn_output.weight"), e, q).await?;
+            let post_attn_norm = if gemma {
+                Some(l.vector(&n("post_attention_norm.weight"), e).await?)
+            } else {
+                None
+            };
+            let ffn_norm = l.vector(&n("ffn_norm.weight"), e).await?;
+            let (w_gate, w_up) = if cfg.fused_gate_up {
+                // ggml_swiglu on the fused row: silu(first half) · second half.
+                let parts = [("gate", ff), ("up", ff)];
+                let mut w = l
+                    .split_matrix(&n("ffn_up.weight"), &parts, e)
+                    .await?
+                    .into_iter();
+                match (w.next(), w.next()) {
+                    (Some(g), Some(u)) => (g, u),
+                    _ => unreachable!("split_matrix returns one weight per part"),
+                }
+            } else {
+                (
+                    l.matrix(&n("ffn_gate.weight"), ff, e).await?,
+                    l.matrix(&n("ffn_up.weight"), ff, e).await?,
+                )
+            };
+            let w_down = l.matrix(&n("ffn_down.weight"), e, ff).await?;
+            let post_ffn_norm = if gemma {
+                Some(l.vector(&n("post_ffw_norm.weight"), e).await?)
+            } else {
+                None
+            };
+            layers.push(LayerWeights {
+                attn_norm,
+                wq,
+                wk,
+                wv,
+                bq,
+                bk,
+                bv,
+                q_norm,
+                k_norm,
+                wo,
+                post_attn_norm,
+                ffn_norm,
+                w_gate,
+                w_up,
+                w_down,
+                post_ffn_norm,
+            });
         }
+        let half = cfg.n_rot / 2;
+        let (rope_factors, rope_factors_long) = match cfg.rope_factors {
+            RopeFactors::None => (None, None),
+            RopeFactors::Freqs => (Some(l.host_vector("rope_freqs.weight", half).await?), None),
+            RopeFactors::LongRope { .. } => (
+                Some(l.host_vector("rope_factors_short.weight", half).await?),
+                Some(l.host_vector("rope_factors_long.weight", half).await?),
+            ),
+        };
         let output_norm = l.vector("output_norm.weight", e).await?;
         let output = if cfg.tied_output {
             None
@@ -258,6 +377,8 @@ impl Weights {
         Ok(Weights {
             token_embd,
             layers,
+            rope_factors: rope_factors.map(Into::into),
+            rope_factors_long: rope_factors_long.map(Into::into),
             output_norm,
             output,
             bytes: l.done,

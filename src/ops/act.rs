@@ -15,6 +15,8 @@ use super::{check_binding, dispatch, grid, uniform};
 use crate::gpu::{preprocess, Bind, Gpu, GpuError, KernelSpec};
 
 const SRC: &str = include_str!("../../shaders/act.wgsl");
+/// `softcap(x, c)` and the `tanh_f32` it uses; appended to the attention kernels too.
+pub(crate) const SOFTCAP_WGSL: &str = include_str!("../../shaders/softcap.wgsl");
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -23,6 +25,7 @@ enum Kind {
     Add,
     AddBias,
     Scale,
+    Softcap,
 }
 
 impl Kind {
@@ -33,6 +36,7 @@ impl Kind {
             Kind::Add => "add",
             Kind::AddBias => "add_bias",
             Kind::Scale => "scale",
+            Kind::Softcap => "softcap",
         }
     }
 
@@ -43,11 +47,12 @@ impl Kind {
             Kind::Add => "ADD",
             Kind::AddBias => "ADD_BIAS",
             Kind::Scale => "SCALE",
+            Kind::Softcap => "SOFTCAP",
         }
     }
 
     fn binary(self) -> bool {
-        self != Kind::Scale
+        !matches!(self, Kind::Scale | Kind::Softcap)
     }
 }
 
@@ -65,7 +70,10 @@ fn source(kind: Kind, inplace: bool) -> String {
     if inplace {
         flags.push("INPLACE");
     }
-    preprocess(SRC, &flags)
+    if !kind.binary() {
+        flags.push("UNARY");
+    }
+    preprocess(&format!("{SRC}\n{SOFTCAP_WGSL}"), &flags)
 }
 
 fn shape_err(kind: Kind, detail: String) -> GpuError {
@@ -92,7 +100,7 @@ async fn encode(
         Kind::Geglu | Kind::Swiglu => ("gate", "up"),
         Kind::Add => ("a", "b"),
         Kind::AddBias => ("x", "bias"),
-        Kind::Scale => ("x", ""),
+        Kind::Scale | Kind::Softcap => ("x", ""),
     };
     let len = u64::from(rows) * u64::from(n);
     if len == 0 {
@@ -258,6 +266,27 @@ pub async fn encode_scale(
     encode(gpu, enc, Kind::Scale, x, None, y, rows, n, s).await
 }
 
+/// Records `y = c · tanh(x / c)` over `[rows][n]` into `enc` (soft-capping). `y` may be `x`.
+#[allow(clippy::too_many_arguments)]
+pub async fn encode_softcap(
+    gpu: &Gpu,
+    enc: &mut wgpu::CommandEncoder,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    rows: u32,
+    n: u32,
+    c: f32,
+) -> Result<(), GpuError> {
+    if !(c.is_finite() && c > 0.0) {
+        return Err(GpuError::BadSetting {
+            name: "softcap".into(),
+            value: c.to_string(),
+            reason: "the cap must be finite and positive".into(),
+        });
+    }
+    encode(gpu, enc, Kind::Softcap, x, None, y, rows, n, c).await
+}
+
 /// Uploads `a` (and `b`), runs one op over `[1][a.len()]` into a new buffer, reads it back.
 async fn run(
     gpu: &Gpu,
@@ -283,6 +312,16 @@ async fn run(
     encode(gpu, &mut enc, kind, &ab, bb.as_ref(), &yb, 1, n, s).await?;
     gpu.queue.submit([enc.finish()]);
     gpu.read_f32(&yb, a.len()).await
+}
+
+/// Convenience for tests and tools: `c · tanh(x / c)` on the GPU.
+pub async fn run_softcap(gpu: &Gpu, x: &[f32], c: f32) -> Result<Vec<f32>, GpuError> {
+    run(gpu, Kind::Softcap, x, None, c).await
+}
+
+/// `c · tanh(x / c)` in f64.
+pub fn softcap_ref(x: f32, c: f32) -> f64 {
+    f64::from(c) * (f64::from(x) / f64::from(c)).tanh()
 }
 
 /// Convenience for tests and tools: `gelu_tanh(gate) · up` on the GPU.
@@ -445,6 +484,7 @@ mod tests {
                 Kind::Add,
                 Kind::AddBias,
                 Kind::Scale,
+                Kind::Softcap,
             ] {
                 for inplace in [false, true] {
                     validate_wgsl(

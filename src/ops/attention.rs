@@ -347,6 +347,8 @@ pub struct AttnConfig {
     pub window: u32,
     /// Score scale, usually `1 / sqrt(head_dim)`.
     pub scale: f32,
+    /// Scaled scores become `softcap · tanh(s / softcap)` before the mask (Gemma 2); 0: none.
+    pub softcap: f32,
 }
 
 /// The uniform block of the attention kernels (`Params` in `shaders/attention_common.wgsl`).
@@ -367,7 +369,8 @@ struct AttnParams {
     heads_per_wg: u32,
     key_lanes: u32,
     kv_lo: u32,
-    _pad: [u32; 2],
+    softcap: f32,
+    _pad: u32,
 }
 
 /// Whether the row reductions use subgroup shuffles: T2, and a row's lanes fit one subgroup.
@@ -405,7 +408,8 @@ async fn kernel(gpu: &Gpu, cache: &KvCache, kind: Kind) -> Result<Kernel, GpuErr
     let with_kv = matches!(kind, Kind::Prefill | Kind::Decode);
     let source = |_: Tier| {
         let kv = if with_kv { KV } else { "" };
-        preprocess(&format!("{body}\n{COMMON}\n{kv}"), &flags)
+        let cap = super::act::SOFTCAP_WGSL;
+        preprocess(&format!("{body}\n{COMMON}\n{cap}\n{kv}"), &flags)
     };
     let mut constants = vec![("D", f64::from(cache.shape.head_dim))];
     if with_kv {
@@ -554,6 +558,7 @@ pub async fn prefill(
         ctx: cache.shape.ctx,
         window: cfg.window,
         scale: cfg.scale,
+        softcap: cfg.softcap,
         grid_x: gx,
         ..AttnParams::default()
     };
@@ -626,6 +631,7 @@ pub async fn decode(
         ctx: cache.shape.ctx,
         window: cfg.window,
         scale: cfg.scale,
+        softcap: cfg.softcap,
         chunk,
         n_splits,
         heads_per_wg,

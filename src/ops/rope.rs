@@ -17,9 +17,24 @@
 //! (layers 5, 11, 17, … are global). A linear `rope.scaling.factor` (the larger Gemma 3 models)
 //! therefore applies to the global layers only.
 //!
+//! Beyond the plain angle, ggml's `rope_yarn` (and so every llama.cpp model) has three per-pair
+//! refinements, all folded into the per-pair turns on the host:
+//! - frequency factors `f_i` (`rope_freqs.weight`, Llama 3.1+; Phi-3's LongRoPE
+//!   `rope_factors_short/long.weight`) divide the angle: `θ_i = pos · base^(−2i/n_rot) / f_i`;
+//! - linear scaling multiplies it by `freq_scale = 1 / rope.scaling.factor`;
+//! - YaRN mixes the scaled and unscaled angle per pair with a ramp over the correction range
+//!   `[low, high]` (from the original context length, β_fast 32, β_slow 1):
+//!   `θ_i = θ_i,extrap · (freq_scale · (1 − r_i) + r_i)`, `r_i = 1 − clamp((i − low) / max(0.001,
+//!   high − low), 0, 1)`, and multiplies cos and sin by `1 + 0.1 · ln(1 / freq_scale)`.
+//!
+//! cos and sin are also multiplied by `attn_factor` (`rope.scaling.attn_factor`, default 1).
+//! Dimensions past `n_rot` (partial rotary) are copied, not scaled.
+//!
 //! Accuracy: the angle is computed in turns with the position's bits kept exact (see
 //! `shaders/rope.wgsl`), and sin/cos come from polynomials, not the driver. The error bound is
 //! [`rope_abs_bound`]; ggml's own f32 angle loses about `θ·2⁻²⁴` radians, which this does not.
+
+use std::sync::Arc;
 
 use super::{check_binding, dispatch, grid, uniform};
 use crate::gpu::{preprocess, Bind, Gpu, GpuError, KernelSpec};
@@ -40,8 +55,33 @@ pub enum RopeMode {
     Neox,
 }
 
-/// The RoPE settings of one attention layer.
+/// YaRN's settings (ggml's `ext_factor` 1): the ramp between interpolated and extrapolated
+/// angles and the magnitude correction.
 #[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Yarn {
+    /// `rope.scaling.original_context_length` (the training context when absent).
+    pub orig_ctx: u32,
+    /// ggml's `beta_fast` (32) and `beta_slow` (1).
+    pub beta_fast: f32,
+    pub beta_slow: f32,
+}
+
+impl Yarn {
+    /// ggml's `ggml_rope_yarn_corr_dims`: the pair range `[low, high]` the ramp runs over.
+    pub fn corr_dims(&self, n_rot: u32, freq_base: f32) -> (f64, f64) {
+        let n = f64::from(n_rot);
+        let dim = |beta: f32| {
+            n * (f64::from(self.orig_ctx) / (f64::from(beta) * std::f64::consts::TAU)).ln()
+                / (2.0 * f64::from(freq_base).ln())
+        };
+        let low = dim(self.beta_fast).floor().max(0.0);
+        let high = dim(self.beta_slow).ceil().min(n - 1.0);
+        (low, high)
+    }
+}
+
+/// The RoPE settings of one attention layer.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Rope {
     /// How dimensions are paired.
     pub mode: RopeMode,
@@ -53,6 +93,12 @@ pub struct Rope {
     pub freq_base: f32,
     /// Linear position scale, 1 unless the model sets `rope.scaling.factor` (then its inverse).
     pub freq_scale: f32,
+    /// YaRN (`rope.scaling.type = yarn`), or `None`.
+    pub yarn: Option<Yarn>,
+    /// Multiplier of cos and sin (`rope.scaling.attn_factor`, 1 when absent).
+    pub attn_factor: f32,
+    /// Divisor of each pair's frequency (`n_rot / 2` values), or `None` for all ones.
+    pub factors: Option<Arc<[f32]>>,
 }
 
 impl Rope {
@@ -64,14 +110,41 @@ impl Rope {
             n_rot: head_dim,
             freq_base,
             freq_scale: 1.0,
+            yarn: None,
+            attn_factor: 1.0,
+            factors: None,
         }
     }
 
-    /// `freq_scale · freq_base^(−2i/n_rot) / 2π`: turns per position of pair `i`, in f64.
-    fn turns_per_pos(&self, i: u32) -> f64 {
-        f64::from(self.freq_scale)
-            * f64::from(self.freq_base).powf(-2.0 * f64::from(i) / f64::from(self.n_rot))
-            / std::f64::consts::TAU
+    /// Turns per position of pair `i` in f64: `base^(−2i/n_rot) / f_i / 2π` times `freq_scale`,
+    /// or, with YaRN, times its per-pair mix of `freq_scale` and 1.
+    pub fn turns_per_pos(&self, i: u32) -> f64 {
+        let f = self
+            .factors
+            .as_ref()
+            .and_then(|f| f.get(i as usize))
+            .map_or(1.0, |&f| f64::from(f));
+        let extrap =
+            f64::from(self.freq_base).powf(-2.0 * f64::from(i) / f64::from(self.n_rot)) / f;
+        let scale = f64::from(self.freq_scale);
+        let mix = match &self.yarn {
+            None => scale,
+            Some(y) => {
+                let (low, high) = y.corr_dims(self.n_rot, self.freq_base);
+                let ramp = 1.0 - ((f64::from(i) - low) / (high - low).max(0.001)).clamp(0.0, 1.0);
+                scale * (1.0 - ramp) + ramp
+            }
+        };
+        extrap * mix / std::f64::consts::TAU
+    }
+
+    /// The multiplier of cos and sin: `attn_factor`, with YaRN times `1 + 0.1·ln(1/freq_scale)`.
+    pub fn mscale(&self) -> f64 {
+        let a = f64::from(self.attn_factor);
+        match self.yarn {
+            Some(_) => a * (1.0 + 0.1 * (1.0 / f64::from(self.freq_scale)).ln()),
+            None => a,
+        }
     }
 }
 
@@ -85,7 +158,7 @@ struct RopeParams {
     pos0: u32,
     neox: u32,
     grid_x: u32,
-    _pad: u32,
+    mscale: f32,
     hi: [f32; 256],
     lo: [f32; 256],
 }
@@ -126,12 +199,33 @@ fn check(x_bytes: u64, tokens: u32, heads: u32, pos0: u32, rope: &Rope) -> Resul
         )));
     }
     let positive = |v: f32| v.is_finite() && v > 0.0;
-    if !positive(rope.freq_base) || !positive(rope.freq_scale) {
+    if !positive(rope.freq_base) || !positive(rope.freq_scale) || !positive(rope.attn_factor) {
         return Err(GpuError::BadSetting {
-            name: "rope freq_base/freq_scale".into(),
-            value: format!("{}/{}", rope.freq_base, rope.freq_scale),
+            name: "rope freq_base/freq_scale/attn_factor".into(),
+            value: format!(
+                "{}/{}/{}",
+                rope.freq_base, rope.freq_scale, rope.attn_factor
+            ),
             reason: "must be finite and positive".into(),
         });
+    }
+    if let Some(f) = &rope.factors {
+        if f.len() != (n_rot / 2) as usize || !f.iter().all(|&v| positive(v)) {
+            return Err(GpuError::BadSetting {
+                name: "rope frequency factors".into(),
+                value: format!("{} values", f.len()),
+                reason: format!("must be {} finite positive values (n_rot / 2)", n_rot / 2),
+            });
+        }
+    }
+    if let Some(y) = &rope.yarn {
+        if y.orig_ctx == 0 || !positive(y.beta_fast) || !positive(y.beta_slow) {
+            return Err(GpuError::BadSetting {
+                name: "rope YaRN".into(),
+                value: format!("{y:?}"),
+                reason: "original context, beta_fast and beta_slow must be positive".into(),
+            });
+        }
     }
     let last = u64::from(pos0) + u64::from(tokens) - 1;
     if last >= u64::from(ROPE_MAX_POS) {
@@ -185,7 +279,7 @@ pub async fn encode_rope(
         pos0,
         neox: u32::from(rope.mode == RopeMode::Neox),
         grid_x: gx,
-        _pad: 0,
+        mscale: rope.mscale() as f32,
         hi: [0.0; 256],
         lo: [0.0; 256],
     };
@@ -226,6 +320,7 @@ pub fn rope_ref(x: &[f32], tokens: u32, heads: u32, pos0: u32, rope: &Rope) -> V
             for i in 0..half {
                 let theta = std::f64::consts::TAU * pos * rope.turns_per_pos(i as u32);
                 let (s, c) = theta.sin_cos();
+                let (s, c) = (s * rope.mscale(), c * rope.mscale());
                 let (j0, j1) = match rope.mode {
                     RopeMode::Normal => (base + 2 * i, base + 2 * i + 1),
                     RopeMode::Neox => (base + i, base + i + half),
@@ -245,11 +340,17 @@ pub fn rope_ref(x: &[f32], tokens: u32, heads: u32, pos0: u32, rope: &Rope) -> V
 /// `u·(1 + 3·θt/128)` turns (`lo`'s rounding and `pos·lo`'s, each ≤ u·2⁻⁷·θt, and the sum's,
 /// ≤ u·(1 + 2⁻⁷·θt); the fraction and the quadrant split are exact), plus 2u radians from the
 /// multiplication by π/2; the polynomial sine and cosine are within 3u each (truncation < 2·10⁻⁹,
-/// Horner rounding on terms ≤ 1/2); the rotation `a·cos − b·sin` adds 2u·(|a| + |b|).
+/// Horner rounding on terms ≤ 1/2); the rotation `a·cos − b·sin` adds 2u·(|a| + |b|). All of it
+/// scales with `mscale`, whose f32 rounding and multiplication add 2u more (relative).
 pub fn rope_abs_bound(rope: &Rope, pos: u32, i: u32) -> f64 {
     let u = 1.0 / 16_777_216.0;
     let turns = f64::from(pos) * rope.turns_per_pos(i);
-    std::f64::consts::TAU * u * (1.0 + 3.0 * turns / 128.0) + 2.0 * u + 3.0 * u + 2.0 * u
+    let m = rope.mscale();
+    m * (std::f64::consts::TAU * u * (1.0 + 3.0 * turns / 128.0)
+        + 2.0 * u
+        + 3.0 * u
+        + 2.0 * u
+        + 2.0 * u)
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]

@@ -454,8 +454,13 @@ pub async fn will_it_run(url: String, options: String) -> Result<String, JsError
     let gpu = Gpu::new(&GpuOptions::default()).await.map_err(to_js)?;
     let caps = &gpu.caps;
     let mut reasons = Vec::new();
+    // The load-time audit: every key and tensor used, harmless or refused by name.
     let cfg = match crate::model::config::Config::from_gguf(&gguf) {
         Ok(c) => Some(c),
+        Err(crate::model::config::ConfigError::Refused(list)) => {
+            reasons.extend(list.iter().map(|r| r.to_string()));
+            None
+        }
         Err(e) => {
             reasons.push(e.to_string());
             None
@@ -469,12 +474,8 @@ pub async fn will_it_run(url: String, options: String) -> Result<String, JsError
         if t.n_bytes > largest.1 {
             largest = (t.name.clone(), t.n_bytes);
         }
-        if !t.ty.is_supported() {
-            reasons.push(format!(
-                "tensor '{}' has block type {}, which Wisp does not support",
-                t.name, t.ty
-            ));
-        } else if let Some(rb) = crate::quant::row_bytes(t.ty, t.row_len()) {
+        // Unsupported block types are among the audit's refusals.
+        if let Some(rb) = crate::quant::row_bytes(t.ty, t.row_len()) {
             widest_row = widest_row.max(rb);
         }
     }
