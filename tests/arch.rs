@@ -26,7 +26,7 @@ use wisp::ops::attention::KvType;
 use wisp::ops::synth::{random_weight, scale_offsets, Rng};
 use wisp::quant::{self, GgmlType};
 
-use reference::RefModel;
+use reference::{Mutation, RefModel};
 
 /// Error measure, per compared position: max over the vocabulary of |gpu − reference| / max
 /// |reference logit| (the logit scale: the models' logits reach 7.5 to 20, RMS about 2.5).
@@ -95,10 +95,32 @@ struct Spec {
     rope_base: f32,
     embd: GgmlType,
     output: GgmlType,
-    /// wq, wk, wv, wo, gate, up, down; layer `il` takes entry `il % len`.
+    /// wq, wk, wv, wo, gate, up, down; layer `il` takes entry `il % len`. Phi-3 writes wq, wk, wv
+    /// as one `attn_qkv` of wq's type, and gate, up as one `ffn_up` of up's type.
     layers: &'static [[GgmlType; 7]],
     seq: usize,
     seed: u64,
+    /// More metadata (RoPE scaling, soft-caps, …), after `<arch>.`.
+    extra: &'static [X],
+    /// RoPE frequency-factor tensors.
+    factors: Factors,
+}
+
+/// A metadata entry of [`Spec::extra`].
+#[derive(Clone, Copy, Debug)]
+enum X {
+    U32(&'static str, u32),
+    F32(&'static str, f32),
+    Str(&'static str, &'static str),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Factors {
+    None,
+    /// `rope_freqs.weight` (Llama 3.1+).
+    Freqs,
+    /// `rope_factors_short.weight` and `rope_factors_long.weight` (Phi-3 LongRoPE).
+    LongRope,
 }
 
 impl Spec {
@@ -106,9 +128,19 @@ impl Spec {
         self.head_dim.unwrap_or(self.n_embd / self.n_head)
     }
 
+    fn n_rot(&self) -> u32 {
+        self.extra
+            .iter()
+            .find_map(|x| match x {
+                X::U32("rope.dimension_count", n) => Some(*n),
+                _ => None,
+            })
+            .unwrap_or(self.head_dim())
+    }
+
     fn describe(&self) -> String {
         format!(
-            "{} n_embd {} heads {}/{} head_dim {} n_ff {} layers {} vocab {} {} window {}",
+            "{} n_embd {} heads {}/{} head_dim {} n_ff {} layers {} vocab {} {} window {} {:?} {:?}",
             self.arch,
             self.n_embd,
             self.n_head,
@@ -119,6 +151,8 @@ impl Spec {
             self.n_vocab,
             if self.tied { "tied" } else { "untied" },
             self.window,
+            self.factors,
+            self.extra,
         )
     }
 }
@@ -144,6 +178,8 @@ const LLAMA: Spec = Spec {
     ],
     seq: 14,
     seed: 1,
+    extra: &[],
+    factors: Factors::None,
 };
 
 /// Qwen 2: MHA (GQA 1), q/k/v biases, tied output, NeoX RoPE.
@@ -167,6 +203,8 @@ const QWEN2: Spec = Spec {
     ],
     seq: 14,
     seed: 2,
+    extra: &[],
+    factors: Factors::None,
 };
 
 /// Qwen 3: GQA 4, QK-norm, head_dim 64 ≠ n_embd / n_head, untied output.
@@ -190,10 +228,13 @@ const QWEN3: Spec = Spec {
     ],
     seq: 14,
     seed: 3,
+    extra: &[],
+    factors: Factors::None,
 };
 
 /// Gemma 3: GQA 2, head_dim 64 ≠ n_embd / n_head, 7 layers (5 local, 1 global, 1 local),
-/// window 4, embedding scale, post-norms, GeGLU, tied output.
+/// window 4, embedding scale, post-norms, GeGLU, tied output, and linear RoPE scaling by 8 (as the
+/// larger Gemma 3 models have), which applies to the global layer only.
 const GEMMA3: Spec = Spec {
     arch: "gemma3",
     n_embd: 128,
@@ -215,6 +256,130 @@ const GEMMA3: Spec = Spec {
     ],
     seq: 14,
     seed: 4,
+    extra: &[
+        X::Str("rope.scaling.type", "linear"),
+        X::F32("rope.scaling.factor", 8.0),
+    ],
+    factors: Factors::None,
+};
+
+/// Llama 3.1+: `rope_freqs.weight` frequency factors (random in [1, 8], so a factor applied to
+/// the wrong pair shows), a small base so that every pair turns within 14 positions, and a
+/// partial rotary width (24 of 32).
+const LLAMA31: Spec = Spec {
+    arch: "llama",
+    n_embd: 128,
+    n_head: 4,
+    n_head_kv: 2,
+    head_dim: None,
+    n_ff: 256,
+    n_layer: 2,
+    n_vocab: 160,
+    tied: true,
+    window: 0,
+    rope_base: 100.0,
+    embd: G::Q8_0,
+    output: G::F32, // unused: tied
+    layers: &[
+        [G::Q5_1, G::Q8_0, G::Q5_0, G::Q4_0, G::F16, G::Q4_1, G::Q4_K],
+        [G::Q8_0, G::Q4_1, G::F16, G::Q8_0, G::Q5_0, G::Q5_1, G::Q6_K],
+    ],
+    seq: 14,
+    seed: 5,
+    extra: &[X::U32("rope.dimension_count", 24)],
+    factors: Factors::Freqs,
+};
+
+/// Qwen 2 with YaRN: factor 4 over an original context of 64 (the ramp covers pairs 0–3 of 8),
+/// attn_factor 1.1, MHA, biases, untied output.
+const QWEN2_YARN: Spec = Spec {
+    arch: "qwen2",
+    n_embd: 64,
+    n_head: 4,
+    n_head_kv: 4,
+    head_dim: None,
+    n_ff: 256,
+    n_layer: 2,
+    n_vocab: 120,
+    tied: false,
+    window: 0,
+    rope_base: 10_000.0,
+    embd: G::F16,
+    output: G::Q8_0,
+    layers: &[
+        [G::Q8_0, G::Q5_0, G::F16, G::Q4_0, G::Q8_0, G::Q4_1, G::Q4_K],
+        [G::Q4_0, G::Q8_0, G::Q4_1, G::F16, G::Q5_1, G::Q8_0, G::Q5_K],
+    ],
+    seq: 14,
+    seed: 6,
+    extra: &[
+        X::Str("rope.scaling.type", "yarn"),
+        X::F32("rope.scaling.factor", 4.0),
+        X::U32("rope.scaling.original_context_length", 64),
+        X::F32("rope.scaling.attn_factor", 1.1),
+    ],
+    factors: Factors::None,
+};
+
+/// Phi-3: fused QKV and gate+up, GQA 2, partial rotary (16 of 32), LongRoPE factors with an
+/// original context of 16 (the test's 32 positions take the long factors) and its attn_factor,
+/// untied output.
+const PHI3: Spec = Spec {
+    arch: "phi3",
+    n_embd: 128,
+    n_head: 4,
+    n_head_kv: 2,
+    head_dim: None,
+    n_ff: 256,
+    n_layer: 2,
+    n_vocab: 150,
+    tied: false,
+    window: 0,
+    rope_base: 10_000.0,
+    embd: G::Q8_0,
+    output: G::Q5_0,
+    layers: &[
+        [G::Q8_0, G::F32, G::F32, G::Q5_1, G::F32, G::Q5_0, G::Q4_K],
+        [G::Q4_0, G::F32, G::F32, G::Q8_0, G::F32, G::Q4_1, G::Q6_K],
+    ],
+    seq: 14,
+    seed: 7,
+    extra: &[
+        X::U32("rope.dimension_count", 16),
+        X::U32("rope.scaling.original_context_length", 16),
+        X::F32("rope.scaling.attn_factor", 1.19),
+        X::U32("attention.sliding_window", 2047),
+    ],
+    factors: Factors::LongRope,
+};
+
+/// Gemma 2: attention and final soft-caps set low (8 and 6) so they bind on these small
+/// logits, window 4 on even layers, post-norms, GeGLU, embedding scale, head_dim 64.
+const GEMMA2: Spec = Spec {
+    arch: "gemma2",
+    n_embd: 128,
+    n_head: 4,
+    n_head_kv: 2,
+    head_dim: Some(64),
+    n_ff: 160,
+    n_layer: 4,
+    n_vocab: 200,
+    tied: true,
+    window: 4,
+    rope_base: 10_000.0,
+    embd: G::Q8_0,
+    output: G::F32, // unused: tied
+    layers: &[
+        [G::Q8_0, G::Q4_0, G::Q5_0, G::Q5_K, G::Q4_1, G::Q8_0, G::F16],
+        [G::Q5_1, G::Q8_0, G::Q4_1, G::Q6_K, G::F16, G::Q5_0, G::Q8_0],
+    ],
+    seq: 14,
+    seed: 8,
+    extra: &[
+        X::F32("attn_logit_softcapping", 8.0),
+        X::F32("final_logit_softcapping", 6.0),
+    ],
+    factors: Factors::None,
 };
 
 /// `rows` × `k` random weights of `ty` with root mean square about `rms`.
@@ -281,6 +446,11 @@ fn vector(n: u32, center: f64, spread: f64, seed: u64) -> Vec<u8> {
 
 /// The GGUF of `s`, as bytes.
 fn build(s: &Spec) -> Vec<u8> {
+    build_with(s, &|_| {})
+}
+
+/// The GGUF of `s`, with `edit` applied to the writer last (extra keys or tensors).
+fn build_with(s: &Spec, edit: &dyn Fn(&mut GgufWriter)) -> Vec<u8> {
     let mut w = GgufWriter::new();
     let a = s.arch;
     w.add("general.architecture", MetaValue::String(a.into()));
@@ -302,6 +472,14 @@ fn build(s: &Spec) -> Vec<u8> {
         meta.push(("attention.sliding_window", MetaValue::U32(s.window)));
     }
     for (k, v) in meta {
+        w.add(format!("{a}.{k}"), v);
+    }
+    for x in s.extra {
+        let (k, v) = match *x {
+            X::U32(k, v) => (k, MetaValue::U32(v)),
+            X::F32(k, v) => (k, MetaValue::F32(v)),
+            X::Str(k, v) => (k, MetaValue::String(v.into())),
+        };
         w.add(format!("{a}.{k}"), v);
     }
     let mut seed = s.seed * 1000;
@@ -345,10 +523,16 @@ fn build(s: &Spec) -> Vec<u8> {
     for il in 0..s.n_layer {
         let t = s.layers[il as usize % s.layers.len()];
         let n = |x: &str| format!("blk.{il}.{x}");
+        let phi3 = a == "phi3";
+        let gemma = a == "gemma2" || a == "gemma3";
         vec(&mut w, n("attn_norm.weight"), e, 1.0, 0.2);
-        mat(&mut w, n("attn_q.weight"), t[0], qd, e, 1.3);
-        mat(&mut w, n("attn_k.weight"), t[1], kvd, e, 1.3);
-        mat(&mut w, n("attn_v.weight"), t[2], kvd, e, 1.0);
+        if phi3 {
+            mat(&mut w, n("attn_qkv.weight"), t[0], qd + 2 * kvd, e, 1.2);
+        } else {
+            mat(&mut w, n("attn_q.weight"), t[0], qd, e, 1.3);
+            mat(&mut w, n("attn_k.weight"), t[1], kvd, e, 1.3);
+            mat(&mut w, n("attn_v.weight"), t[2], kvd, e, 1.0);
+        }
         if a == "qwen2" {
             vec(&mut w, n("attn_q.bias"), qd, 0.0, 0.5);
             vec(&mut w, n("attn_k.bias"), kvd, 0.0, 0.5);
@@ -359,14 +543,19 @@ fn build(s: &Spec) -> Vec<u8> {
             vec(&mut w, n("attn_k_norm.weight"), hd, 1.2, 0.3);
         }
         mat(&mut w, n("attn_output.weight"), t[3], e, qd, 1.0);
-        if a == "gemma3" {
+        if gemma {
             vec(&mut w, n("post_attention_norm.weight"), e, 1.0, 0.2);
         }
         vec(&mut w, n("ffn_norm.weight"), e, 1.0, 0.2);
-        mat(&mut w, n("ffn_gate.weight"), t[4], s.n_ff, e, 1.5);
-        mat(&mut w, n("ffn_up.weight"), t[5], s.n_ff, e, 1.0);
+        if phi3 {
+            // Gate rows first, then up rows.
+            mat(&mut w, n("ffn_up.weight"), t[5], 2 * s.n_ff, e, 1.3);
+        } else {
+            mat(&mut w, n("ffn_gate.weight"), t[4], s.n_ff, e, 1.5);
+            mat(&mut w, n("ffn_up.weight"), t[5], s.n_ff, e, 1.0);
+        }
         mat(&mut w, n("ffn_down.weight"), t[6], e, s.n_ff, 1.0);
-        if a == "gemma3" {
+        if gemma {
             vec(&mut w, n("post_ffw_norm.weight"), e, 1.0, 0.2);
         }
     }
@@ -374,6 +563,16 @@ fn build(s: &Spec) -> Vec<u8> {
     if !s.tied {
         mat(&mut w, "output.weight".into(), s.output, s.n_vocab, e, 2.5);
     }
+    let half = s.n_rot() / 2;
+    match s.factors {
+        Factors::None => {}
+        Factors::Freqs => vec(&mut w, "rope_freqs.weight".into(), half, 4.5, 3.5),
+        Factors::LongRope => {
+            vec(&mut w, "rope_factors_short.weight".into(), half, 1.25, 0.25);
+            vec(&mut w, "rope_factors_long.weight".into(), half, 4.0, 3.0);
+        }
+    }
+    edit(&mut w);
     w.to_bytes()
 }
 
@@ -459,7 +658,7 @@ fn check_arch(s: &Spec) {
     let bytes = build(s);
     let gguf = Gguf::parse(&bytes).expect("parse");
     let src = MemGguf { gguf, bytes };
-    let exact = RefModel::from_gguf(&src.gguf, &src.bytes);
+    let exact = RefModel::from_gguf(&src.gguf, &src.bytes, CTX as usize, None);
     let mut rng = Rng(s.seed.wrapping_mul(0xd134_2543_de82_ef95) | 1);
     let tokens: Vec<u32> = (0..s.seq)
         .map(|_| (rng.next_u64() % u64::from(s.n_vocab)) as u32)
@@ -603,4 +802,24 @@ fn qwen3_matches_reference() {
 #[test]
 fn gemma3_matches_reference() {
     check_arch(&GEMMA3);
+}
+
+#[test]
+fn llama31_rope_freqs_match_reference() {
+    check_arch(&LLAMA31);
+}
+
+#[test]
+fn qwen2_yarn_matches_reference() {
+    check_arch(&QWEN2_YARN);
+}
+
+#[test]
+fn phi3_matches_reference() {
+    check_arch(&PHI3);
+}
+
+#[test]
+fn gemma2_matches_reference() {
+    check_arch(&GEMMA2);
 }
