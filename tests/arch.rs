@@ -823,3 +823,202 @@ fn phi3_matches_reference() {
 fn gemma2_matches_reference() {
     check_arch(&GEMMA2);
 }
+
+/// The test of the tests: each deliberate error in the reference ([`Mutation`]) must make the
+/// GPU's logits fail the comparison for every model whose math it changes, and must change at
+/// least one model's math (so that no rule goes untested). One GPU run per model (the first
+/// adapter, T0, f32 cache, one token at a time), then every mutated reference against it.
+#[test]
+fn reference_mutations_are_caught() {
+    let specs = [&LLAMA31, &QWEN2_YARN, &PHI3, &GEMMA2, &GEMMA3];
+    let mut gpu = common::devices().remove(0);
+    gpu.set_tier(Tier::T0).expect("tier");
+    let mut caught = vec![Vec::new(); Mutation::ALL.len()];
+    let mut escaped = Vec::new();
+    for s in specs {
+        let bytes = build(s);
+        let gguf = Gguf::parse(&bytes).expect("parse");
+        let src = MemGguf { gguf, bytes };
+        let mut rng = Rng(s.seed.wrapping_mul(0xd134_2543_de82_ef95) | 1);
+        let tokens: Vec<u32> = (0..s.seq)
+            .map(|_| (rng.next_u64() % u64::from(s.n_vocab)) as u32)
+            .collect();
+        let mut model =
+            pollster::block_on(Model::load(&gpu, &src, CTX, &mut |_, _| {})).expect("loads");
+        let got: Vec<Vec<f32>> = tokens
+            .iter()
+            .map(|&t| match run(&gpu, &mut model, &[t], Want::Logits) {
+                Output::Logits(l) => l,
+                Output::Token(_) => panic!("not logits"),
+            })
+            .collect();
+        let worst = |r: &RefModel| {
+            let (want, _) = r.logits(&tokens, false);
+            (0..s.seq)
+                .map(|p| rel_err(&got[p], &want[p]))
+                .fold(0f64, f64::max)
+        };
+        let exact = RefModel::from_gguf(&src.gguf, &src.bytes, CTX as usize, None);
+        let (exact_logits, _) = exact.logits(&tokens, false);
+        let base = worst(&exact);
+        assert!(base <= TOL_F32_CACHE, "{}: {base:.2e}", s.describe());
+        for (mi, &m) in Mutation::ALL.iter().enumerate() {
+            let mutated = RefModel::from_gguf(&src.gguf, &src.bytes, CTX as usize, Some(m));
+            let (ml, _) = mutated.logits(&tokens, false);
+            // Does this mutation change this model's exact math at all?
+            let moved = (0..s.seq)
+                .map(|p| {
+                    let scale = exact_logits[p].iter().fold(0f64, |m, x| m.max(x.abs()));
+                    let d = exact_logits[p]
+                        .iter()
+                        .zip(&ml[p])
+                        .fold(0f64, |m, (a, b)| m.max((a - b).abs()));
+                    d / scale
+                })
+                .fold(0f64, f64::max);
+            if moved <= 1e-9 {
+                continue;
+            }
+            let err = worst(&mutated);
+            eprintln!(
+                "{:>22?} on {:6}: GPU is {err:.2e} from it (tolerance {TOL_F32_CACHE:.0e})",
+                m, s.arch
+            );
+            if err > TOL_F32_CACHE {
+                caught[mi].push(s.arch);
+            } else {
+                escaped.push(format!("{m:?} on {} ({err:.2e})", s.describe()));
+            }
+        }
+    }
+    let untested: Vec<_> = Mutation::ALL
+        .iter()
+        .zip(&caught)
+        .filter(|(_, c)| c.is_empty())
+        .map(|(m, _)| format!("{m:?}"))
+        .collect();
+    assert!(
+        escaped.is_empty() && untested.is_empty(),
+        "mutations the GPU comparison did not catch: {escaped:?}; mutations no model exercises: {untested:?}"
+    );
+}
+
+/// A model feature Wisp cannot compute is refused at load, by name, from the header alone:
+/// one small GGUF per case (the Llama test model with one key or tensor added).
+#[test]
+fn unsupported_features_are_refused_by_name() {
+    use wisp::model::config::{Config, ConfigError};
+    let f32_tensor = |name: &'static str, n: u64| {
+        move |w: &mut GgufWriter| {
+            w.add_tensor(name, G::F32, &[n], vec![0u8; n as usize * 4])
+                .expect("tensor");
+        }
+    };
+    let key = |k: &'static str, v: MetaValue| {
+        move |w: &mut GgufWriter| {
+            w.add(k, v.clone());
+        }
+    };
+    let cases: Vec<(&str, Box<dyn Fn(&mut GgufWriter)>)> = vec![
+        (
+            "llama.rope.scaling.type",
+            Box::new(key(
+                "llama.rope.scaling.type",
+                MetaValue::String("longrope".into()),
+            )),
+        ),
+        (
+            "llama.rope.scaling.type",
+            Box::new(key(
+                "llama.rope.scaling.type",
+                MetaValue::String("su".into()),
+            )),
+        ),
+        (
+            "llama.expert_count",
+            Box::new(key("llama.expert_count", MetaValue::U32(8))),
+        ),
+        (
+            "llama.attention.causal",
+            Box::new(key("llama.attention.causal", MetaValue::Bool(false))),
+        ),
+        (
+            "llama.attention.sliding_window",
+            Box::new(key("llama.attention.sliding_window", MetaValue::U32(8))),
+        ),
+        (
+            "llama.final_logit_softcapping",
+            Box::new(key("llama.final_logit_softcapping", MetaValue::F32(30.0))),
+        ),
+        (
+            "llama.logit_scale",
+            Box::new(key("llama.logit_scale", MetaValue::F32(0.5))),
+        ),
+        (
+            "llama.rope.scaling.yarn_log_multiplier",
+            Box::new(key(
+                "llama.rope.scaling.yarn_log_multiplier",
+                MetaValue::F32(0.1),
+            )),
+        ),
+        (
+            "llama.some_new_feature",
+            Box::new(key("llama.some_new_feature", MetaValue::U32(1))),
+        ),
+        (
+            "split.count",
+            Box::new(key("split.count", MetaValue::U16(3))),
+        ),
+        (
+            "blk.0.attn_output.bias",
+            Box::new(f32_tensor("blk.0.attn_output.bias", 128)),
+        ),
+        (
+            "blk.1.ffn_gate_inp.weight",
+            Box::new(f32_tensor("blk.1.ffn_gate_inp.weight", 128)),
+        ),
+        (
+            "blk.7.attn_norm.weight",
+            Box::new(f32_tensor("blk.7.attn_norm.weight", 128)),
+        ),
+        (
+            "rope_factors_long.weight",
+            Box::new(f32_tensor("rope_factors_long.weight", 16)),
+        ),
+    ];
+    let mut fails = Vec::new();
+    for (name, edit) in &cases {
+        let g = Gguf::parse(&build_with(&LLAMA, edit.as_ref())).expect("parse");
+        match Config::from_gguf(&g) {
+            Err(ConfigError::Refused(list)) if list.iter().any(|r| r.name == *name) => {
+                let msg = ConfigError::Refused(list).to_string();
+                eprintln!("{name}: {msg}");
+                assert!(msg.contains(name), "{msg}");
+            }
+            other => fails.push(format!("{name}: {other:?}")),
+        }
+    }
+    // What makes no difference is accepted: a sliding window as long as the context, no experts.
+    for edit in [
+        key("llama.attention.sliding_window", MetaValue::U32(CTX)),
+        key("llama.expert_count", MetaValue::U32(0)),
+    ] {
+        let g = Gguf::parse(&build_with(&LLAMA, &edit)).expect("parse");
+        if let Err(e) = Config::from_gguf(&g) {
+            fails.push(format!("refused without reason: {e}"));
+        }
+    }
+    // Loading refuses too, before any upload.
+    let bytes = build_with(&LLAMA, &key("llama.expert_count", MetaValue::U32(8)));
+    let src = MemGguf {
+        gguf: Gguf::parse(&bytes).expect("parse"),
+        bytes,
+    };
+    let gpu = common::devices().remove(0);
+    match pollster::block_on(Model::load(&gpu, &src, CTX, &mut |_, _| {})) {
+        Err(e) if e.to_string().contains("llama.expert_count") => {}
+        Err(e) => fails.push(format!("load: {e}")),
+        Ok(_) => fails.push("load: a mixture-of-experts model loaded".into()),
+    }
+    assert!(fails.is_empty(), "{}", fails.join("\n"));
+}

@@ -293,14 +293,19 @@ pub fn audit(g: &Gguf, cfg: &Config) -> Vec<Refusal> {
     if matches!(
         cfg.rope_factors,
         super::config::RopeFactors::LongRope { .. }
-    ) && (g.tensor("rope_factors_short.weight").is_none()
-        || g.tensor("rope_factors_long.weight").is_none())
-    {
-        refuse(
-            &mut out,
-            "rope_factors_short.weight",
-            "LongRoPE needs both rope_factors_short.weight and rope_factors_long.weight".into(),
-        );
+    ) {
+        for (name, other) in [
+            ("rope_factors_short.weight", "rope_factors_long.weight"),
+            ("rope_factors_long.weight", "rope_factors_short.weight"),
+        ] {
+            if g.tensor(name).is_some() && g.tensor(other).is_none() {
+                refuse(
+                    &mut out,
+                    name,
+                    format!("LongRoPE needs {other} as well: the file has one factor set"),
+                );
+            }
+        }
     }
     for t in &g.tensors {
         if !known.contains(&t.name) {

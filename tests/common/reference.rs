@@ -264,7 +264,7 @@ pub fn rope(
         (dim(fast).floor().max(0.0), dim(slow).ceil().min(n - 1.0))
     });
     for k in 0..n_rot / 2 {
-        let f = factors.map_or(1.0, |f| f[k]);
+        let f = factors.and_then(|f| f.get(k)).copied().unwrap_or(1.0);
         let extrap = pos as f64 * base.powf(-2.0 * k as f64 / n) / f;
         let interp = freq_scale * extrap;
         let (theta, m) = match corr {
