@@ -919,7 +919,8 @@ fn unsupported_features_are_refused_by_name() {
             w.add(k, v.clone());
         }
     };
-    let cases: Vec<(&str, Box<dyn Fn(&mut GgufWriter)>)> = vec![
+    type Edit = Box<dyn Fn(&mut GgufWriter)>;
+    let cases: Vec<(&str, Edit)> = vec![
         (
             "llama.rope.scaling.type",
             Box::new(key(

@@ -192,7 +192,7 @@ fn layer_tensors(cfg: &Config) -> (Vec<&'static str>, Vec<&'static str>) {
         req.extend(["attn_q.weight", "attn_k.weight", "attn_v.weight"]);
     }
     if cfg.arch == Arch::Qwen2 {
-        req.extend(opt.drain(..));
+        req.append(&mut opt);
     }
     if cfg.fused_gate_up {
         req.extend(["ffn_up.weight", "ffn_down.weight"]);

@@ -209,6 +209,52 @@ mod tests {
         assert_eq!(py.render(&msgs, false).expect("renders"), "HELLO!");
     }
 
+    /// The chat templates Phi-3.5-mini-instruct and Gemma 2 instruct GGUFs carry
+    /// (`tokenizer.chat_template`), rendered as their Python originals render them.
+    const PHI35: &str = "{% for message in messages %}{% if message['role'] == 'system' and message['content'] %}{{'<|system|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'user' %}{{'<|user|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'assistant' %}{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}";
+    const GEMMA2: &str = "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}";
+
+    #[test]
+    fn phi3_and_gemma2_templates() {
+        let phi = ChatTemplate::new(
+            PHI35.into(),
+            TemplateSource::Model,
+            "<s>".into(),
+            "<|endoftext|>".into(),
+        )
+        .expect("compiles");
+        let msgs = [
+            Message::new("system", "Be brief."),
+            Message::new("user", "Hi"),
+            Message::new("assistant", "Hello."),
+            Message::new("user", "Bye"),
+        ];
+        assert_eq!(
+            phi.render(&msgs, true).expect("renders"),
+            "<|system|>\nBe brief.<|end|>\n<|user|>\nHi<|end|>\n<|assistant|>\nHello.<|end|>\n<|user|>\nBye<|end|>\n<|assistant|>\n"
+        );
+        assert_eq!(
+            phi.render(&msgs[1..2], false).expect("renders"),
+            "<|user|>\nHi<|end|>\n<|endoftext|>"
+        );
+        let gemma = ChatTemplate::new(
+            GEMMA2.into(),
+            TemplateSource::Model,
+            "<bos>".into(),
+            "<eos>".into(),
+        )
+        .expect("compiles");
+        assert_eq!(
+            gemma.render(&msgs[1..], true).expect("renders"),
+            "<bos><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\nHello.<end_of_turn>\n<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n"
+        );
+        // Its own refusals come through as errors that carry the template's message.
+        let e = gemma.render(&msgs, true).expect_err("system role");
+        assert!(e.to_string().contains("System role not supported"), "{e}");
+        let e = gemma.render(&msgs[2..], true).expect_err("order");
+        assert!(e.to_string().contains("must alternate"), "{e}");
+    }
+
     #[test]
     fn errors_name_the_problem() {
         let bad = ChatTemplate::new(

@@ -264,7 +264,7 @@ impl Config {
         let scale_of = |f: Option<f32>| -> Result<f32, ConfigError> {
             match f {
                 None => Ok(1.0),
-                Some(f) if f == 0.0 => Ok(1.0), // llama.cpp: 0 means unset
+                Some(0.0) => Ok(1.0), // llama.cpp: 0 means unset
                 Some(f) if f.is_finite() && f > 0.0 => Ok(1.0 / f),
                 Some(f) => Err(ConfigError::Invalid(format!(
                     "RoPE scaling factor {f} must be finite and positive"
@@ -527,7 +527,8 @@ mod tests {
             ("rope.freq_base", MetaValue::String("1e4".into())),
             ("rope.scaling.factor", MetaValue::F32(-2.0)),
         ] {
-            let e = Config::read(&header("llama", &[bad.clone()])).expect_err("refused");
+            let e =
+                Config::read(&header("llama", std::slice::from_ref(&bad))).expect_err("refused");
             assert!(
                 e.to_string().contains(bad.0) || e.to_string().contains("factor"),
                 "{e}"

@@ -1,6 +1,6 @@
 // Browser tests of the npm package in headless Chromium (SwiftShader WebGPU), driven by
 // playwright-core with /usr/bin/chromium. Starts scripts/serve.mjs, then:
-//  1. "will it run" from the header alone;
+//  1. "will it run" from the header alone, and a refusal by name (the load-time audit);
 //  2. download interrupted at ~40%, page reloaded, load again: the server log shows the download
 //     continuing at the first missing chunk, and every stored chunk's hash equals the file's;
 //  3. 16 greedy tokens for "Once upon a time" equal llama.cpp's ids (tests/data/oracle);
@@ -48,6 +48,23 @@ try {
   console.log(`[${secs()} s] will it run: ${JSON.stringify(wir)}`);
   check(wir.ok === true && wir.needs.file_bytes === statSync(modelPath).size, "will-it-run reads the header and says yes");
   check(wir.needs.largest_tensor.name === "token_embd.weight", "will-it-run names the largest tensor");
+  // A model Wisp cannot compute exactly is refused before any download, by the same audit as
+  // a native load, naming each key.
+  const refusedName = "wisp-test-refused.gguf";
+  execFileSync("python3", [join(repo, "scripts/gen_refused_gguf.py"), join(cache, refusedName)]);
+  const refused = await page.evaluate(async (url) => {
+    const e = await createEngine();
+    const r = await e.willItRun(url);
+    await e.unload();
+    return r;
+  }, `${base}/models/${refusedName}`);
+  console.log(`[${secs()} s] will it run (refused model): ${JSON.stringify(refused.reasons)}`);
+  check(
+    refused.ok === false &&
+      refused.reasons.some((r) => r.includes("'llama.expert_count'")) &&
+      refused.reasons.some((r) => r.includes("'llama.rope.scaling.type'") && r.includes("longrope")),
+    "will-it-run refuses by name what Wisp does not compute (mixture of experts, LongRoPE type)",
+  );
 
   // 2. Interrupted download, reload, resume.
   const size = statSync(modelPath).size;

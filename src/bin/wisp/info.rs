@@ -85,8 +85,11 @@ pub fn run(args: InfoArgs) -> Result<(), Box<dyn std::error::Error>> {
             .iter()
             .map(|t| json!({"name": t.name, "type": t.ty.to_string(), "shape": t.dims, "bytes": t.n_bytes, "offset": t.offset}))
             .collect();
+        let (runs, reasons) = will_it_run(g);
         let doc = json!({
             "path": path.display().to_string(),
+            "runs": runs,
+            "refused": reasons,
             "version": g.version,
             "alignment": g.alignment,
             "data_offset": g.data_offset,
@@ -132,5 +135,28 @@ pub fn run(args: InfoArgs) -> Result<(), Box<dyn std::error::Error>> {
     for (ty, (n, bytes)) in by_type {
         println!("  {ty:<6} {n:>4} tensors {bytes:>12} bytes");
     }
+    match will_it_run(g) {
+        (true, _) => println!(
+            "\nruns: yes ({}; every metadata key and tensor is used or makes no difference)",
+            g.architecture().unwrap_or("?")
+        ),
+        (false, reasons) => {
+            println!("\nruns: no");
+            for r in reasons {
+                println!("  {r}");
+            }
+        }
+    }
     Ok(())
+}
+
+/// The load-time audit, from the header alone: whether Wisp computes this model exactly, and
+/// every reason it would refuse it.
+fn will_it_run(g: &wisp::gguf::Gguf) -> (bool, Vec<String>) {
+    use wisp::model::config::{Config, ConfigError};
+    match Config::from_gguf(g) {
+        Ok(_) => (true, Vec::new()),
+        Err(ConfigError::Refused(list)) => (false, list.iter().map(|r| r.to_string()).collect()),
+        Err(e) => (false, vec![e.to_string()]),
+    }
 }
