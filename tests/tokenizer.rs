@@ -241,6 +241,100 @@ fn space_prefix_matches_llama_cpp() {
     );
 }
 
+/// Gemma 3's vocabulary written like the Phi-3 and Gemma 2 GGUFs (the edits below, made the same
+/// way when llama.cpp produced `tests/data/tokenizer/{phi3,phi35,gemma2}-like.json`):
+/// - phi3-like: architecture `phi3` (keys renamed), `general.name` "Phi3", tokens 6..=12 renamed
+///   to Phi-3's specials `<|endoftext|>` `<|assistant|>` `<|end|>` `<|user|>` `<|system|>` `</s>`
+///   `<s>` (control), no `add_space_prefix` (SentencePiece's default, true, as Llama 2's vocabulary
+///   that Phi-3 uses), no BOS added, EOS `<|endoftext|>`. llama.cpp's rule for models named Phi-3
+///   makes special tokens strip the whitespace after them (but `<unk>`, `<s>`, `<|endoftext|>`);
+/// - phi35-like: the same named "Phi 3.5 Mini Instruct", which the rule does not match (as the
+///   real Phi-3.5 GGUFs are named);
+/// - gemma2-like: architecture `gemma2`, named "Gemma 2 2b It": Gemma 2 and 3 share the rules.
+fn written_like(g: &Gguf, like: &str) -> Gguf {
+    let mut g = g.clone();
+    let arch = if like == "gemma2-like" {
+        "gemma2"
+    } else {
+        "phi3"
+    };
+    let name = match like {
+        "phi3-like" => "Phi3",
+        "phi35-like" => "Phi 3.5 Mini Instruct",
+        _ => "Gemma 2 2b It",
+    };
+    for (k, v) in g.metadata.iter_mut() {
+        if let Some(rest) = k.strip_prefix("gemma3.") {
+            *k = format!("{arch}.{rest}");
+        }
+        match k.as_str() {
+            "general.architecture" => *v = MetaValue::String(arch.into()),
+            "general.name" => *v = MetaValue::String(name.into()),
+            _ => {}
+        }
+    }
+    if arch == "phi3" {
+        let set = |g: &mut Gguf, key: &str, v: MetaValue| {
+            g.metadata.retain(|(k, _)| k != key);
+            g.metadata.push((key.into(), v));
+        };
+        if let Some((_, MetaValue::Array(MetaArray::String(tokens)))) = g
+            .metadata
+            .iter_mut()
+            .find(|(k, _)| k == "tokenizer.ggml.tokens")
+        {
+            let specials = [
+                "<|endoftext|>",
+                "<|assistant|>",
+                "<|end|>",
+                "<|user|>",
+                "<|system|>",
+                "</s>",
+                "<s>",
+            ];
+            for (i, t) in specials.iter().enumerate() {
+                tokens[6 + i] = (*t).into();
+            }
+        }
+        g.metadata
+            .retain(|(k, _)| k != "tokenizer.ggml.add_space_prefix");
+        set(
+            &mut g,
+            "tokenizer.ggml.add_bos_token",
+            MetaValue::Bool(false),
+        );
+        set(&mut g, "tokenizer.ggml.eos_token_id", MetaValue::U32(6));
+    }
+    g
+}
+
+#[test]
+fn phi3_and_gemma2_vocabularies_match_llama_cpp() {
+    let path = model_path(&GEMMA3);
+    if gemma3().is_none() {
+        return;
+    }
+    let file = GgufFile::open(&path).expect("open the model");
+    for like in ["phi3-like", "phi35-like", "gemma2-like"] {
+        let t = Tokenizer::from_gguf(&written_like(file.gguf(), like)).expect("tokenizer");
+        check_corpus(like, &t);
+    }
+    // The Phi-3 rule at work: whitespace after <|user|> and <|end|> is dropped, after
+    // <|endoftext|> kept; without the name, kept everywhere.
+    let text = "<|user|>\nHi<|end|>\n x<|endoftext|> y";
+    let phi3 = Tokenizer::from_gguf(&written_like(file.gguf(), "phi3-like")).expect("tokenizer");
+    let phi35 = Tokenizer::from_gguf(&written_like(file.gguf(), "phi35-like")).expect("tokenizer");
+    let stripped = "<|user|>Hi<|end|>x<|endoftext|> y";
+    assert_eq!(
+        phi3.encode(text, false).unwrap(),
+        phi3.encode(stripped, false).unwrap()
+    );
+    assert_ne!(
+        phi35.encode(text, false).unwrap(),
+        phi35.encode(stripped, false).unwrap()
+    );
+}
+
 /// SmolLM2's vocabulary under the `gpt-2` (with llama.cpp's `clean_spaces`), `llama-bpe` (BOS by
 /// default, `ignore_merges`) and `qwen2` pre-tokenizers, as llama.cpp produced them.
 #[test]

@@ -119,6 +119,9 @@ pub struct Tokenizer {
     piece_ends: Vec<usize>,
     /// Control, user-defined and unknown tokens, longest text first: cut out of text before encoding.
     specials: Vec<u32>,
+    /// Special tokens that strip the whitespace after them when cut out of text (llama.cpp's
+    /// `LLAMA_TOKEN_ATTR_RSTRIP`), sorted.
+    rstrip: Vec<u32>,
     bos: Option<u32>,
     eos: Option<u32>,
     eot: Option<u32>,
@@ -202,6 +205,9 @@ impl Tokenizer {
                 continue;
             }
             let pat = self.tokens[id as usize].as_str();
+            if pat.is_empty() {
+                continue;
+            }
             let hit = |f: &Fragment| matches!(f, Fragment::Text(s) if s.contains(pat));
             if !frags.iter().any(hit) {
                 continue;
@@ -212,13 +218,23 @@ impl Tokenizer {
                     next.push(f);
                     continue;
                 };
+                let strip = self.rstrip.binary_search(&id).is_ok();
                 let mut last = 0;
-                for (at, _) in s.match_indices(pat) {
+                while let Some(rel) = s[last..].find(pat) {
+                    let at = last + rel;
                     if at > last {
                         next.push(Fragment::Text(&s[last..at]));
                     }
                     next.push(Fragment::Token(id));
                     last = at + pat.len();
+                    if strip {
+                        // C's isspace, as llama.cpp strips.
+                        let ws = s[last..]
+                            .bytes()
+                            .take_while(|b| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
+                            .count();
+                        last += ws;
+                    }
                 }
                 if last < s.len() {
                     next.push(Fragment::Text(&s[last..]));

@@ -297,6 +297,7 @@ pub(super) fn load(g: &Gguf) -> Result<Tokenizer> {
         })
         .collect();
     specials.sort_by_key(|&i| std::cmp::Reverse(tokens[i as usize].len()));
+    let rstrip = rstrip_tokens(g, &specials, &ids);
 
     let (pieces, piece_ends) = build_pieces(kind, &tokens, &types);
     let hf = match kind {
@@ -311,6 +312,7 @@ pub(super) fn load(g: &Gguf) -> Result<Tokenizer> {
         pieces,
         piece_ends,
         specials,
+        rstrip,
         bos,
         eos,
         eot,
@@ -322,6 +324,27 @@ pub(super) fn load(g: &Gguf) -> Result<Tokenizer> {
         clean_spaces,
         chat_template: g.get_str("tokenizer.chat_template").map(str::to_owned),
     })
+}
+
+/// The special tokens that strip whitespace after them, by llama.cpp's per-model rules
+/// (`llama-vocab.cpp`, "per token attributes"; the GGUF has no such field): a model whose
+/// `general.name` contains "phi-3" or "phi3" (any case) strips after every special token and
+/// after `</s>`, except `<unk>`, `<s>` and `<|endoftext|>`. Sorted.
+fn rstrip_tokens(g: &Gguf, specials: &[u32], ids: &Vocab) -> Vec<u32> {
+    let name = g.get_str("general.name").unwrap_or_default().to_lowercase();
+    if !(name.contains("phi-3") || name.contains("phi3")) {
+        return Vec::new();
+    }
+    let mut out: Vec<u32> = specials.to_vec();
+    out.extend(ids.get("</s>"));
+    let keep: Vec<u32> = ["<unk>", "<s>", "<|endoftext|>"]
+        .iter()
+        .filter_map(|t| ids.get(*t).copied())
+        .collect();
+    out.retain(|id| !keep.contains(id));
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// llama.cpp's `token_to_piece` (with `special`) for every token.
