@@ -400,10 +400,12 @@ impl RefModel {
             } else {
                 0.0
             },
-            final_softcap: if gemma2 && mutation != Some(Mutation::FinalSoftcapMissing) {
-                f32_key(g, &k("final_logit_softcapping")).unwrap_or(30.0)
-            } else {
-                0.0
+            // Gemma 2 defaults to 30; Gemma 3 caps only when its file says so.
+            final_softcap: match arch {
+                _ if mutation == Some(Mutation::FinalSoftcapMissing) => 0.0,
+                Arch::Gemma2 => f32_key(g, &k("final_logit_softcapping")).unwrap_or(30.0),
+                Arch::Gemma3 => f32_key(g, &k("final_logit_softcapping")).unwrap_or(0.0),
+                _ => 0.0,
             },
             mutation,
         };
