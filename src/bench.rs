@@ -3,22 +3,22 @@
 
 use std::time::Instant;
 
-use crate::gpu::{Gpu, GpuError, GpuWeight};
+use crate::gpu::{Encoder, Gpu, GpuError, GpuWeight};
 use crate::ops::{bandwidth, matmul, matvec};
 use crate::quant::GgmlType;
 
 /// Wall time of the fastest of `iters` runs of `record` (each its own submission, waited on).
 pub async fn best_time<F>(gpu: &Gpu, iters: usize, mut record: F) -> Result<f64, GpuError>
 where
-    F: AsyncFnMut(&mut wgpu::CommandEncoder) -> Result<(), GpuError>,
+    F: AsyncFnMut(&mut Encoder<'_>) -> Result<(), GpuError>,
 {
     let mut best = f64::INFINITY;
     // One warm-up run compiles pipelines and faults memory in.
     for i in 0..=iters {
-        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        let mut enc = Encoder::new(gpu);
         record(&mut enc).await?;
         let t = Instant::now();
-        gpu.queue.submit([enc.finish()]);
+        enc.submit();
         gpu.wait()?;
         let dt = t.elapsed().as_secs_f64();
         if i > 0 {

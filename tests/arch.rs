@@ -1023,3 +1023,54 @@ fn unsupported_features_are_refused_by_name() {
     }
     assert!(fails.is_empty(), "{}", fails.join("\n"));
 }
+
+/// A warm decode step creates no GPU object (no buffer, bind group or pipeline), records one
+/// compute pass and one submission, and the same number of dispatches each step: counted by
+/// the engine itself ([`Gpu::counts`]), on every adapter, for greedy and for logits steps.
+#[test]
+fn warm_decode_steps_create_no_gpu_objects() {
+    for s in [&LLAMA, &GEMMA3, &PHI3, &GEMMA2] {
+        let bytes = build(s);
+        let src = MemGguf {
+            gguf: Gguf::parse(&bytes).expect("parse"),
+            bytes,
+        };
+        for gpu in common::devices() {
+            let mut model =
+                pollster::block_on(Model::load(&gpu, &src, CTX, &mut |_, _| {})).expect("loads");
+            let label = format!("{} on {}", s.arch, gpu.caps.adapter.name);
+            run(&gpu, &mut model, &[1, 2, 3, 4, 5], Want::Argmax);
+            // Warm-up: the first decode steps of each kind compile and bind.
+            for want in [Want::Argmax, Want::Logits, Want::Argmax] {
+                run(&gpu, &mut model, &[7], want);
+            }
+            let mut per_step = Vec::new();
+            for (i, want) in [Want::Argmax, Want::Argmax, Want::Logits, Want::Argmax]
+                .into_iter()
+                .enumerate()
+            {
+                let before = gpu.counts();
+                run(&gpu, &mut model, &[(i as u32 * 5 + 3) % s.n_vocab], want);
+                let d = gpu.counts().since(&before);
+                assert_eq!(
+                    (d.buffers, d.bind_groups, d.pipelines, d.passes, d.submits),
+                    (0, 0, 0, 1, 1),
+                    "{label}: step {i} ({want:?}) created or recorded {d:?}"
+                );
+                per_step.push(d.dispatches);
+            }
+            let argmax_steps = [per_step[0], per_step[1], per_step[3]];
+            assert!(
+                argmax_steps.iter().all(|&d| d == per_step[0]),
+                "{label}: dispatches per step vary: {per_step:?}"
+            );
+            eprintln!(
+                "{label}: a warm decode step creates 0 GPU objects, 1 pass, 1 submit, {} dispatches \
+                 ({:.1} per layer; logits step {})",
+                per_step[0],
+                per_step[0] as f64 / f64::from(s.n_layer),
+                per_step[2]
+            );
+        }
+    }
+}

@@ -403,7 +403,7 @@ fn run_scenario(
         let vb = gpu.storage_from("v", &d.v[span]);
         let qb = gpu.storage_from("q", &d.q[i]);
         let ob = gpu.storage("out", (row * n as usize * 4) as u64);
-        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        let mut enc = wisp::gpu::Encoder::new(gpu);
         let rec = pollster::block_on(async {
             match *step {
                 Prefill(..) => {
@@ -421,7 +421,7 @@ fn run_scenario(
         if let Err(e) = rec {
             return fail(st, format!("{step:?}: {e}"));
         }
-        gpu.queue.submit([enc.finish()]);
+        enc.submit();
         let got = pollster::block_on(gpu.read_f32(&ob, row * n as usize));
         let cached = pollster::block_on(cache.read_layer(gpu, layer));
         let (got, (kc, vc)) = match (got, cached) {
@@ -615,11 +615,11 @@ fn attention_rejects_bad_shapes() {
     let kv = gpu.storage("kv", 4 * 2 * 64 * 3);
     let q = gpu.storage("q", 4 * 4 * 64 * 3);
     let out = gpu.storage("out", 4 * 4 * 64 * 3);
-    let mut enc = gpu.device.create_command_encoder(&Default::default());
+    let mut enc = wisp::gpu::Encoder::new(&gpu);
     let mut run = |what: &str,
                    needle: &str,
                    fut: &mut dyn FnMut(
-        &mut wgpu::CommandEncoder,
+        &mut wisp::gpu::Encoder<'_>,
     ) -> Result<(), wisp::gpu::GpuError>| {
         f.extend(expect_shape_err(what, fut(&mut enc), needle));
     };

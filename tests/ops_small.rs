@@ -140,7 +140,7 @@ fn rms_norm_matches_reference() {
                 // In place.
                 let xb = gpu.storage_from("x", &x);
                 let wb = gpu.storage_from("w", &w);
-                let mut enc = gpu.device.create_command_encoder(&Default::default());
+                let mut enc = wisp::gpu::Encoder::new(gpu);
                 let r = block(norm::encode_rms_norm(
                     gpu,
                     &mut enc,
@@ -151,7 +151,7 @@ fn rms_norm_matches_reference() {
                     n as u32,
                     1e-6,
                 ));
-                gpu.queue.submit([enc.finish()]);
+                enc.submit();
                 match r.and_then(|_| read(gpu, &xb, x.len())) {
                     Ok(got) => {
                         let what = format!("{what} in place");
@@ -371,7 +371,7 @@ fn activations_match_reference() {
                     let got = if inplace {
                         let gb = gpu.storage_from("gate", &gate);
                         let ub = gpu.storage_from("up", &up);
-                        let mut enc = gpu.device.create_command_encoder(&Default::default());
+                        let mut enc = wisp::gpu::Encoder::new(gpu);
                         let r = if geglu {
                             block(act::encode_geglu(
                                 gpu,
@@ -393,7 +393,7 @@ fn activations_match_reference() {
                                 n as u32,
                             ))
                         };
-                        gpu.queue.submit([enc.finish()]);
+                        enc.submit();
                         r.and_then(|_| read(gpu, &gb, len))
                     } else if geglu {
                         block(act::run_geglu(gpu, &gate, &up))
@@ -469,9 +469,9 @@ fn add_and_scale_are_exact() {
             }
             let ab = gpu.storage_from("a", &a);
             let bb = gpu.storage_from("bias", &bias);
-            let mut enc = gpu.device.create_command_encoder(&Default::default());
+            let mut enc = wisp::gpu::Encoder::new(gpu);
             let r = block(act::encode_add_bias(gpu, &mut enc, &ab, &bb, &ab, r32, n32));
-            gpu.queue.submit([enc.finish()]);
+            enc.submit();
             match r.and_then(|_| read(gpu, &ab, len)) {
                 Ok(g) => fails.extend(exact(&format!("add_bias in place {what}"), &g, &want)),
                 Err(e) => fails.push(format!("add_bias in place {what}: {e}")),
@@ -488,7 +488,7 @@ fn add_and_scale_are_exact() {
             for case in ["y=a", "y=b", "a=b=y", "scale y=x"] {
                 let ab = gpu.storage_from("a", &a);
                 let bb = gpu.storage_from("b", &b);
-                let mut enc = gpu.device.create_command_encoder(&Default::default());
+                let mut enc = wisp::gpu::Encoder::new(gpu);
                 let (r, out, want) = match case {
                     "y=a" => (
                         block(act::encode_add(gpu, &mut enc, &ab, &bb, &ab, r32, n32)),
@@ -511,7 +511,7 @@ fn add_and_scale_are_exact() {
                         act::scale_ref(&a, 0.5),
                     ),
                 };
-                gpu.queue.submit([enc.finish()]);
+                enc.submit();
                 match r.and_then(|_| read(gpu, out, len)) {
                     Ok(g) => fails.extend(exact(&format!("add {case} {what}"), &g, &want)),
                     Err(e) => fails.push(format!("add {case} {what}: {e}")),
@@ -612,7 +612,7 @@ fn bad_shapes_are_errors() {
     let g = &gpu;
     let small = gpu.storage("small", 64 * 4);
     let big = gpu.storage("big", 4096 * 4);
-    let mut enc = gpu.device.create_command_encoder(&Default::default());
+    let mut enc = wisp::gpu::Encoder::new(&gpu);
     let e = &mut enc;
     let rope = Rope::new(RopeMode::Neox, 256, 1e6);
     let odd = Rope {
@@ -739,7 +739,7 @@ fn bad_shapes_are_errors() {
         .filter_map(|(what, r, op)| expect_shape(what, r, op))
         .collect();
     // Nothing was recorded: the (empty) encoder still submits cleanly.
-    gpu.queue.submit([enc.finish()]);
+    enc.submit();
     gpu.check("empty submit").expect("no validation errors");
     assert!(fails.is_empty(), "{}", fails.join("\n"));
 }

@@ -113,6 +113,7 @@ impl GpuWeight {
         let mut first = 0u64;
         while first < rows {
             let n = per_chunk.min(rows - first);
+            gpu.count(|c| c.buffers += 1);
             let buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(name),
                 size: padded_len(n * row_bytes),
@@ -241,6 +242,7 @@ impl<'a> WeightWriter<'a> {
 impl Gpu {
     /// A storage buffer holding `data`.
     pub fn storage_from(&self, label: &str, data: &[f32]) -> wgpu::Buffer {
+        self.count(|c| c.buffers += 1);
         self.device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some(label),
@@ -253,6 +255,7 @@ impl Gpu {
 
     /// An uninitialized storage buffer of `bytes` bytes that can be read back.
     pub fn storage(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+        self.count(|c| c.buffers += 1);
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: bytes.max(4).div_ceil(4) * 4,
@@ -261,6 +264,23 @@ impl Gpu {
                 | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         })
+    }
+
+    /// What the engine has created on this device so far (buffers, bind groups, pipelines) and
+    /// recorded (passes, dispatches, submits): the per-token cost of a step is the difference.
+    pub fn counts(&self) -> crate::gpu::GpuCounts {
+        self.step_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .counts
+    }
+
+    pub(crate) fn count(&self, f: impl FnOnce(&mut crate::gpu::GpuCounts)) {
+        f(&mut self
+            .step_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .counts);
     }
 
     /// Waits for submitted work natively; in the browser the event loop drives the GPU.
@@ -275,6 +295,7 @@ impl Gpu {
     /// Copies `bytes` bytes from the start of `src` back to the CPU.
     pub async fn read_bytes(&self, src: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>, GpuError> {
         let size = bytes.div_ceil(4) * 4;
+        self.count(|c| c.buffers += 1);
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size: size.max(4),
@@ -284,6 +305,29 @@ impl Gpu {
         let mut enc = self.device.create_command_encoder(&Default::default());
         enc.copy_buffer_to_buffer(src, 0, &staging, 0, size);
         self.queue.submit([enc.finish()]);
+        self.read_mapped(&staging, bytes).await
+    }
+
+    /// A `MAP_READ` buffer that the caller can keep and copy into each step (no buffer created
+    /// per read): `bytes` rounded up to 4.
+    pub fn readback_buffer(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+        self.count(|c| c.buffers += 1);
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.div_ceil(4).max(1) * 4,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// Maps `staging` (a [`readback_buffer`](Self::readback_buffer) whose copy was submitted),
+    /// returns its first `bytes` bytes and unmaps it.
+    pub async fn read_mapped(
+        &self,
+        staging: &wgpu::Buffer,
+        bytes: u64,
+    ) -> Result<Vec<u8>, GpuError> {
+        let size = bytes.div_ceil(4) * 4;
         let (tx, rx) = futures_channel::oneshot::channel();
         staging
             .slice(..size)

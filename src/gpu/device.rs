@@ -155,6 +155,8 @@ pub struct Gpu {
     pub caps: Capabilities,
     pub(super) pipelines: Mutex<HashMap<PipelineKey, Kernel>>,
     pub(super) custom: Mutex<HashMap<(&'static str, Tier, u32), Kernel>>,
+    /// The parameter arena, cached bind groups and the object counters (`encoder.rs`).
+    pub(crate) step_cache: super::encoder::SharedStepCache,
     errors: Arc<Mutex<Vec<String>>>,
     lost: Arc<Mutex<Option<String>>>,
 }
@@ -324,6 +326,7 @@ impl Gpu {
             caps,
             pipelines: Mutex::new(HashMap::new()),
             custom: Mutex::new(HashMap::new()),
+            step_cache: Default::default(),
             errors,
             lost,
         })

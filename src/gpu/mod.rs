@@ -6,12 +6,14 @@
 
 mod buffer;
 mod device;
+mod encoder;
 mod error;
 mod pipeline;
 mod shader;
 
 pub use buffer::{GpuWeight, WeightChunk, WeightWriter};
 pub use device::{AdapterSummary, Capabilities, Gpu, GpuOptions, KernelFamily, Tier};
+pub use encoder::{Binding, Encoder, GpuCounts};
 pub use error::GpuError;
 pub use pipeline::{Bind, Kernel, KernelSpec, Op, PipelineKey};
 pub use shader::{preprocess, shader_source};

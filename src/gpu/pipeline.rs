@@ -201,6 +201,7 @@ impl Gpu {
         f16_view: bool,
         vec4_view: bool,
     ) -> Result<Kernel, GpuError> {
+        self.count(|c| c.pipelines += 1);
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = self
             .device

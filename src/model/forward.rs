@@ -6,6 +6,7 @@
 use super::config::{Config, RopeFactors};
 use super::weights::{TensorSource, Weights};
 use super::ModelError;
+use crate::gpu::Encoder;
 use crate::gpu::{Gpu, GpuError, GpuWeight};
 use crate::ops::attention::{self, AttnConfig, KvCache};
 use crate::ops::rope::Rope;
@@ -50,6 +51,9 @@ struct Activations {
     logits: wgpu::Buffer,
     /// argmax: (u32 index, f32 value)
     best: wgpu::Buffer,
+    /// Mappable copies of `best` and `logits`, kept so that reading a step back creates nothing.
+    best_read: wgpu::Buffer,
+    logits_read: wgpu::Buffer,
     /// Biases (Qwen 2), per layer: (dim) each.
     biases: Vec<[Option<wgpu::Buffer>; 3]>,
 }
@@ -101,6 +105,8 @@ impl Model {
             last: gpu.storage("last", u64::from(cfg.n_embd) * 4),
             logits: gpu.storage("logits", u64::from(cfg.n_vocab) * 4),
             best: gpu.storage("argmax", argmax::ARGMAX_OUT_BYTES),
+            best_read: gpu.readback_buffer("argmax readback", argmax::ARGMAX_OUT_BYTES),
+            logits_read: gpu.readback_buffer("logits readback", u64::from(cfg.n_vocab) * 4),
             biases,
         };
         // LongRoPE: the long factors once the context passes the original one (llama.cpp's
@@ -178,22 +184,32 @@ impl Model {
             let pos0 = self.pos();
             gpu.queue
                 .write_buffer(&self.act.ids, 0, bytemuck::cast_slice(chunk));
-            let mut enc = gpu.device.create_command_encoder(&Default::default());
+            let mut enc = Encoder::new(gpu);
             self.encode_step(gpu, &mut enc, chunk.len() as u32, pos0)
                 .await?;
             if i + 1 == chunks.len() {
                 self.encode_head(gpu, &mut enc, chunk.len() as u32, want)
                     .await?;
+                let (src, dst) = match want {
+                    Want::Argmax => (&self.act.best, &self.act.best_read),
+                    Want::Logits => (&self.act.logits, &self.act.logits_read),
+                };
+                enc.copy_buffer_to_buffer(src, 0, dst, 0, dst.size());
             }
-            gpu.queue.submit([enc.finish()]);
+            enc.submit();
             self.tokens.extend_from_slice(chunk);
         }
         let out = match want {
-            Want::Argmax => Output::Token(argmax::read_argmax(gpu, &self.act.best).await?.0),
-            Want::Logits => Output::Logits(
-                gpu.read_f32(&self.act.logits, self.cfg.n_vocab as usize)
-                    .await?,
-            ),
+            Want::Argmax => {
+                let b = gpu.read_mapped(&self.act.best_read, 8).await?;
+                Output::Token(argmax::decode_argmax(&b).0)
+            }
+            Want::Logits => {
+                let b = gpu
+                    .read_mapped(&self.act.logits_read, self.act.logits_read.size())
+                    .await?;
+                Output::Logits(bytemuck::pod_collect_to_vec(&b))
+            }
         };
         gpu.check("forward")?;
         Ok(out)
@@ -202,7 +218,7 @@ impl Model {
     /// y (n, rows) = W · x (n, cols): matvec for one token, matmul for several.
     async fn linear(
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut Encoder<'_>,
         w: &GpuWeight,
         x: &wgpu::Buffer,
         y: &wgpu::Buffer,
@@ -219,7 +235,7 @@ impl Model {
     async fn encode_step(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut Encoder<'_>,
         n: u32,
         pos0: u32,
     ) -> Result<(), ModelError> {
@@ -317,17 +333,23 @@ impl Model {
     async fn encode_head(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut Encoder<'_>,
         n: u32,
         want: Want,
     ) -> Result<(), ModelError> {
         let (c, a, w) = (&self.cfg, &self.act, &self.weights);
-        let row = u64::from(c.n_embd) * 4;
-        enc.copy_buffer_to_buffer(&a.x, u64::from(n - 1) * row, &a.last, 0, row);
+        // One token (decode): x is the last row, so no copy splits the step's compute pass.
+        let last = if n == 1 {
+            &a.x
+        } else {
+            let row = u64::from(c.n_embd) * 4;
+            enc.copy_buffer_to_buffer(&a.x, u64::from(n - 1) * row, &a.last, 0, row);
+            &a.last
+        };
         norm::encode_rms_norm(
             gpu,
             enc,
-            &a.last,
+            last,
             Some(&w.output_norm),
             &a.last,
             1,

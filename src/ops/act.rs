@@ -11,7 +11,8 @@
 //! accepts `y == b` (it is commutative, bit for bit). `out == up` for the gated ops and
 //! `y == bias` are refused.
 
-use super::{check_binding, dispatch, grid, uniform};
+use super::{check_binding, dispatch, grid};
+use crate::gpu::Encoder;
 use crate::gpu::{preprocess, Bind, Gpu, GpuError, KernelSpec};
 
 const SRC: &str = include_str!("../../shaders/act.wgsl");
@@ -87,7 +88,7 @@ fn shape_err(kind: Kind, detail: String) -> GpuError {
 #[allow(clippy::too_many_arguments)]
 async fn encode(
     gpu: &Gpu,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder<'_>,
     kind: Kind,
     a: &wgpu::Buffer,
     b: Option<&wgpu::Buffer>,
@@ -177,17 +178,13 @@ async fn encode(
         })
         .await?;
     let (gx, gy) = grid(gpu, len.div_ceil(64));
-    let params = uniform(
-        gpu,
-        &ActParams {
-            len,
-            grid_x: gx,
-            s,
-            n,
-        },
-    );
-    bufs.insert(0, &params);
-    dispatch(gpu, enc, &kernel, &bufs, (gx, gy, 1));
+    let params = ActParams {
+        len,
+        grid_x: gx,
+        s,
+        n,
+    };
+    dispatch(enc, &kernel, &params, &bufs, (gx, gy, 1));
     Ok(())
 }
 
@@ -195,7 +192,7 @@ async fn encode(
 /// `gate`.
 pub async fn encode_geglu(
     gpu: &Gpu,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder<'_>,
     gate: &wgpu::Buffer,
     up: &wgpu::Buffer,
     out: &wgpu::Buffer,
@@ -209,7 +206,7 @@ pub async fn encode_geglu(
 /// may be `gate`.
 pub async fn encode_swiglu(
     gpu: &Gpu,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder<'_>,
     gate: &wgpu::Buffer,
     up: &wgpu::Buffer,
     out: &wgpu::Buffer,
@@ -222,7 +219,7 @@ pub async fn encode_swiglu(
 /// Records `y = a + b` over `[rows][n]` into `enc`. `y` may be `a` or `b` (in place).
 pub async fn encode_add(
     gpu: &Gpu,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder<'_>,
     a: &wgpu::Buffer,
     b: &wgpu::Buffer,
     y: &wgpu::Buffer,
@@ -243,7 +240,7 @@ pub async fn encode_add(
 /// may be `x`.
 pub async fn encode_add_bias(
     gpu: &Gpu,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder<'_>,
     x: &wgpu::Buffer,
     bias: &wgpu::Buffer,
     y: &wgpu::Buffer,
@@ -256,7 +253,7 @@ pub async fn encode_add_bias(
 /// Records `y = x · s` over `[rows][n]` into `enc`. `y` may be `x`.
 pub async fn encode_scale(
     gpu: &Gpu,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder<'_>,
     x: &wgpu::Buffer,
     y: &wgpu::Buffer,
     rows: u32,
@@ -270,7 +267,7 @@ pub async fn encode_scale(
 #[allow(clippy::too_many_arguments)]
 pub async fn encode_softcap(
     gpu: &Gpu,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder<'_>,
     x: &wgpu::Buffer,
     y: &wgpu::Buffer,
     rows: u32,
@@ -308,9 +305,9 @@ async fn run(
     let ab = gpu.storage_from("act a", a);
     let bb = b.map(|b| gpu.storage_from("act b", b));
     let yb = gpu.storage("act y", a.len() as u64 * 4);
-    let mut enc = gpu.device.create_command_encoder(&Default::default());
+    let mut enc = Encoder::new(gpu);
     encode(gpu, &mut enc, kind, &ab, bb.as_ref(), &yb, 1, n, s).await?;
-    gpu.queue.submit([enc.finish()]);
+    enc.submit();
     gpu.read_f32(&yb, a.len()).await
 }
 
@@ -355,9 +352,9 @@ pub async fn run_add_bias(gpu: &Gpu, x: &[f32], bias: &[f32]) -> Result<Vec<f32>
     let xb = gpu.storage_from("add_bias x", x);
     let bb = gpu.storage_from("add_bias bias", bias);
     let yb = gpu.storage("add_bias y", x.len() as u64 * 4);
-    let mut enc = gpu.device.create_command_encoder(&Default::default());
+    let mut enc = Encoder::new(gpu);
     encode(gpu, &mut enc, kind, &xb, Some(&bb), &yb, rows, n, 0.0).await?;
-    gpu.queue.submit([enc.finish()]);
+    enc.submit();
     gpu.read_f32(&yb, x.len()).await
 }
 

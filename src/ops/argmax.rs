@@ -10,7 +10,8 @@
 //! first pass's per-workgroup partials. Two passes: up to [`ARGMAX_MAX_GROUPS`] workgroups
 //! stride over `x`, then one workgroup reduces their partials.
 
-use super::{check_binding, dispatch, uniform};
+use super::{check_binding, dispatch};
+use crate::gpu::Encoder;
 use crate::gpu::{preprocess, Bind, Gpu, GpuError, KernelSpec, Tier};
 
 const SRC: &str = include_str!("../../shaders/argmax.wgsl");
@@ -56,7 +57,7 @@ fn shape_err(detail: String) -> GpuError {
 /// 8 bytes of `out` (read it with [`read_argmax`]). Sizes are checked before anything is recorded.
 pub async fn encode_argmax(
     gpu: &Gpu,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder<'_>,
     x: &wgpu::Buffer,
     n: u32,
     out: &wgpu::Buffer,
@@ -82,14 +83,11 @@ pub async fn encode_argmax(
     check_binding(gpu, "argmax x", x.size())?;
     check_binding(gpu, "argmax out", out.size())?;
     let groups = n.div_ceil(64).min(ARGMAX_MAX_GROUPS);
-    let params = uniform(
-        gpu,
-        &ArgmaxParams {
-            n,
-            groups,
-            _pad: [0; 2],
-        },
-    );
+    let params = ArgmaxParams {
+        n,
+        groups,
+        _pad: [0; 2],
+    };
     for variant in [0, V_FINAL] {
         let kernel = gpu
             .kernel(&KernelSpec {
@@ -101,7 +99,7 @@ pub async fn encode_argmax(
             })
             .await?;
         let g = if variant == V_FINAL { 1 } else { groups };
-        dispatch(gpu, enc, &kernel, &[&params, x, out], (g, 1, 1));
+        dispatch(enc, &kernel, &params, &[x, out], (g, 1, 1));
     }
     Ok(())
 }
@@ -110,8 +108,13 @@ pub async fn encode_argmax(
 /// was submitted.
 pub async fn read_argmax(gpu: &Gpu, out: &wgpu::Buffer) -> Result<(u32, f32), GpuError> {
     let b = gpu.read_bytes(out, 8).await?;
-    let w: [u32; 2] = bytemuck::pod_read_unaligned(&b);
-    Ok((w[0], f32::from_bits(w[1])))
+    Ok(decode_argmax(&b))
+}
+
+/// The (index, value) pair from the first 8 bytes of an argmax output.
+pub fn decode_argmax(b: &[u8]) -> (u32, f32) {
+    let w: [u32; 2] = bytemuck::pod_read_unaligned(&b[..8]);
+    (w[0], f32::from_bits(w[1]))
 }
 
 /// Convenience for tests and tools: uploads `x` and returns its argmax computed on the GPU.
@@ -120,9 +123,9 @@ pub async fn run_argmax(gpu: &Gpu, x: &[f32]) -> Result<(u32, f32), GpuError> {
         .map_err(|_| shape_err(format!("{} values do not fit u32", x.len())))?;
     let xb = gpu.storage_from("argmax x", x);
     let out = gpu.storage("argmax out", ARGMAX_OUT_BYTES);
-    let mut enc = gpu.device.create_command_encoder(&Default::default());
+    let mut enc = Encoder::new(gpu);
     encode_argmax(gpu, &mut enc, &xb, n, &out).await?;
-    gpu.queue.submit([enc.finish()]);
+    enc.submit();
     read_argmax(gpu, &out).await
 }
 

@@ -22,10 +22,11 @@
 //! subgroup size (assuming, as every known implementation does, that subgroups are runs of
 //! consecutive `local_invocation_index`); otherwise through workgroup memory (two barriers).
 
+use crate::gpu::Encoder;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
-use super::{dispatch, grid, uniform};
+use super::{dispatch, grid};
 use crate::gpu::{preprocess, Bind, Gpu, GpuError, Kernel, KernelSpec, Tier};
 
 const COMMON: &str = include_str!("../../shaders/attention_common.wgsl");
@@ -474,7 +475,7 @@ fn check_heads(op: &str, cache: &KvCache, cfg: &AttnConfig) -> Result<u32, GpuEr
 #[allow(clippy::too_many_arguments)]
 pub async fn store_kv(
     gpu: &Gpu,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder<'_>,
     cache: &KvCache,
     layer: u32,
     k: &wgpu::Buffer,
@@ -506,8 +507,7 @@ pub async fn store_kv(
         grid_x: gx,
         ..AttnParams::default()
     };
-    let pb = uniform(gpu, &params);
-    dispatch(gpu, enc, &kern, &[&pb, k, v, kc, vc], (gx, gy, 1));
+    dispatch(enc, &kern, &params, &[k, v, kc, vc], (gx, gy, 1));
     cache.filled[layer as usize].fetch_max(end, Ordering::Relaxed);
     Ok(())
 }
@@ -522,7 +522,7 @@ pub async fn store_kv(
 #[allow(clippy::too_many_arguments)]
 pub async fn prefill(
     gpu: &Gpu,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder<'_>,
     cache: &KvCache,
     layer: u32,
     q: &wgpu::Buffer,
@@ -562,12 +562,11 @@ pub async fn prefill(
         grid_x: gx,
         ..AttnParams::default()
     };
-    let pb = uniform(gpu, &params);
     dispatch(
-        gpu,
         enc,
         &kern,
-        &[&pb, q, kc, vc, out],
+        &params,
+        &[q, kc, vc, out],
         (gx, gy, cache.shape.n_kv_heads),
     );
     Ok(())
@@ -591,7 +590,7 @@ fn decode_split(n_keys: u32, per_step: u32) -> (u32, u32) {
 #[allow(clippy::too_many_arguments)]
 pub async fn decode(
     gpu: &Gpu,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder<'_>,
     cache: &KvCache,
     layer: u32,
     q: &wgpu::Buffer,
@@ -621,7 +620,11 @@ pub async fn decode(
     let part_bytes =
         u64::from(cfg.n_heads) * u64::from(n_splits) * (floats / u64::from(cfg.n_heads) + 4) * 4;
     super::check_binding(gpu, "attention decode partials", part_bytes)?;
-    let part = cache.partials(gpu, part_bytes);
+    // Sized for the most splits at once, so that a growing context never replaces it (and
+    // with it the step's cached bind groups).
+    let most =
+        u64::from(cfg.n_heads) * u64::from(MAX_SPLITS) * (floats / u64::from(cfg.n_heads) + 4) * 4;
+    let part = cache.partials(gpu, part_bytes.max(most.min(gpu.caps.max_binding)));
     let params = AttnParams {
         n_tokens: 1,
         pos0: pos,
@@ -639,17 +642,16 @@ pub async fn decode(
         kv_lo,
         ..AttnParams::default()
     };
-    let pb = uniform(gpu, &params);
     let kern = kernel(gpu, cache, Kind::Decode).await?;
     let groups = (
         n_splits,
         group.div_ceil(heads_per_wg),
         cache.shape.n_kv_heads,
     );
-    dispatch(gpu, enc, &kern, &[&pb, q, kc, vc, &part], groups);
+    dispatch(enc, &kern, &params, &[q, kc, vc, &part], groups);
     let kern = kernel(gpu, cache, Kind::Reduce).await?;
     let outs = (floats / 4).div_ceil(u64::from(WORKGROUP)) as u32;
-    dispatch(gpu, enc, &kern, &[&pb, &part, out], (outs, 1, 1));
+    dispatch(enc, &kern, &params, &[&part, out], (outs, 1, 1));
     Ok(())
 }
 
@@ -659,7 +661,7 @@ pub async fn decode(
 #[allow(clippy::too_many_arguments)]
 pub async fn attend(
     gpu: &Gpu,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder<'_>,
     cache: &KvCache,
     layer: u32,
     q: &wgpu::Buffer,

@@ -1,6 +1,7 @@
 //! The kernels that measure an adapter's rooflines: streaming reads (bandwidth) and FMA chains (ALU).
 
 use super::{grid, record, Params};
+use crate::gpu::Encoder;
 use crate::gpu::{Gpu, GpuError, Op, PipelineKey};
 use crate::quant::GgmlType;
 
@@ -19,7 +20,7 @@ pub const READ_INVOCATIONS: u32 = 64 * 256;
 /// Records one full read of `src` (`words` u32 values) into `enc`.
 pub async fn encode_read(
     gpu: &Gpu,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder<'_>,
     src: &wgpu::Buffer,
     words: u32,
     sink: &wgpu::Buffer,
@@ -40,7 +41,7 @@ pub async fn encode_read(
 /// One dispatch of a roofline kernel over `READ_INVOCATIONS` invocations.
 async fn dispatch(
     gpu: &Gpu,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder<'_>,
     op: Op,
     params: Params,
     src: &wgpu::Buffer,
@@ -54,8 +55,8 @@ async fn dispatch(
     };
     let kernel = gpu.pipeline(key).await?;
     let (gx, gy) = grid(gpu, READ_INVOCATIONS / 64);
-    let bindings = [(1, src.as_entire_binding()), (3, sink.as_entire_binding())];
-    record(gpu, enc, &kernel, params, &bindings, (gx, gy));
+    let bindings = [(1, src), (3, sink)];
+    record(enc, &kernel, params, &bindings, (gx, gy));
     Ok(())
 }
 
@@ -65,7 +66,7 @@ pub const ALU_STEPS: u32 = 4096;
 /// Records one run of the ALU roofline kernel: `READ_INVOCATIONS` × `ALU_STEPS` × 16 FMAs.
 pub async fn encode_alu(
     gpu: &Gpu,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder<'_>,
     src: &wgpu::Buffer,
     sink: &wgpu::Buffer,
 ) -> Result<(), GpuError> {

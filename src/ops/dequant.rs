@@ -1,6 +1,7 @@
 //! Dequantize a weight on the GPU to f32, chunk by chunk, in GGUF element order.
 
 use super::{grid, record, Params};
+use crate::gpu::Encoder;
 use crate::gpu::{Gpu, GpuError, GpuWeight, Op};
 
 /// Dequantizes `w` on the GPU, handing rows `[first_row, first_row + n)` to `sink` as they are
@@ -49,19 +50,15 @@ pub async fn dequantize_each(
                 row0: r,
                 ..Params::default()
             };
-            let mut enc = gpu.device.create_command_encoder(&Default::default());
+            let mut enc = Encoder::new(gpu);
             record(
-                gpu,
                 &mut enc,
                 &kernel,
                 params,
-                &[
-                    (1, chunk.buffer.as_entire_binding()),
-                    (3, out.as_entire_binding()),
-                ],
+                &[(1, &chunk.buffer), (3, &out)],
                 (gx, gy),
             );
-            gpu.queue.submit([enc.finish()]);
+            enc.submit();
             let vals = gpu.read_f32(&out, n_out as usize).await?;
             sink(chunk.first_row + r, &vals)?;
             r += n;

@@ -1,6 +1,7 @@
 //! Embedding lookup on the GPU: rows of a block-format weight picked by token ids, as f32.
 
 use super::{check_kernel_shape, grid, key, record, Params};
+use crate::gpu::Encoder;
 use crate::gpu::{Gpu, GpuError, GpuWeight, Op};
 
 /// Records Y[t] = row `ids[t]` of `w` (dequantized) for `n_tokens` ids, into `y`
@@ -8,7 +9,7 @@ use crate::gpu::{Gpu, GpuError, GpuWeight, Op};
 /// leaves the output of an out-of-range id untouched rather than reading out of bounds).
 pub async fn encode_get_rows(
     gpu: &Gpu,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder<'_>,
     w: &GpuWeight,
     ids: &wgpu::Buffer,
     n_tokens: u32,
@@ -48,12 +49,8 @@ pub async fn encode_get_rows(
             row0: chunk.first_row,
             ..Params::default()
         };
-        let bindings = [
-            (1, chunk.buffer.as_entire_binding()),
-            (2, ids.as_entire_binding()),
-            (3, y.as_entire_binding()),
-        ];
-        record(gpu, enc, &kernel, params, &bindings, (gx, gy));
+        let bindings = [(1, &chunk.buffer), (2, ids), (3, y)];
+        record(enc, &kernel, params, &bindings, (gx, gy));
     }
     Ok(())
 }
@@ -75,8 +72,8 @@ pub async fn run_get_rows(gpu: &Gpu, w: &GpuWeight, ids: &[u32]) -> Result<Vec<f
     gpu.queue.write_buffer(&idb, 0, bytemuck::cast_slice(ids));
     let n = ids.len() as u32;
     let yb = gpu.storage("rows", u64::from(n) * u64::from(w.row_len) * 4);
-    let mut enc = gpu.device.create_command_encoder(&Default::default());
+    let mut enc = Encoder::new(gpu);
     encode_get_rows(gpu, &mut enc, w, &idb, n, &yb).await?;
-    gpu.queue.submit([enc.finish()]);
+    enc.submit();
     gpu.read_f32(&yb, n as usize * w.row_len as usize).await
 }

@@ -3,6 +3,7 @@
 //! holds `cols` columns of `rows` values.
 
 use super::{check_binding, check_kernel_shape, key, record, Params};
+use crate::gpu::Encoder;
 use crate::gpu::{Gpu, GpuError, GpuWeight, KernelFamily, Op};
 
 /// Columns each invocation of the row kernel handles (`COLS` in `shaders/matmul_row.wgsl`).
@@ -11,7 +12,7 @@ pub const MATMUL_COLS_PER_INVOCATION: u32 = 4;
 /// Records Y = W·X for every chunk of `w` into `enc`, with the kernel family of `gpu`.
 pub async fn encode(
     gpu: &Gpu,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder<'_>,
     w: &GpuWeight,
     x: &wgpu::Buffer,
     y: &wgpu::Buffer,
@@ -52,11 +53,7 @@ pub async fn encode(
             y_stride: w.rows,
             ..Params::default()
         };
-        let bindings = [
-            (1, chunk.buffer.as_entire_binding()),
-            (2, x.as_entire_binding()),
-            (3, y.as_entire_binding()),
-        ];
+        let bindings = [(1, &chunk.buffer), (2, x), (3, y)];
         // Tiled: 64 rows × 32 columns per workgroup; row family: 64 rows × COLS columns.
         let cols_per_group = if op == Op::MatmulTiled {
             32
@@ -75,7 +72,7 @@ pub async fn encode(
             grid_x: groups.0,
             ..params
         };
-        record(gpu, enc, &kernel, params, &bindings, groups);
+        record(enc, &kernel, params, &bindings, groups);
     }
     Ok(())
 }
@@ -84,8 +81,8 @@ pub async fn encode(
 pub async fn run(gpu: &Gpu, w: &GpuWeight, x: &[f32], cols: u32) -> Result<Vec<f32>, GpuError> {
     let xb = gpu.storage_from("X", x);
     let yb = gpu.storage("Y", u64::from(w.rows) * u64::from(cols) * 4);
-    let mut enc = gpu.device.create_command_encoder(&Default::default());
+    let mut enc = Encoder::new(gpu);
     encode(gpu, &mut enc, w, &xb, &yb, cols).await?;
-    gpu.queue.submit([enc.finish()]);
+    enc.submit();
     gpu.read_f32(&yb, w.rows as usize * cols as usize).await
 }

@@ -1,6 +1,7 @@
 //! y = W·x on the GPU (the decode path): `W` is rows × k in block format, `x` has k values.
 
 use super::{check_binding, check_kernel_shape, grid, key, record, Params};
+use crate::gpu::Encoder;
 use crate::gpu::{Gpu, GpuError, GpuWeight, KernelFamily, Op, Tier};
 
 /// Rows each invocation of the row kernel handles (`ROWS` in `shaders/matvec_row.wgsl`): 16 for
@@ -28,7 +29,7 @@ pub fn lanes_for(gpu: &Gpu, k: u32) -> u32 {
 /// Records y[0..rows) = W·x for every chunk of `w` into `enc`, with the kernel family of `gpu`.
 pub async fn encode(
     gpu: &Gpu,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder<'_>,
     w: &GpuWeight,
     x: &wgpu::Buffer,
     y: &wgpu::Buffer,
@@ -71,12 +72,8 @@ pub async fn encode(
             grid_x: gx,
             ..Params::default()
         };
-        let bindings = [
-            (1, chunk.buffer.as_entire_binding()),
-            (2, x.as_entire_binding()),
-            (3, y.as_entire_binding()),
-        ];
-        record(gpu, enc, &kernel, params, &bindings, (gx, gy));
+        let bindings = [(1, &chunk.buffer), (2, x), (3, y)];
+        record(enc, &kernel, params, &bindings, (gx, gy));
     }
     Ok(())
 }
@@ -85,8 +82,8 @@ pub async fn encode(
 pub async fn run(gpu: &Gpu, w: &GpuWeight, x: &[f32]) -> Result<Vec<f32>, GpuError> {
     let xb = gpu.storage_from("x", x);
     let yb = gpu.storage("y", u64::from(w.rows) * 4);
-    let mut enc = gpu.device.create_command_encoder(&Default::default());
+    let mut enc = Encoder::new(gpu);
     encode(gpu, &mut enc, w, &xb, &yb).await?;
-    gpu.queue.submit([enc.finish()]);
+    enc.submit();
     gpu.read_f32(&yb, w.rows as usize).await
 }

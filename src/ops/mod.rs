@@ -15,9 +15,7 @@ pub mod norm;
 pub mod rope;
 pub mod synth;
 
-use wgpu::util::DeviceExt;
-
-use crate::gpu::{Gpu, GpuError, GpuWeight, Kernel, Op, PipelineKey};
+use crate::gpu::{Binding, Encoder, Gpu, GpuError, GpuWeight, Kernel, Op, PipelineKey};
 
 /// The uniform block every kernel reads (`Params` in `shaders/common.wgsl`).
 #[repr(C)]
@@ -45,50 +43,20 @@ pub(crate) fn grid(gpu: &Gpu, groups: u32) -> (u32, u32) {
     }
 }
 
-/// Records one dispatch of `pipeline` with `params` at binding 0 and `buffers` at their bindings.
+/// Records one dispatch of a block-format kernel with `params` at binding 0 and `buffers` (whole)
+/// at their bindings; the encoder adds the weight views at bindings 4 and 5.
 pub(crate) fn record(
-    gpu: &Gpu,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder<'_>,
     kernel: &Kernel,
     params: Params,
-    buffers: &[(u32, wgpu::BindingResource<'_>)],
+    buffers: &[(u32, &wgpu::Buffer)],
     groups: (u32, u32),
 ) {
-    let ubuf = gpu
-        .device
-        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("params"),
-            contents: bytemuck::bytes_of(&params),
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
-    let mut entries = vec![wgpu::BindGroupEntry {
-        binding: 0,
-        resource: ubuf.as_entire_binding(),
-    }];
-    entries.extend(buffers.iter().map(|(b, r)| wgpu::BindGroupEntry {
-        binding: *b,
-        resource: r.clone(),
-    }));
-    // Bindings 4 and 5 view the weights (binding 1) as f16 pairs and as 16-byte words.
-    if let Some((_, w)) = buffers.iter().find(|(b, _)| *b == 1) {
-        for (binding, on) in [(4, kernel.f16_view), (5, kernel.vec4_view)] {
-            if on {
-                entries.push(wgpu::BindGroupEntry {
-                    binding,
-                    resource: w.clone(),
-                });
-            }
-        }
-    }
-    let bg = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: None,
-        layout: &kernel.layout,
-        entries: &entries,
-    });
-    let mut pass = enc.begin_compute_pass(&Default::default());
-    pass.set_pipeline(&kernel.pipeline);
-    pass.set_bind_group(0, &bg, &[]);
-    pass.dispatch_workgroups(groups.0, groups.1, 1);
+    let bindings = buffers
+        .iter()
+        .map(|&(b, buf)| Binding::whole(b, buf))
+        .collect();
+    enc.dispatch(kernel, &params, bindings, (groups.0, groups.1, 1));
 }
 
 /// Checks that a weight can run in the kernels (32-element pieces) and names it if not.
@@ -124,41 +92,15 @@ pub(crate) fn check_binding(gpu: &Gpu, what: &str, bytes: u64) -> Result<(), Gpu
     Ok(())
 }
 
-/// A uniform buffer holding `params` (a `#[repr(C)]` Pod struct matching the shader's, padded to
-/// a multiple of 16 bytes).
-pub fn uniform<T: bytemuck::Pod>(gpu: &Gpu, params: &T) -> wgpu::Buffer {
-    gpu.device
-        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("params"),
-            contents: bytemuck::bytes_of(params),
-            usage: wgpu::BufferUsages::UNIFORM,
-        })
-}
-
-/// Records one dispatch of a [`KernelSpec`](crate::gpu::KernelSpec) kernel with `buffers[i]`
-/// bound at binding `i` (whole buffers), over `groups` workgroups.
-pub fn dispatch(
-    gpu: &Gpu,
-    enc: &mut wgpu::CommandEncoder,
+/// Records one dispatch of a [`KernelSpec`](crate::gpu::KernelSpec) kernel: `params` (a
+/// `#[repr(C)]` Pod struct matching the shader's, padded to a multiple of 16 bytes) at binding 0,
+/// `buffers[i]` (whole) at binding `i + 1`, over `groups` workgroups.
+pub fn dispatch<T: bytemuck::Pod>(
+    enc: &mut Encoder<'_>,
     kernel: &Kernel,
+    params: &T,
     buffers: &[&wgpu::Buffer],
     groups: (u32, u32, u32),
 ) {
-    let entries: Vec<wgpu::BindGroupEntry> = buffers
-        .iter()
-        .enumerate()
-        .map(|(i, b)| wgpu::BindGroupEntry {
-            binding: i as u32,
-            resource: b.as_entire_binding(),
-        })
-        .collect();
-    let bg = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: None,
-        layout: &kernel.layout,
-        entries: &entries,
-    });
-    let mut pass = enc.begin_compute_pass(&Default::default());
-    pass.set_pipeline(&kernel.pipeline);
-    pass.set_bind_group(0, &bg, &[]);
-    pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+    enc.dispatch_buffers(kernel, params, buffers, groups);
 }

@@ -11,7 +11,8 @@
 //! One workgroup of 64 invocations per row, sum of squares reduced in workgroup memory (T0, T1)
 //! or with `subgroupAdd` (T2).
 
-use super::{check_binding, dispatch, grid, uniform};
+use super::{check_binding, dispatch, grid};
+use crate::gpu::Encoder;
 use crate::gpu::{preprocess, Bind, Gpu, GpuError, KernelSpec, Tier};
 
 const SRC: &str = include_str!("../../shaders/norm.wgsl");
@@ -59,7 +60,7 @@ fn shape_err(detail: String) -> GpuError {
 #[allow(clippy::too_many_arguments)]
 pub async fn encode_rms_norm(
     gpu: &Gpu,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder<'_>,
     x: &wgpu::Buffer,
     w: Option<&wgpu::Buffer>,
     y: &wgpu::Buffer,
@@ -122,25 +123,22 @@ pub async fn encode_rms_norm(
         })
         .await?;
     let (gx, gy) = grid(gpu, rows);
-    let params = uniform(
-        gpu,
-        &NormParams {
-            rows,
-            n,
-            grid_x: gx,
-            eps,
-            inv_n: 1.0 / n as f32,
-            _pad: [0; 3],
-        },
-    );
-    let mut bufs = vec![&params, x];
+    let params = NormParams {
+        rows,
+        n,
+        grid_x: gx,
+        eps,
+        inv_n: 1.0 / n as f32,
+        _pad: [0; 3],
+    };
+    let mut bufs = vec![x];
     if let Some(w) = w {
         bufs.push(w);
     }
     if !inplace {
         bufs.push(y);
     }
-    dispatch(gpu, enc, &kernel, &bufs, (gx, gy, 1));
+    dispatch(enc, &kernel, &params, &bufs, (gx, gy, 1));
     Ok(())
 }
 
@@ -164,9 +162,9 @@ pub async fn run_rms_norm(
     let xb = gpu.storage_from("rms_norm x", x);
     let wb = w.map(|w| gpu.storage_from("rms_norm w", w));
     let yb = gpu.storage("rms_norm y", x.len() as u64 * 4);
-    let mut enc = gpu.device.create_command_encoder(&Default::default());
+    let mut enc = Encoder::new(gpu);
     encode_rms_norm(gpu, &mut enc, &xb, wb.as_ref(), &yb, rows, n, eps).await?;
-    gpu.queue.submit([enc.finish()]);
+    enc.submit();
     gpu.read_f32(&yb, x.len()).await
 }
 

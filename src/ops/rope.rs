@@ -34,9 +34,10 @@
 //! `shaders/rope.wgsl`), and sin/cos come from polynomials, not the driver. The error bound is
 //! [`rope_abs_bound`]; ggml's own f32 angle loses about `θ·2⁻²⁴` radians, which this does not.
 
+use crate::gpu::Encoder;
 use std::sync::Arc;
 
-use super::{check_binding, dispatch, grid, uniform};
+use super::{check_binding, dispatch, grid};
 use crate::gpu::{preprocess, Bind, Gpu, GpuError, KernelSpec};
 
 const SRC: &str = include_str!("../../shaders/rope.wgsl");
@@ -252,7 +253,7 @@ fn check(x_bytes: u64, tokens: u32, heads: u32, pos0: u32, rope: &Rope) -> Resul
 /// into `enc`. Sizes and settings are checked before anything is recorded.
 pub async fn encode_rope(
     gpu: &Gpu,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder<'_>,
     x: &wgpu::Buffer,
     tokens: u32,
     heads: u32,
@@ -286,8 +287,7 @@ pub async fn encode_rope(
     for i in 0..rope.n_rot / 2 {
         (p.hi[i as usize], p.lo[i as usize]) = split7(rope.turns_per_pos(i));
     }
-    let params = uniform(gpu, &p);
-    dispatch(gpu, enc, &kernel, &[&params, x], (gx, gy, 1));
+    dispatch(enc, &kernel, &p, &[x], (gx, gy, 1));
     Ok(())
 }
 
@@ -302,9 +302,9 @@ pub async fn run_rope(
 ) -> Result<Vec<f32>, GpuError> {
     check(x.len() as u64 * 4, tokens, heads, pos0, rope)?;
     let xb = gpu.storage_from("rope x", x);
-    let mut enc = gpu.device.create_command_encoder(&Default::default());
+    let mut enc = Encoder::new(gpu);
     encode_rope(gpu, &mut enc, &xb, tokens, heads, pos0, rope).await?;
-    gpu.queue.submit([enc.finish()]);
+    enc.submit();
     gpu.read_f32(&xb, x.len()).await
 }
 

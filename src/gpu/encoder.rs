@@ -1,0 +1,323 @@
+//! A step's commands, recorded by the ops and submitted at once: one compute pass for every run
+//! of consecutive dispatches, every dispatch's parameters in one uniform arena written with one
+//! `write_buffer`, and bind groups made once and reused while their buffers stay the same.
+//!
+//! Ops append to an [`Encoder`] instead of a `wgpu::CommandEncoder`. Nothing touches the GPU
+//! until [`Encoder::submit`]: it packs the parameters (each at an offset aligned to the
+//! adapter's `min_uniform_buffer_offset_alignment`), writes the arena, then records the
+//! dispatches into one command encoder, looking each bind group up by what it binds (layout,
+//! buffers, offsets, sizes). A decode step repeats the previous step's shapes, so after the first
+//! one it finds every bind group and creates no GPU object but its command encoder and pass.
+//!
+//! Submitting at once is what makes the single arena safe: `write_buffer` for step N+1 is
+//! ordered after step N's submission, so each step reads its own parameters.
+
+use std::collections::HashMap;
+use std::num::NonZeroU64;
+use std::sync::Mutex;
+
+use super::{Gpu, Kernel};
+
+/// One binding of a dispatch: a whole buffer or a range of it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Binding {
+    pub binding: u32,
+    pub buffer: wgpu::Buffer,
+    pub offset: u64,
+    /// `None`: to the end of the buffer.
+    pub size: Option<NonZeroU64>,
+}
+
+impl Binding {
+    /// The whole of `buffer` at `binding`.
+    pub fn whole(binding: u32, buffer: &wgpu::Buffer) -> Binding {
+        Binding {
+            binding,
+            buffer: buffer.clone(),
+            offset: 0,
+            size: None,
+        }
+    }
+}
+
+enum Cmd {
+    Dispatch {
+        kernel: Kernel,
+        /// Byte range of the parameters in the host arena.
+        params: (usize, usize),
+        bindings: Vec<Binding>,
+        groups: (u32, u32, u32),
+    },
+    Copy {
+        src: wgpu::Buffer,
+        src_offset: u64,
+        dst: wgpu::Buffer,
+        dst_offset: u64,
+        size: u64,
+    },
+}
+
+/// What the engine created on the GPU, counted (see [`Gpu::counts`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GpuCounts {
+    pub buffers: u64,
+    pub bind_groups: u64,
+    pub pipelines: u64,
+    /// Compute passes and dispatches recorded, and `write_buffer` calls for parameters.
+    pub passes: u64,
+    pub dispatches: u64,
+    pub submits: u64,
+}
+
+impl GpuCounts {
+    /// Buffers, bind groups and pipelines: the objects a warm step must not create.
+    pub fn objects(&self) -> u64 {
+        self.buffers + self.bind_groups + self.pipelines
+    }
+
+    /// `self − earlier`, field by field.
+    pub fn since(&self, earlier: &GpuCounts) -> GpuCounts {
+        GpuCounts {
+            buffers: self.buffers - earlier.buffers,
+            bind_groups: self.bind_groups - earlier.bind_groups,
+            pipelines: self.pipelines - earlier.pipelines,
+            passes: self.passes - earlier.passes,
+            dispatches: self.dispatches - earlier.dispatches,
+            submits: self.submits - earlier.submits,
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct BindKey {
+    layout: wgpu::BindGroupLayout,
+    entries: Vec<Binding>,
+}
+
+/// Bind groups kept at most; past this the cache starts over (models loaded and dropped in one
+/// process would otherwise keep their buffers alive through it).
+const MAX_BIND_GROUPS: usize = 8192;
+
+/// The arena and the bind-group cache, shared by every encoder of a [`Gpu`].
+#[derive(Default)]
+pub(crate) struct StepCache {
+    arena: Option<wgpu::Buffer>,
+    bind_groups: HashMap<BindKey, wgpu::BindGroup>,
+    pub(crate) counts: GpuCounts,
+}
+
+pub(crate) type SharedStepCache = Mutex<StepCache>;
+
+/// A step being recorded; see the [module docs](self).
+pub struct Encoder<'g> {
+    gpu: &'g Gpu,
+    cmds: Vec<Cmd>,
+    arena: Vec<u8>,
+    align: usize,
+}
+
+impl<'g> Encoder<'g> {
+    pub fn new(gpu: &'g Gpu) -> Encoder<'g> {
+        let align = gpu
+            .device
+            .limits()
+            .min_uniform_buffer_offset_alignment
+            .max(16) as usize;
+        Encoder {
+            gpu,
+            cmds: Vec::new(),
+            arena: Vec::new(),
+            align,
+        }
+    }
+
+    /// The GPU this encoder records for.
+    pub fn gpu(&self) -> &'g Gpu {
+        self.gpu
+    }
+
+    /// Dispatches recorded so far.
+    pub fn dispatches(&self) -> usize {
+        self.cmds
+            .iter()
+            .filter(|c| matches!(c, Cmd::Dispatch { .. }))
+            .count()
+    }
+
+    /// Records a dispatch of `kernel` over `groups` with `params` (a `#[repr(C)]` Pod block) at
+    /// binding 0 and `bindings` at theirs.
+    pub fn dispatch<T: bytemuck::Pod>(
+        &mut self,
+        kernel: &Kernel,
+        params: &T,
+        bindings: Vec<Binding>,
+        groups: (u32, u32, u32),
+    ) {
+        let bytes = bytemuck::bytes_of(params);
+        let start = self.arena.len().div_ceil(self.align) * self.align;
+        self.arena.resize(start, 0);
+        self.arena.extend_from_slice(bytes);
+        // Uniform bindings are read in 16-byte rows.
+        let len = bytes.len().div_ceil(16) * 16;
+        self.arena.resize(start + len, 0);
+        self.cmds.push(Cmd::Dispatch {
+            kernel: kernel.clone(),
+            params: (start, len),
+            bindings,
+            groups,
+        });
+    }
+
+    /// Records a dispatch whose buffers are bound whole at bindings 1, 2, … in order.
+    pub fn dispatch_buffers<T: bytemuck::Pod>(
+        &mut self,
+        kernel: &Kernel,
+        params: &T,
+        buffers: &[&wgpu::Buffer],
+        groups: (u32, u32, u32),
+    ) {
+        let bindings = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| Binding::whole(i as u32 + 1, b))
+            .collect();
+        self.dispatch(kernel, params, bindings, groups);
+    }
+
+    /// Records a buffer-to-buffer copy (it ends the current compute pass).
+    pub fn copy_buffer_to_buffer(
+        &mut self,
+        src: &wgpu::Buffer,
+        src_offset: u64,
+        dst: &wgpu::Buffer,
+        dst_offset: u64,
+        size: u64,
+    ) {
+        self.cmds.push(Cmd::Copy {
+            src: src.clone(),
+            src_offset,
+            dst: dst.clone(),
+            dst_offset,
+            size,
+        });
+    }
+
+    /// Writes the parameters, records everything into one command encoder and submits it.
+    pub fn submit(self) {
+        let gpu = self.gpu;
+        if self.cmds.is_empty() {
+            return;
+        }
+        let mut cache = gpu.step_cache.lock().unwrap_or_else(|e| e.into_inner());
+        let need = (self.arena.len() as u64).max(256);
+        let arena = match &cache.arena {
+            Some(a) if a.size() >= need => a.clone(),
+            _ => {
+                // Grown by doubling; bind groups of the old arena are dropped with it.
+                let size = need.next_power_of_two();
+                let a = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("parameter arena"),
+                    size,
+                    usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                cache.counts.buffers += 1;
+                cache.bind_groups.clear();
+                cache.arena = Some(a.clone());
+                a
+            }
+        };
+        if !self.arena.is_empty() {
+            gpu.queue.write_buffer(&arena, 0, &self.arena);
+        }
+        if cache.bind_groups.len() > MAX_BIND_GROUPS {
+            cache.bind_groups.clear();
+        }
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        let mut pass: Option<wgpu::ComputePass<'static>> = None;
+        for cmd in self.cmds {
+            match cmd {
+                Cmd::Dispatch {
+                    kernel,
+                    params,
+                    mut bindings,
+                    groups,
+                } => {
+                    bindings.insert(
+                        0,
+                        Binding {
+                            binding: 0,
+                            buffer: arena.clone(),
+                            offset: params.0 as u64,
+                            size: NonZeroU64::new(params.1 as u64),
+                        },
+                    );
+                    // Bindings 4 and 5 view the weights (binding 1) as f16 pairs and as
+                    // 16-byte words.
+                    if let Some(w) = bindings.iter().find(|b| b.binding == 1).cloned() {
+                        for (binding, on) in [(4, kernel.f16_view), (5, kernel.vec4_view)] {
+                            if on {
+                                bindings.push(Binding {
+                                    binding,
+                                    ..w.clone()
+                                });
+                            }
+                        }
+                    }
+                    let key = BindKey {
+                        layout: kernel.layout.clone(),
+                        entries: bindings,
+                    };
+                    let bg = match cache.bind_groups.get(&key) {
+                        Some(bg) => bg.clone(),
+                        None => {
+                            let entries: Vec<wgpu::BindGroupEntry> = key
+                                .entries
+                                .iter()
+                                .map(|b| wgpu::BindGroupEntry {
+                                    binding: b.binding,
+                                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                                        buffer: &b.buffer,
+                                        offset: b.offset,
+                                        size: b.size,
+                                    }),
+                                })
+                                .collect();
+                            let bg = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                                label: None,
+                                layout: &kernel.layout,
+                                entries: &entries,
+                            });
+                            cache.counts.bind_groups += 1;
+                            cache.bind_groups.insert(key, bg.clone());
+                            bg
+                        }
+                    };
+                    let p = pass.get_or_insert_with(|| {
+                        cache.counts.passes += 1;
+                        enc.begin_compute_pass(&Default::default())
+                            .forget_lifetime()
+                    });
+                    p.set_pipeline(&kernel.pipeline);
+                    p.set_bind_group(0, &bg, &[]);
+                    p.dispatch_workgroups(groups.0, groups.1, groups.2);
+                    cache.counts.dispatches += 1;
+                }
+                Cmd::Copy {
+                    src,
+                    src_offset,
+                    dst,
+                    dst_offset,
+                    size,
+                } => {
+                    drop(pass.take());
+                    enc.copy_buffer_to_buffer(&src, src_offset, &dst, dst_offset, size);
+                }
+            }
+        }
+        drop(pass);
+        cache.counts.submits += 1;
+        drop(cache);
+        gpu.queue.submit([enc.finish()]);
+    }
+}
