@@ -1026,7 +1026,8 @@ fn unsupported_features_are_refused_by_name() {
 
 /// A warm decode step creates no GPU object (no buffer, bind group or pipeline), records one
 /// compute pass and one submission, and the same number of dispatches each step: counted by
-/// the engine itself ([`Gpu::counts`]), on every adapter, for greedy and for logits steps.
+/// the engine itself (`Gpu::counts`), on every adapter, for greedy and for logits steps. No
+/// pipeline is compiled after the model has loaded.
 #[test]
 fn warm_decode_steps_create_no_gpu_objects() {
     for s in [&LLAMA, &GEMMA3, &PHI3, &GEMMA2] {
@@ -1039,11 +1040,19 @@ fn warm_decode_steps_create_no_gpu_objects() {
             let mut model =
                 pollster::block_on(Model::load(&gpu, &src, CTX, &mut |_, _| {})).expect("loads");
             let label = format!("{} on {}", s.arch, gpu.caps.adapter.name);
+            // Every pipeline was compiled while loading: the first requests compile none.
+            let loaded = gpu.counts();
             run(&gpu, &mut model, &[1, 2, 3, 4, 5], Want::Argmax);
+            run(&gpu, &mut model, &[6, 7], Want::Logits);
             // Warm-up: the first decode steps of each kind compile and bind.
             for want in [Want::Argmax, Want::Logits, Want::Argmax] {
                 run(&gpu, &mut model, &[7], want);
             }
+            assert_eq!(
+                gpu.counts().since(&loaded).pipelines,
+                0,
+                "{label}: pipelines compiled after load"
+            );
             let mut per_step = Vec::new();
             for (i, want) in [Want::Argmax, Want::Argmax, Want::Logits, Want::Argmax]
                 .into_iter()

@@ -69,6 +69,10 @@ pub struct Model {
     rope_local: Rope,
     /// The tokens whose keys and values are in the cache, in order.
     tokens: Vec<u32>,
+    /// Host time of the last step: from the start of its encoding to the return of submit.
+    pub host_s: f64,
+    /// Seconds spent compiling pipelines while loading.
+    pub compile_s: f64,
 }
 
 impl Model {
@@ -117,7 +121,7 @@ impl Model {
             }
             _ => weights.rope_factors.clone(),
         };
-        Ok(Model {
+        let mut model = Model {
             rope_global: cfg.rope(false, factors.clone()),
             rope_local: cfg.rope(true, factors),
             cfg,
@@ -125,7 +129,28 @@ impl Model {
             cache,
             act,
             tokens: Vec::new(),
-        })
+            host_s: 0.0,
+            compile_s: 0.0,
+        };
+        model.compile(gpu).await?;
+        Ok(model)
+    }
+
+    /// Compiles every pipeline the model uses (decode and prefill, greedy and logits heads) by
+    /// recording a step of each shape and dropping it unsubmitted: nothing runs on the GPU, and
+    /// the first request pays no compile time. Sets [`compile_s`](Self::compile_s).
+    async fn compile(&mut self, gpu: &Gpu) -> Result<(), ModelError> {
+        let t0 = super::generate::now_s();
+        for n in [1, 2] {
+            let mut enc = Encoder::new(gpu);
+            self.encode_step(gpu, &mut enc, n, 0).await?;
+            self.encode_head(gpu, &mut enc, n, Want::Argmax).await?;
+            self.encode_head(gpu, &mut enc, n, Want::Logits).await?;
+            // Recording marked cache positions as stored; the dropped step never ran.
+            self.reset();
+        }
+        self.compile_s = super::generate::now_s() - t0;
+        Ok(())
     }
 
     /// Positions filled in the KV cache.
@@ -182,6 +207,7 @@ impl Model {
         let chunks: Vec<&[u32]> = tokens.chunks(MAX_BATCH as usize).collect();
         for (i, chunk) in chunks.iter().enumerate() {
             let pos0 = self.pos();
+            let t0 = super::generate::now_s();
             gpu.queue
                 .write_buffer(&self.act.ids, 0, bytemuck::cast_slice(chunk));
             let mut enc = Encoder::new(gpu);
@@ -197,6 +223,7 @@ impl Model {
                 enc.copy_buffer_to_buffer(src, 0, dst, 0, dst.size());
             }
             enc.submit();
+            self.host_s = super::generate::now_s() - t0;
             self.tokens.extend_from_slice(chunk);
         }
         let out = match want {

@@ -61,6 +61,8 @@ pub fn run(args: ModelBenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     let p = args.ttft_prompt.min(longest) as usize;
     let ttft = timed_prefill(model, gpu, &ids[..p])?;
     let mut tok = ids[p % ids.len()];
+    let mut host_ms = Vec::with_capacity(args.decode);
+    let before = gpu.counts();
     let t = now_s();
     for _ in 0..args.decode {
         if let wisp::model::forward::Output::Token(next) =
@@ -68,8 +70,20 @@ pub fn run(args: ModelBenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         {
             tok = next;
         }
+        host_ms.push(model.host_s * 1e3);
     }
     let decode_s = now_s() - t;
+    let steps = gpu.counts().since(&before);
+    let per_token = |v: u64| v as f64 / args.decode.max(1) as f64;
+    host_ms.sort_by(f64::total_cmp);
+    let host_ms_median = host_ms.get(host_ms.len() / 2).copied().unwrap_or(0.0);
+    say(format!(
+        "per decoded token: {:.1} dispatches, {:.1} compute passes, {:.1} GPU objects created, \
+         {host_ms_median:.2} ms of host time to encode and submit (median)",
+        per_token(steps.dispatches),
+        per_token(steps.passes),
+        per_token(steps.objects()),
+    ));
     let decode_tok_s = args.decode as f64 / decode_s;
     say(format!(
         "decode {} tokens after {p}: {decode_tok_s:.2} tok/s; time to first token {:.0} ms",
@@ -103,6 +117,12 @@ pub fn run(args: ModelBenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         "decode_gbs": achieved,
         "roofline_gbs": roof,
         "decode_pct_of_roofline": pct,
+        "precision": "exact",
+        "compile_ms": model.compile_s * 1e3,
+        "dispatches_per_token": per_token(steps.dispatches),
+        "passes_per_token": per_token(steps.passes),
+        "gpu_objects_per_token": per_token(steps.objects()),
+        "host_ms_per_token": host_ms_median,
     });
     if args.json {
         println!("{report}");
