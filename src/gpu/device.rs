@@ -140,6 +140,8 @@ pub struct Capabilities {
     pub max_storage_buffers_per_stage: u32,
     pub max_workgroups_per_dim: u32,
     pub min_storage_offset_alignment: u32,
+    /// `minUniformBufferOffsetAlignment`: the parameter arena's slot alignment.
+    pub uniform_align: u32,
     /// Highest tier the device supports, after `max_tier`.
     pub tier: Tier,
     /// Kernel family chosen for matvec and matmul.
@@ -316,6 +318,7 @@ impl Gpu {
             max_storage_buffers_per_stage: limits.max_storage_buffers_per_shader_stage,
             max_workgroups_per_dim: limits.max_compute_workgroups_per_dimension,
             min_storage_offset_alignment: limits.min_storage_buffer_offset_alignment,
+            uniform_align: limits.min_uniform_buffer_offset_alignment,
             tier,
             family,
             is_software,
