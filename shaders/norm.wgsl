@@ -1,8 +1,8 @@
 // RMS norm, one workgroup of 64 invocations per row:
 //   y[r][i] = x[r][i] / sqrt(mean_i(x[r][i]^2) + eps) * w[i]
 // Rows are tokens (n = n_embd) or heads (QK-norm: rows = tokens × heads, n = head_dim).
-// Flags: WEIGHT (multiply by w), INPLACE (y is x), SUBGROUPS (T2: subgroupAdd, then one
-// partial per subgroup in workgroup memory).
+// Flags: WEIGHT (multiply by w), INPLACE (y is x), SUBGROUPS (T2: the row sum with subgroupAdd;
+// row_sum.wgsl is appended).
 // Bindings: 0 params, 1 x, then w (WEIGHT), then y (unless INPLACE).
 
 struct NormParams {
@@ -33,10 +33,6 @@ struct NormParams {
 #endif
 #endif
 
-const WG: u32 = 64u;
-
-var<workgroup> red: array<f32, 64>;
-
 @compute @workgroup_size(64)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -46,6 +42,10 @@ fn main(
     @builtin(subgroup_size) ss: u32,
 #endif
 ) {
+#if !SUBGROUPS
+    let sl = 0u;
+    let ss = 1u;
+#endif
     let row = wg.y * P.grid_x + wg.x;
     // Uniform across the workgroup, so the barriers below stay in uniform control flow.
     if (row >= P.rows) {
@@ -57,28 +57,7 @@ fn main(
         let v = X[base + i];
         s += v * v;
     }
-#if SUBGROUPS
-    // Subgroups are consecutive ranges of local_invocation_index (as matvec_wg assumes).
-    s = subgroupAdd(s);
-    if (sl == 0u) {
-        red[li / ss] = s;
-    }
-    workgroupBarrier();
-    var total = 0.0;
-    for (var j = 0u; j < (WG + ss - 1u) / ss; j++) {
-        total += red[j];
-    }
-#else
-    red[li] = s;
-    workgroupBarrier();
-    for (var o = WG / 2u; o > 0u; o >>= 1u) {
-        if (li < o) {
-            red[li] += red[li + o];
-        }
-        workgroupBarrier();
-    }
-    let total = red[0];
-#endif
+    let total = row_sum(s, li, sl, ss);
     let r = inverseSqrt(total * P.inv_n + P.eps);
     // In place is safe: every element is read (above and here) before the same invocation
     // overwrites it, and all reads of the reduction happened before the barrier.

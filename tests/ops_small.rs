@@ -777,3 +777,131 @@ fn softcap_matches_reference() {
         fails
     });
 }
+
+/// The fused residual step (`x += post ? rms_norm(h)·pw : h; h = rms_norm(x)·w`) against the
+/// three ops it replaces, run one after the other on the same GPU: the same operations per
+/// element, so the results agree to the rounding of the two norms (measured: bit for bit on
+/// lavapipe and SwiftShader), and against the f64 reference within the norm bounds.
+#[test]
+fn residual_norm_matches_the_unfused_ops() {
+    let eps = 1e-6f32;
+    each_config(|gpu, _| {
+        let mut fails = Vec::new();
+        let mut identical = 0usize;
+        let mut total = 0usize;
+        for (c, &(rows, n, post)) in [
+            (1u32, 640u32, false),
+            (1, 640, true),
+            (7, 576, true),
+            (3, 100, false),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let len = (rows * n) as usize;
+            let x = randoms(len, 2.0, 3000 + c as u64);
+            let h = randoms(len, 5.0, 3100 + c as u64);
+            let w: Vec<f32> = randoms(n as usize, 0.5, 3200 + c as u64)
+                .iter()
+                .map(|v| v + 1.0)
+                .collect();
+            let pw: Vec<f32> = randoms(n as usize, 0.5, 3300 + c as u64)
+                .iter()
+                .map(|v| v + 1.0)
+                .collect();
+            let what = format!("[{rows}][{n}] post {post}");
+            // Unfused.
+            let (xb, hb) = (gpu.storage_from("x", &x), gpu.storage_from("h", &h));
+            let (wb, pwb) = (gpu.storage_from("w", &w), gpu.storage_from("pw", &pw));
+            let mut enc = wisp::gpu::Encoder::new(gpu);
+            let r = (|| {
+                if post {
+                    block(norm::encode_rms_norm(
+                        gpu,
+                        &mut enc,
+                        &hb,
+                        Some(&pwb),
+                        &hb,
+                        rows,
+                        n,
+                        eps,
+                    ))?;
+                }
+                block(act::encode_add(gpu, &mut enc, &xb, &hb, &xb, rows, n))?;
+                block(norm::encode_rms_norm(
+                    gpu,
+                    &mut enc,
+                    &xb,
+                    Some(&wb),
+                    &hb,
+                    rows,
+                    n,
+                    eps,
+                ))
+            })();
+            enc.submit();
+            let unfused = r.and_then(|_| Ok((read(gpu, &xb, len)?, read(gpu, &hb, len)?)));
+            // Fused.
+            let (xf, hf) = (gpu.storage_from("x", &x), gpu.storage_from("h", &h));
+            let mut enc = wisp::gpu::Encoder::new(gpu);
+            let r = block(norm::encode_residual_norm(
+                gpu,
+                &mut enc,
+                &xf,
+                &hf,
+                post.then_some(&pwb),
+                &wb,
+                rows,
+                n,
+                eps,
+            ));
+            enc.submit();
+            let fused = r.and_then(|_| Ok((read(gpu, &xf, len)?, read(gpu, &hf, len)?)));
+            let ((ux, uy), (fx, fy)) = match (unfused, fused) {
+                (Ok(u), Ok(f)) => (u, f),
+                (u, f) => {
+                    fails.push(format!("{what}: {:?} {:?}", u.err(), f.err()));
+                    continue;
+                }
+            };
+            // The reference: x' in f64 from the f32 inputs, then its norm.
+            let h1 = if post {
+                norm::rms_norm_ref(&h, Some(&pw), n as usize, eps)
+            } else {
+                h.iter().map(|&v| f64::from(v)).collect()
+            };
+            let xr: Vec<f64> = x.iter().zip(&h1).map(|(&a, b)| f64::from(a) + b).collect();
+            let xr32: Vec<f32> = xr.iter().map(|&v| v as f32).collect();
+            let yr = norm::rms_norm_ref(&xr32, Some(&w), n as usize, eps);
+            let b = norm::rms_norm_rel_bound(n as usize);
+            for i in 0..len {
+                total += 2;
+                identical += usize::from(fx[i].to_bits() == ux[i].to_bits())
+                    + usize::from(fy[i].to_bits() == uy[i].to_bits());
+                let xe = (f64::from(fx[i]) - xr[i]).abs();
+                let xb = b * h1[i].abs() + f64::powi(2.0, -24) * xr[i].abs();
+                let ye = (f64::from(fy[i]) - yr[i]).abs();
+                // x' carries its error into the second norm, times that element's scale
+                // r·w (r of the row); on top of the norm's own bound (doubled for the error of
+                // the other x' in the row's mean square).
+                let row = i / n as usize * n as usize;
+                let ms = xr32[row..row + n as usize]
+                    .iter()
+                    .map(|&v| f64::from(v).powi(2))
+                    .sum::<f64>()
+                    / f64::from(n);
+                let scale = f64::from(w[i % n as usize]).abs() / (ms + f64::from(eps)).sqrt();
+                let yb = scale * xb + 3.0 * b * yr[i].abs() + 1e-30;
+                if xe > xb || ye > yb || (fx[i] - ux[i]).abs() > 2.0 * xb as f32 {
+                    fails.push(format!(
+                        "{what} [{i}]: fused x {} y {}, unfused x {} y {}, reference x {} y {}",
+                        fx[i], fy[i], ux[i], uy[i], xr[i], yr[i]
+                    ));
+                    break;
+                }
+            }
+        }
+        eprintln!("residual_norm: {identical} of {total} values bit-identical to the unfused ops");
+        fails
+    });
+}

@@ -245,7 +245,8 @@ fn space_prefix_matches_llama_cpp() {
 /// way when llama.cpp produced `tests/data/tokenizer/{phi3,phi35,gemma2}-like.json`):
 /// - phi3-like: architecture `phi3` (keys renamed), `general.name` "Phi3", tokens 6..=12 renamed
 ///   to Phi-3's specials `<|endoftext|>` `<|assistant|>` `<|end|>` `<|user|>` `<|system|>` `</s>`
-///   `<s>` (control), no `add_space_prefix` (SentencePiece's default, true, as Llama 2's vocabulary
+///   `<s>` (control; Gemma's own `</s>` 212 and `<s>` 203 renamed `<unused5>`, `<unused6>`), no
+///   `add_space_prefix` (SentencePiece's default, true, as Llama 2's vocabulary
 ///   that Phi-3 uses), no BOS added, EOS `<|endoftext|>`. llama.cpp's rule for models named Phi-3
 ///   makes special tokens strip the whitespace after them (but `<unk>`, `<s>`, `<|endoftext|>`);
 /// - phi35-like: the same named "Phi 3.5 Mini Instruct", which the rule does not match (as the
@@ -295,6 +296,14 @@ fn written_like(g: &Gguf, like: &str) -> Gguf {
             for (i, t) in specials.iter().enumerate() {
                 tokens[6 + i] = (*t).into();
             }
+            // Gemma's own `</s>` (212) and `<s>` (203) take the names 11 and 12 gave up: a
+            // vocabulary must not hold one text twice (llama.cpp aborts on it).
+            assert_eq!(
+                (tokens[212].as_str(), tokens[203].as_str()),
+                ("</s>", "<s>")
+            );
+            tokens[212] = "<unused5>".into();
+            tokens[203] = "<unused6>".into();
         }
         g.metadata
             .retain(|(k, _)| k != "tokenizer.ggml.add_space_prefix");

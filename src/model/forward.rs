@@ -279,10 +279,13 @@ impl Model {
         } else {
             embed::encode_get_rows(gpu, enc, &w.token_embd, &a.ids, n, &a.x).await?;
         }
+        // h = rms_norm(x) · attn_norm of layer 0; every later pre-norm comes out of the residual
+        // step before it.
+        if let Some(l0) = w.layers.first() {
+            norm::encode_rms_norm(gpu, enc, &a.x, Some(&l0.attn_norm), &a.h, n, e, c.eps).await?;
+        }
         for (il, l) in w.layers.iter().enumerate() {
             let il32 = il as u32;
-            // h = rms_norm(x) · attn_norm
-            norm::encode_rms_norm(gpu, enc, &a.x, Some(&l.attn_norm), &a.h, n, e, c.eps).await?;
             // q: (n, nh, hd), k, v: (n, nkv, hd)
             Self::linear(gpu, enc, &l.wq, &a.h, &a.q, n).await?;
             Self::linear(gpu, enc, &l.wk, &a.h, &a.k, n).await?;
@@ -332,14 +335,12 @@ impl Model {
                 &ac,
             )
             .await?;
-            // h: (n, e) = wo · o, post-norm (Gemma 2, 3), then x += h
+            // h: (n, e) = wo · o; x += post_attn_norm(h) (Gemma 2, 3) or h; h = rms_norm(x) · ffn_norm
             Self::linear(gpu, enc, &l.wo, &a.o, &a.h, n).await?;
-            if let Some(pn) = &l.post_attn_norm {
-                norm::encode_rms_norm(gpu, enc, &a.h, Some(pn), &a.h, n, e, c.eps).await?;
-            }
-            act::encode_add(gpu, enc, &a.x, &a.h, &a.x, n, e).await?;
-            // Feed-forward: h = rms_norm(x) · ffn_norm; g, u: (n, n_ff); g = act(g) · u; h = w_down · g
-            norm::encode_rms_norm(gpu, enc, &a.x, Some(&l.ffn_norm), &a.h, n, e, c.eps).await?;
+            let post = l.post_attn_norm.as_ref();
+            norm::encode_residual_norm(gpu, enc, &a.x, &a.h, post, &l.ffn_norm, n, e, c.eps)
+                .await?;
+            // Feed-forward: g, u: (n, n_ff); g = act(g) · u; h = w_down · g
             Self::linear(gpu, enc, &l.w_gate, &a.h, &a.g, n).await?;
             Self::linear(gpu, enc, &l.w_up, &a.h, &a.u, n).await?;
             if gemma {
@@ -348,15 +349,20 @@ impl Model {
                 act::encode_swiglu(gpu, enc, &a.g, &a.u, &a.g, n, c.n_ff).await?;
             }
             Self::linear(gpu, enc, &l.w_down, &a.g, &a.h, n).await?;
-            if let Some(pn) = &l.post_ffn_norm {
-                norm::encode_rms_norm(gpu, enc, &a.h, Some(pn), &a.h, n, e, c.eps).await?;
-            }
-            act::encode_add(gpu, enc, &a.x, &a.h, &a.x, n, e).await?;
+            // x += post_ffw_norm(h) or h; h = rms_norm(x) · the next layer's attn_norm (after
+            // the last layer: output_norm, the head's input)
+            let next = w
+                .layers
+                .get(il + 1)
+                .map_or(&w.output_norm, |l| &l.attn_norm);
+            let post = l.post_ffn_norm.as_ref();
+            norm::encode_residual_norm(gpu, enc, &a.x, &a.h, post, next, n, e, c.eps).await?;
         }
         Ok(())
     }
 
-    /// The last token's logits (n_vocab) = output · rms_norm(x[n-1]) · output_norm, and their argmax.
+    /// The last token's logits (n_vocab) = output · h[n-1] (h = rms_norm(x) · output_norm from
+    /// the last residual step), soft-capped (Gemma 2), and their argmax.
     async fn encode_head(
         &self,
         gpu: &Gpu,
@@ -365,27 +371,17 @@ impl Model {
         want: Want,
     ) -> Result<(), ModelError> {
         let (c, a, w) = (&self.cfg, &self.act, &self.weights);
-        // One token (decode): x is the last row, so no copy splits the step's compute pass.
+        // h holds rms_norm(x) · output_norm for every token (the last residual step). One
+        // token (decode): it is the last row, so no copy splits the step's compute pass.
         let last = if n == 1 {
-            &a.x
+            &a.h
         } else {
             let row = u64::from(c.n_embd) * 4;
-            enc.copy_buffer_to_buffer(&a.x, u64::from(n - 1) * row, &a.last, 0, row);
+            enc.copy_buffer_to_buffer(&a.h, u64::from(n - 1) * row, &a.last, 0, row);
             &a.last
         };
-        norm::encode_rms_norm(
-            gpu,
-            enc,
-            last,
-            Some(&w.output_norm),
-            &a.last,
-            1,
-            c.n_embd,
-            c.eps,
-        )
-        .await?;
         let out = w.output.as_ref().unwrap_or(&w.token_embd);
-        matvec::encode(gpu, enc, out, &a.last, &a.logits).await?;
+        matvec::encode(gpu, enc, out, last, &a.logits).await?;
         // Gemma 2: logits = c·tanh(logits / c).
         if c.final_softcap > 0.0 {
             act::encode_softcap(

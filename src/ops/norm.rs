@@ -16,6 +16,9 @@ use crate::gpu::Encoder;
 use crate::gpu::{preprocess, Bind, Gpu, GpuError, KernelSpec, Tier};
 
 const SRC: &str = include_str!("../../shaders/norm.wgsl");
+const RESIDUAL: &str = include_str!("../../shaders/residual_norm.wgsl");
+/// The workgroup row sum both kernels append.
+const ROW_SUM: &str = include_str!("../../shaders/row_sum.wgsl");
 
 /// Variant bit: the weight `w` is bound and applied.
 const V_WEIGHT: u32 = 1;
@@ -45,7 +48,19 @@ fn source(variant: u32, tier: Tier) -> String {
     if tier >= Tier::T2 {
         flags.push("SUBGROUPS");
     }
-    preprocess(SRC, &flags)
+    preprocess(&format!("{SRC}\n{ROW_SUM}"), &flags)
+}
+
+/// The WGSL of the residual kernel (`post`: Gemma's post-norm) at `tier`.
+fn residual_source(post: bool, tier: Tier) -> String {
+    let mut flags = Vec::new();
+    if post {
+        flags.push("POST");
+    }
+    if tier >= Tier::T2 {
+        flags.push("SUBGROUPS");
+    }
+    preprocess(&format!("{RESIDUAL}\n{ROW_SUM}"), &flags)
 }
 
 fn shape_err(detail: String) -> GpuError {
@@ -142,6 +157,89 @@ pub async fn encode_rms_norm(
     Ok(())
 }
 
+/// Records the residual step between two sublayers over `rows` rows of `n` values:
+/// `x += post_w.map_or(h, |pw| rms_norm(h) · pw)`, then `h = rms_norm(x) · w` (the next
+/// sublayer's pre-norm), in one dispatch (`shaders/residual_norm.wgsl`). It computes what
+/// [`encode_rms_norm`] (with `post_w`), an add and [`encode_rms_norm`] compute in turn.
+#[allow(clippy::too_many_arguments)]
+pub async fn encode_residual_norm(
+    gpu: &Gpu,
+    enc: &mut Encoder<'_>,
+    x: &wgpu::Buffer,
+    h: &wgpu::Buffer,
+    post_w: Option<&wgpu::Buffer>,
+    w: &wgpu::Buffer,
+    rows: u32,
+    n: u32,
+    eps: f32,
+) -> Result<(), GpuError> {
+    if rows == 0 || n == 0 {
+        return Err(shape_err(format!(
+            "x is [{rows}][{n}]: rows and n must be at least 1"
+        )));
+    }
+    let need = u64::from(rows) * u64::from(n) * 4;
+    if x.size() < need || h.size() < need {
+        return Err(shape_err(format!(
+            "x and h are [{rows}][{n}] ({need} bytes) but the buffers have {} and {} bytes",
+            x.size(),
+            h.size()
+        )));
+    }
+    for (name, b) in [("w", Some(w)), ("post_w", post_w)] {
+        if let Some(b) = b {
+            if b.size() < u64::from(n) * 4 {
+                return Err(shape_err(format!(
+                    "rows have {n} values but {name} has {}",
+                    b.size() / 4
+                )));
+            }
+            if b == x || b == h {
+                return Err(shape_err(format!("{name} is the same buffer as x or h")));
+            }
+        }
+    }
+    if x == h {
+        return Err(shape_err("x and h are the same buffer".into()));
+    }
+    if !(eps.is_finite() && eps >= 0.0) {
+        return Err(GpuError::BadSetting {
+            name: "rms_norm eps".into(),
+            value: eps.to_string(),
+            reason: "must be finite and not negative".into(),
+        });
+    }
+    check_binding(gpu, "residual x", x.size())?;
+    check_binding(gpu, "residual h", h.size())?;
+    let post = post_w.is_some();
+    let mut bindings = vec![Bind::Uniform, Bind::ReadWrite, Bind::ReadWrite, Bind::Read];
+    if post {
+        bindings.push(Bind::Read);
+    }
+    let kernel = gpu
+        .kernel(&KernelSpec {
+            name: "residual_norm",
+            variant: u32::from(post),
+            source: &|tier| residual_source(post, tier),
+            bindings: &bindings,
+            constants: &[],
+        })
+        .await?;
+    let (gx, gy) = grid(gpu, rows);
+    let params = NormParams {
+        rows,
+        n,
+        grid_x: gx,
+        eps,
+        inv_n: 1.0 / n as f32,
+        _pad: [0; 3],
+    };
+    let mut bufs = vec![x, h, w];
+    bufs.extend(post_w);
+    dispatch(enc, &kernel, &params, &bufs, (gx, gy, 1));
+    Ok(())
+}
+
 /// Convenience for tests and tools: uploads `x` (`[x.len() / n][n]`) and `w`, runs the norm,
 /// reads `y` back.
 pub async fn run_rms_norm(
@@ -213,6 +311,19 @@ mod tests {
                     &format!("rms_norm v{variant}"),
                     tier,
                     &source(variant, tier),
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn residual_variants_validate() {
+        for tier in [Tier::T0, Tier::T1, Tier::T2] {
+            for post in [false, true] {
+                crate::ops::act::validate_wgsl(
+                    &format!("residual_norm post={post}"),
+                    tier,
+                    &residual_source(post, tier),
                 );
             }
         }
