@@ -3,7 +3,7 @@
 // Usage: node www/tests/bench.mjs [-n TOKENS]   (after cargo build --release and scripts/build-web.sh)
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
-import { repo, oracle, startServer, startBrowser } from "./harness.mjs";
+import { repo, oracle, startServer, startBrowser, webgpuCalls, objectsCreated } from "./harness.mjs";
 
 const n = Number(process.argv[process.argv.indexOf("-n") + 1] || 16) || 16;
 const ids = oracle.prompt_ids;
@@ -28,13 +28,17 @@ try {
   const page = await open(server.base);
   web = await page.evaluate(
     async ({ url, ids, n }) => {
-      const e = await createEngine();
+      const e = (window.benchEngine = await createEngine());
       const info = await e.load(url, { context: 256 });
       const r = await e.generate(ids, { max_tokens: n, temperature: 0 });
       return { info, r };
     },
     { url: server.modelUrl, ids, n },
   );
+  // The host side of a decoded token: WebGPU calls made inside the worker.
+  const counter = await webgpuCalls(page);
+  web.calls = await counter.perToken((k) =>
+    page.evaluate(async ({ ids, k }) => window.benchEngine.generate(ids, { max_tokens: k, temperature: 0 }), { ids, k }));
 } finally {
   await browser.close();
   server.stop();
@@ -51,4 +55,8 @@ for (const [w, d, p, t] of rows) {
 }
 const ratio = web.r.timings.decode_tok_s / nat.decode_tok_s;
 console.log(`browser decode = ${(100 * ratio).toFixed(0)}% of native`);
-console.log(JSON.stringify({ native: nat, browser: web.r.timings, browser_pct_of_native: 100 * ratio, same_tokens: same }));
+const callsTotal = Object.values(web.calls).reduce((a, b) => a + b, 0);
+console.log(`browser, per decoded token: ${callsTotal} WebGPU calls, ${objectsCreated(web.calls)} GPU objects created, ` +
+  `${web.calls["GPUCommandEncoder.beginComputePass"] ?? 0} compute passes, ${web.calls["GPUComputePassEncoder.dispatchWorkgroups"] ?? 0} dispatches`);
+console.log(JSON.stringify({ native: nat, browser: web.r.timings, browser_pct_of_native: 100 * ratio, same_tokens: same,
+  webgpu_calls_per_token: callsTotal, gpu_objects_per_token: objectsCreated(web.calls), calls: web.calls }));

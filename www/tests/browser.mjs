@@ -17,7 +17,7 @@ import { openSync, readSync, closeSync, statSync, mkdirSync, writeFileSync, read
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { execFileSync } from "node:child_process";
-import { cache, repo, modelPath, oracle, startServer, startBrowser } from "./harness.mjs";
+import { cache, repo, modelPath, oracle, startServer, startBrowser, webgpuCalls, objectsCreated } from "./harness.mjs";
 
 const CHUNK = 16 << 20;
 const artifacts = process.env.WISP_ARTIFACTS ?? join(tmpdir(), "wisp-artifacts");
@@ -129,38 +129,13 @@ try {
   const text = await page.evaluate(async () => (await window.engine.generate("Once upon a time", { max_tokens: 4, temperature: 0 })).text);
   check(text === ", there was a", `raw text prompt: ${JSON.stringify(text)}`);
 
-  // WebGPU calls per decoded token, counted inside the engine's worker: every method of the
-  // WebGPU objects is wrapped after load (wasm-bindgen's glue looks methods up on each call), and
-  // two greedy runs of 2 and 6 tokens on the same prompt give the cost of 4 decode steps.
-  const worker = page.workers().at(-1);
-  await worker.evaluate(() => {
-    const calls = (globalThis.__wispCalls = {});
-    for (const cls of ["GPUDevice", "GPUQueue", "GPUCommandEncoder", "GPUComputePassEncoder", "GPUBuffer"]) {
-      const proto = globalThis[cls].prototype;
-      for (const name of Object.getOwnPropertyNames(proto)) {
-        const d = Object.getOwnPropertyDescriptor(proto, name);
-        if (name === "constructor" || typeof d.value !== "function") continue;
-        proto[name] = function (...args) {
-          calls[`${cls}.${name}`] = (calls[`${cls}.${name}`] ?? 0) + 1;
-          return d.value.apply(this, args);
-        };
-      }
-    }
-  });
-  const callsOf = async (n) => {
-    await worker.evaluate(() => Object.keys(globalThis.__wispCalls).forEach((k) => delete globalThis.__wispCalls[k]));
-    await page.evaluate(async (n) => window.engine.generate("Once upon a time", { max_tokens: n, temperature: 0 }), n);
-    return worker.evaluate(() => ({ ...globalThis.__wispCalls }));
-  };
-  const c2 = await callsOf(2);
-  const c6 = await callsOf(6);
-  const perToken = {};
-  for (const k of new Set([...Object.keys(c2), ...Object.keys(c6)])) perToken[k] = ((c6[k] ?? 0) - (c2[k] ?? 0)) / 4;
+  // WebGPU calls per decoded token, counted inside the engine's worker (harness.mjs).
+  const counter = await webgpuCalls(page);
+  const perToken = await counter.perToken((n) =>
+    page.evaluate(async (n) => window.engine.generate("Once upon a time", { max_tokens: n, temperature: 0 }), n));
   const total = Object.values(perToken).reduce((a, b) => a + b, 0);
   console.log(`[${secs()} s] WebGPU calls per decoded token: ${total} ${JSON.stringify(perToken)}`);
-  const created = ["GPUDevice.createBuffer", "GPUDevice.createBindGroup", "GPUDevice.createComputePipeline",
-    "GPUDevice.createComputePipelineAsync", "GPUDevice.createShaderModule", "GPUDevice.createBindGroupLayout"]
-    .reduce((a, k) => a + (perToken[k] ?? 0), 0);
+  const created = objectsCreated(perToken);
   check(created === 0, `a decoded token creates no GPU buffer, bind group or pipeline (${created} per token)`);
   check(perToken["GPUCommandEncoder.beginComputePass"] === 1 && perToken["GPUQueue.submit"] === 1,
     `one compute pass and one submit per decoded token (${perToken["GPUCommandEncoder.beginComputePass"]}, ${perToken["GPUQueue.submit"]})`);

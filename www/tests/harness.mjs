@@ -65,3 +65,49 @@ export async function startBrowser() {
   }
   return { browser, context, open };
 }
+
+/**
+ * Counts WebGPU calls inside the page's engine worker: every method of GPUDevice, GPUQueue,
+ * GPUCommandEncoder, GPUComputePassEncoder and GPUBuffer is wrapped (wasm-bindgen's glue looks
+ * methods up on each call, so wrapping after load still counts every later call). Returns
+ * `perToken(generate)`: runs `generate(n)` for n = 2 and 6 (same prompt, greedy) and returns the
+ * calls per decoded token by name, prefill and set-up cancelled out.
+ */
+export async function webgpuCalls(page) {
+  const worker = page.workers().at(-1);
+  await worker.evaluate(() => {
+    const calls = (globalThis.__wispCalls = {});
+    for (const cls of ["GPUDevice", "GPUQueue", "GPUCommandEncoder", "GPUComputePassEncoder", "GPUBuffer"]) {
+      const proto = globalThis[cls].prototype;
+      for (const name of Object.getOwnPropertyNames(proto)) {
+        const d = Object.getOwnPropertyDescriptor(proto, name);
+        if (name === "constructor" || typeof d.value !== "function") continue;
+        proto[name] = function (...args) {
+          calls[`${cls}.${name}`] = (calls[`${cls}.${name}`] ?? 0) + 1;
+          return d.value.apply(this, args);
+        };
+      }
+    }
+  });
+  const callsOf = async (generate, n) => {
+    await worker.evaluate(() => Object.keys(globalThis.__wispCalls).forEach((k) => delete globalThis.__wispCalls[k]));
+    await generate(n);
+    return worker.evaluate(() => ({ ...globalThis.__wispCalls }));
+  };
+  return {
+    async perToken(generate) {
+      const c2 = await callsOf(generate, 2);
+      const c6 = await callsOf(generate, 6);
+      const out = {};
+      for (const k of new Set([...Object.keys(c2), ...Object.keys(c6)])) out[k] = ((c6[k] ?? 0) - (c2[k] ?? 0)) / 4;
+      return out;
+    },
+  };
+}
+
+/** GPU objects created among `perToken` calls (buffers, bind groups, pipelines, shaders). */
+export function objectsCreated(perToken) {
+  return ["GPUDevice.createBuffer", "GPUDevice.createBindGroup", "GPUDevice.createComputePipeline",
+    "GPUDevice.createComputePipelineAsync", "GPUDevice.createShaderModule", "GPUDevice.createBindGroupLayout"]
+    .reduce((a, k) => a + (perToken[k] ?? 0), 0);
+}
