@@ -11,7 +11,8 @@
 // t_i = freq_scale · base^(−2i/n_rot) / 2π into hi (7 significant bits) + lo, so pos·hi is exact
 // in f32 for pos < 2^17 and only its fraction matters. sin and cos come from polynomials on
 // [−π/4, π/4] after an exact quadrant reduction, so the accuracy does not depend on how a driver
-// implements sin/cos (WGSL only promises 2^-11 absolute, and only inside [−π, π]).
+// implements sin/cos (WGSL only promises 2^-11 absolute, and only inside [−π, π]); the angle
+// code is rope_angle.wgsl, appended (shared with qk_rope.wgsl).
 
 struct RopeParams {
     pairs: u32,     // tokens · heads · n_rot / 2
@@ -29,16 +30,6 @@ struct RopeParams {
 @group(0) @binding(0) var<uniform> P: RopeParams;
 @group(0) @binding(1) var<storage, read_write> X: array<f32>;
 
-const HALF_PI: f32 = 1.5707963267948966;
-
-// (sin a, cos a) for |a| <= π/4: Taylor polynomials to a^9 and a^10 (truncation < 2e-9).
-fn sin_cos_small(a: f32) -> vec2<f32> {
-    let z = a * a;
-    let s = a + a * z * (-1.0 / 6.0 + z * (1.0 / 120.0 + z * (-1.0 / 5040.0 + z * (1.0 / 362880.0))));
-    let c = 1.0 + z * (-0.5 + z * (1.0 / 24.0 + z * (-1.0 / 720.0 + z * (1.0 / 40320.0 + z * (-1.0 / 3628800.0)))));
-    return vec2<f32>(s, c);
-}
-
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let g = (wg.y * P.grid_x + wg.x) * 64u + li;
@@ -48,34 +39,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let i = g % P.half;
     let row = g / P.half;               // token · heads + head
     let pos = f32(P.pos0 + row / P.heads);
-    let hi = P.hi[i / 4u][i % 4u];
-    let lo = P.lo[i / 4u][i % 4u];
-    // Angle in turns: fract(pos·hi) is exact, pos·lo is small.
-    let v = 4.0 * (fract(pos * hi) + pos * lo);   // quarter turns
-    let q = round(v);
-    let sc = sin_cos_small((v - q) * HALF_PI);   // v − q is exact, in [−1/2, 1/2]
-    var sn: f32;
-    var cs: f32;
-    switch (i32(q) & 3) {
-        case 0: {
-            sn = sc.x;
-            cs = sc.y;
-        }
-        case 1: {
-            sn = sc.y;
-            cs = -sc.x;
-        }
-        case 2: {
-            sn = -sc.x;
-            cs = -sc.y;
-        }
-        default: {
-            sn = -sc.y;
-            cs = sc.x;
-        }
-    }
-    sn *= P.mscale;
-    cs *= P.mscale;
+    let sc = rope_sin_cos(pos, P.hi[i / 4u][i % 4u], P.lo[i / 4u][i % 4u], P.mscale);
+    let sn = sc.x;
+    let cs = sc.y;
     let base = row * P.head_dim;
     var j0 = base + 2u * i;
     var j1 = j0 + 1u;

@@ -905,3 +905,134 @@ fn residual_norm_matches_the_unfused_ops() {
         fails
     });
 }
+
+/// QK-norm and RoPE on q and k in one dispatch against the ops it replaces (per-head rms_norm,
+/// then rope on q and on k), run one after the other on the same GPU: identical per element
+/// (measured bit for bit on lavapipe and SwiftShader) — with and without the norm, both pairings,
+/// partial rotary, YaRN and factors, one token and a prefill chunk.
+#[test]
+fn qk_rope_matches_the_unfused_ops() {
+    use wisp::ops::qk_rope::{encode_qk_rope, QkNorm};
+    let eps = 1e-6f32;
+    let factors: std::sync::Arc<[f32]> = (0..16).map(|i| 1.0 + i as f32 * 0.4).collect();
+    let cases = [
+        // (mode, head_dim, n_rot, heads, kv heads, tokens, pos0, norm, extras)
+        (RopeMode::Neox, 256, 256, 4, 1, 1, 300, true, false),
+        (RopeMode::Neox, 64, 32, 4, 2, 5, 7, true, true),
+        (RopeMode::Normal, 64, 64, 9, 3, 1, 4000, false, false),
+        (RopeMode::Normal, 48, 32, 2, 2, 6, 0, false, true),
+    ];
+    each_config(|gpu, _| {
+        let mut fails = Vec::new();
+        let (mut same, mut total) = (0usize, 0usize);
+        for (c, &(mode, hd, n_rot, nh, nkv, tokens, pos0, with_norm, extras)) in
+            cases.iter().enumerate()
+        {
+            let mut rope = Rope {
+                n_rot,
+                ..Rope::new(mode, hd, 10_000.0)
+            };
+            if extras {
+                rope.freq_scale = 0.25;
+                rope.attn_factor = 1.2;
+                rope.yarn = Some(rope::Yarn {
+                    orig_ctx: 64,
+                    beta_fast: 32.0,
+                    beta_slow: 1.0,
+                });
+                rope.factors = Some(factors[..(n_rot / 2) as usize].into());
+            }
+            let (lq, lk) = ((tokens * nh * hd) as usize, (tokens * nkv * hd) as usize);
+            let q = randoms(lq, 3.0, 5000 + c as u64);
+            let k = randoms(lk, 3.0, 5100 + c as u64);
+            let qw: Vec<f32> = randoms(hd as usize, 0.3, 5200)
+                .iter()
+                .map(|v| v + 1.0)
+                .collect();
+            let kw: Vec<f32> = randoms(hd as usize, 0.3, 5300)
+                .iter()
+                .map(|v| v + 1.0)
+                .collect();
+            let (qwb, kwb) = (gpu.storage_from("qw", &qw), gpu.storage_from("kw", &kw));
+            let what = format!(
+                "{mode:?} hd {hd} n_rot {n_rot} heads {nh}/{nkv} tokens {tokens} norm {with_norm}"
+            );
+            // Unfused.
+            let (qa, ka) = (gpu.storage_from("q", &q), gpu.storage_from("k", &k));
+            let mut enc = wisp::gpu::Encoder::new(gpu);
+            let r = (|| {
+                if with_norm {
+                    block(norm::encode_rms_norm(
+                        gpu,
+                        &mut enc,
+                        &qa,
+                        Some(&qwb),
+                        &qa,
+                        tokens * nh,
+                        hd,
+                        eps,
+                    ))?;
+                    block(norm::encode_rms_norm(
+                        gpu,
+                        &mut enc,
+                        &ka,
+                        Some(&kwb),
+                        &ka,
+                        tokens * nkv,
+                        hd,
+                        eps,
+                    ))?;
+                }
+                block(rope::encode_rope(
+                    gpu, &mut enc, &qa, tokens, nh, pos0, &rope,
+                ))?;
+                block(rope::encode_rope(
+                    gpu, &mut enc, &ka, tokens, nkv, pos0, &rope,
+                ))
+            })();
+            enc.submit();
+            let unfused = r.and_then(|_| Ok((read(gpu, &qa, lq)?, read(gpu, &ka, lk)?)));
+            // Fused.
+            let (qb, kb) = (gpu.storage_from("q", &q), gpu.storage_from("k", &k));
+            let n = QkNorm {
+                q: &qwb,
+                k: &kwb,
+                eps,
+            };
+            let mut enc = wisp::gpu::Encoder::new(gpu);
+            let r = block(encode_qk_rope(
+                gpu,
+                &mut enc,
+                &qb,
+                &kb,
+                with_norm.then_some(&n),
+                tokens,
+                nh,
+                nkv,
+                pos0,
+                &rope,
+            ));
+            enc.submit();
+            let fused = r.and_then(|_| Ok((read(gpu, &qb, lq)?, read(gpu, &kb, lk)?)));
+            match (unfused, fused) {
+                (Ok((uq, uk)), Ok((fq, fk))) => {
+                    for (u, f) in [(&uq, &fq), (&uk, &fk)] {
+                        for (i, (a, b)) in u.iter().zip(f.iter()).enumerate() {
+                            total += 1;
+                            same += usize::from(a.to_bits() == b.to_bits());
+                            // Per element the same operations: any difference is a contraction
+                            // choice of the compiler, a few ulps.
+                            if (a - b).abs() > 4.0 * f32::EPSILON * a.abs().max(b.abs()) + 1e-30 {
+                                fails.push(format!("{what} [{i}]: fused {b}, unfused {a}"));
+                                break;
+                            }
+                        }
+                    }
+                }
+                (u, f) => fails.push(format!("{what}: {:?} {:?}", u.err(), f.err())),
+            }
+        }
+        eprintln!("qk_rope: {same} of {total} values bit-identical to the unfused ops");
+        fails
+    });
+}

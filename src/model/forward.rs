@@ -9,8 +9,9 @@ use super::ModelError;
 use crate::gpu::Encoder;
 use crate::gpu::{Gpu, GpuError, GpuWeight};
 use crate::ops::attention::{self, AttnConfig, KvCache};
+use crate::ops::qk_rope::{encode_qk_rope, QkNorm};
 use crate::ops::rope::Rope;
-use crate::ops::{act, argmax, embed, matmul, matvec, norm, rope};
+use crate::ops::{act, argmax, embed, matmul, matvec, norm};
 
 /// Tokens per forward step at most; longer prompts run in chunks of this many.
 pub const MAX_BATCH: u32 = 128;
@@ -300,20 +301,19 @@ impl Model {
                     act::encode_add_bias(gpu, enc, t, b, t, n, dim).await?;
                 }
             }
-            // QK-norm (Qwen 3, Gemma 3): per head, in place. Then RoPE (partial, scaled, with
-            // frequency factors, as the config says) on q and k.
-            if let (Some(qn), Some(kn)) = (&l.q_norm, &l.k_norm) {
-                norm::encode_rms_norm(gpu, enc, &a.q, Some(qn), &a.q, n * nh, hd, c.eps).await?;
-                norm::encode_rms_norm(gpu, enc, &a.k, Some(kn), &a.k, n * nkv, hd, c.eps).await?;
-            }
+            // Per head, in place: QK-norm (Qwen 3, Gemma 3), then RoPE (partial, scaled, with
+            // frequency factors, as the config says), q and k in one dispatch.
+            let qk_norm = match (&l.q_norm, &l.k_norm) {
+                (Some(q), Some(k)) => Some(QkNorm { q, k, eps: c.eps }),
+                _ => None,
+            };
             let local = c.is_local(il32);
             let r = if local {
                 &self.rope_local
             } else {
                 &self.rope_global
             };
-            rope::encode_rope(gpu, enc, &a.q, n, nh, pos0, r).await?;
-            rope::encode_rope(gpu, enc, &a.k, n, nkv, pos0, r).await?;
+            encode_qk_rope(gpu, enc, &a.q, &a.k, qk_norm.as_ref(), n, nh, nkv, pos0, r).await?;
             // o: (n, nh, hd) = softmax(softcap(q·kᵀ·scale), causal, window) · v over the cache
             let ac = AttnConfig {
                 n_heads: nh,

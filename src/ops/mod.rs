@@ -12,6 +12,7 @@ pub mod embed;
 pub mod matmul;
 pub mod matvec;
 pub mod norm;
+pub mod qk_rope;
 pub mod rope;
 pub mod synth;
 

@@ -41,6 +41,8 @@ use super::{check_binding, dispatch, grid};
 use crate::gpu::{preprocess, Bind, Gpu, GpuError, KernelSpec};
 
 const SRC: &str = include_str!("../../shaders/rope.wgsl");
+/// `rope_sin_cos`, appended to this kernel and to `qk_rope.wgsl`.
+pub(crate) const ANGLE: &str = include_str!("../../shaders/rope_angle.wgsl");
 
 /// Positions must be below this (2¹⁷): `pos · hi` is exact in f32 only up to there.
 pub const ROPE_MAX_POS: u32 = 1 << 17;
@@ -185,7 +187,13 @@ fn shape_err(detail: String) -> GpuError {
 }
 
 /// Checks the settings and sizes; returns the number of rotated pairs.
-fn check(x_bytes: u64, tokens: u32, heads: u32, pos0: u32, rope: &Rope) -> Result<u32, GpuError> {
+pub(crate) fn check(
+    x_bytes: u64,
+    tokens: u32,
+    heads: u32,
+    pos0: u32,
+    rope: &Rope,
+) -> Result<u32, GpuError> {
     let Rope {
         head_dim, n_rot, ..
     } = *rope;
@@ -266,7 +274,7 @@ pub async fn encode_rope(
         .kernel(&KernelSpec {
             name: "rope",
             variant: 0,
-            source: &|_| preprocess(SRC, &[]),
+            source: &|_| preprocess(&format!("{SRC}\n{ANGLE}"), &[]),
             bindings: &[Bind::Uniform, Bind::ReadWrite],
             constants: &[],
         })
@@ -284,11 +292,16 @@ pub async fn encode_rope(
         hi: [0.0; 256],
         lo: [0.0; 256],
     };
-    for i in 0..rope.n_rot / 2 {
-        (p.hi[i as usize], p.lo[i as usize]) = split7(rope.turns_per_pos(i));
-    }
+    turns_table(rope, &mut p.hi, &mut p.lo);
     dispatch(enc, &kernel, &p, &[x], (gx, gy, 1));
     Ok(())
+}
+
+/// The kernels' per-pair turns per position, split into `hi + lo` (see [`split7`]).
+pub(crate) fn turns_table(rope: &Rope, hi: &mut [f32; 256], lo: &mut [f32; 256]) {
+    for i in 0..rope.n_rot / 2 {
+        (hi[i as usize], lo[i as usize]) = split7(rope.turns_per_pos(i));
+    }
 }
 
 /// Convenience for tests and tools: uploads `x`, applies RoPE, reads it back.
@@ -361,7 +374,11 @@ mod tests {
     #[test]
     fn every_variant_validates() {
         for tier in [Tier::T0, Tier::T1, Tier::T2] {
-            crate::ops::act::validate_wgsl("rope", tier, &preprocess(SRC, &[]));
+            crate::ops::act::validate_wgsl(
+                "rope",
+                tier,
+                &preprocess(&format!("{SRC}\n{ANGLE}"), &[]),
+            );
         }
     }
 
