@@ -7,6 +7,8 @@
 //   SCALE   y = a · s
 //   SOFTCAP y = s · tanh(a / s)     (Gemma 2's final logits; tanh_f32 in softcap.wgsl)
 // INPLACE: y is a (a is bound read-write and there is no y binding).
+// HALVES (with GEGLU or SWIGLU, and UNARY bindings): gate and up are the two halves of each row
+// of a, `[rows][2n]` (a fused gate+up projection), y is `[rows][n]`.
 // Bindings: 0 params, 1 a, 2 b (binary ops), then y (unless INPLACE).
 
 struct ActParams {
@@ -62,12 +64,23 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if (i >= P.len) {
         return;
     }
+#if HALVES
+    let a = A[(i / P.n) * 2u * P.n + i % P.n];
+    let up = A[(i / P.n) * 2u * P.n + P.n + i % P.n];
+#else
     let a = A[i];
+#endif
 #if GEGLU
-    let v = gelu_tanh(a) * B[i];
+#if !HALVES
+    let up = B[i];
+#endif
+    let v = gelu_tanh(a) * up;
 #endif
 #if SWIGLU
-    let v = silu(a) * B[i];
+#if !HALVES
+    let up = B[i];
+#endif
+    let v = silu(a) * up;
 #endif
 #if ADD
     let v = a + B[i];

@@ -96,7 +96,9 @@ struct Spec {
     embd: GgmlType,
     output: GgmlType,
     /// wq, wk, wv, wo, gate, up, down; layer `il` takes entry `il % len`. Phi-3 writes wq, wk, wv
-    /// as one `attn_qkv` of wq's type, and gate, up as one `ffn_up` of up's type.
+    /// as one `attn_qkv` of wq's type, and gate, up as one `ffn_up` of up's type. Where gate and
+    /// up share a type the loader fuses them (one projection), elsewhere it keeps them apart:
+    /// the specs have both.
     layers: &'static [[GgmlType; 7]],
     seq: usize,
     seed: u64,
@@ -224,7 +226,7 @@ const QWEN3: Spec = Spec {
     output: G::Q4_0,
     layers: &[
         [G::Q8_0, G::Q4_0, G::Q5_0, G::Q6_K, G::Q4_1, G::F32, G::Q2_K],
-        [G::Q4_1, G::Q8_0, G::F16, G::Q4_K, G::Q5_0, G::Q4_0, G::Q3_K],
+        [G::Q4_1, G::Q8_0, G::F16, G::Q4_K, G::Q4_0, G::Q4_0, G::Q3_K],
     ],
     seq: 14,
     seed: 3,
@@ -252,7 +254,7 @@ const GEMMA3: Spec = Spec {
     layers: &[
         [G::Q8_0, G::Q4_0, G::Q5_0, G::Q5_K, G::Q4_1, G::Q8_0, G::F16],
         [G::Q4_0, G::Q8_0, G::Q4_1, G::Q6_K, G::F16, G::Q5_0, G::Q8_0],
-        [G::F16, G::Q5_0, G::Q8_0, G::Q4_K, G::Q8_0, G::Q4_1, G::Q4_0],
+        [G::F16, G::Q5_0, G::Q8_0, G::Q4_K, G::Q8_0, G::Q8_0, G::Q4_0],
     ],
     seq: 14,
     seed: 4,
@@ -371,7 +373,7 @@ const GEMMA2: Spec = Spec {
     output: G::F32, // unused: tied
     layers: &[
         [G::Q8_0, G::Q4_0, G::Q5_0, G::Q5_K, G::Q4_1, G::Q8_0, G::F16],
-        [G::Q5_1, G::Q8_0, G::Q4_1, G::Q6_K, G::F16, G::Q5_0, G::Q8_0],
+        [G::Q5_1, G::Q8_0, G::Q4_1, G::Q6_K, G::F16, G::F16, G::Q8_0],
     ],
     seq: 14,
     seed: 8,

@@ -4,7 +4,7 @@
 //! re-reading its history.
 
 use super::config::{Config, RopeFactors};
-use super::weights::{TensorSource, Weights};
+use super::weights::{GateUp, TensorSource, Weights};
 use super::ModelError;
 use crate::gpu::Encoder;
 use crate::gpu::{Gpu, GpuError, GpuWeight};
@@ -44,9 +44,10 @@ struct Activations {
     k: wgpu::Buffer,
     v: wgpu::Buffer,
     o: wgpu::Buffer,
-    /// g, u: (n, n_ff)
+    /// g, u: (n, n_ff); gu: (n, 2·n_ff) (fused gate+up)
     g: wgpu::Buffer,
     u: wgpu::Buffer,
+    gu: wgpu::Buffer,
     /// last: (n_embd) the last token's hidden state; logits: (n_vocab)
     last: wgpu::Buffer,
     logits: wgpu::Buffer,
@@ -107,6 +108,7 @@ impl Model {
             o: gpu.storage("o", f(q)),
             g: gpu.storage("g", f(cfg.n_ff)),
             u: gpu.storage("u", f(cfg.n_ff)),
+            gu: gpu.storage("gate+up", f(2 * cfg.n_ff)),
             last: gpu.storage("last", u64::from(cfg.n_embd) * 4),
             logits: gpu.storage("logits", u64::from(cfg.n_vocab) * 4),
             best: gpu.storage("argmax", argmax::ARGMAX_OUT_BYTES),
@@ -341,12 +343,21 @@ impl Model {
             norm::encode_residual_norm(gpu, enc, &a.x, &a.h, post, &l.ffn_norm, n, e, c.eps)
                 .await?;
             // Feed-forward: g, u: (n, n_ff); g = act(g) · u; h = w_down · g
-            Self::linear(gpu, enc, &l.w_gate, &a.h, &a.g, n).await?;
-            Self::linear(gpu, enc, &l.w_up, &a.h, &a.u, n).await?;
-            if gemma {
-                act::encode_geglu(gpu, enc, &a.g, &a.u, &a.g, n, c.n_ff).await?;
-            } else {
-                act::encode_swiglu(gpu, enc, &a.g, &a.u, &a.g, n, c.n_ff).await?;
+            match &l.gate_up {
+                // gu: (n, 2·n_ff), gate then up per token
+                GateUp::Fused(w_gu) => {
+                    Self::linear(gpu, enc, w_gu, &a.h, &a.gu, n).await?;
+                    act::encode_glu_halves(gpu, enc, &a.gu, &a.g, n, c.n_ff, gemma).await?;
+                }
+                GateUp::Split { gate, up } => {
+                    Self::linear(gpu, enc, gate, &a.h, &a.g, n).await?;
+                    Self::linear(gpu, enc, up, &a.h, &a.u, n).await?;
+                    if gemma {
+                        act::encode_geglu(gpu, enc, &a.g, &a.u, &a.g, n, c.n_ff).await?;
+                    } else {
+                        act::encode_swiglu(gpu, enc, &a.g, &a.u, &a.g, n, c.n_ff).await?;
+                    }
+                }
             }
             Self::linear(gpu, enc, &l.w_down, &a.g, &a.h, n).await?;
             // x += post_ffw_norm(h) or h; h = rms_norm(x) · the next layer's attn_norm (after

@@ -61,13 +61,32 @@ pub struct LayerWeights {
     pub post_attn_norm: Option<wgpu::Buffer>,
     /// ffn_norm: (n_embd)
     pub ffn_norm: wgpu::Buffer,
-    /// w_gate, w_up: (n_ff, n_embd); Phi-3: the two halves of ffn_up (2·n_ff rows).
-    pub w_gate: GpuWeight,
-    pub w_up: GpuWeight,
+    /// The gate and up projections (each (n_ff, n_embd)).
+    pub gate_up: GateUp,
     /// w_down: (n_embd, n_ff)
     pub w_down: GpuWeight,
     /// post_ffw_norm (Gemma 2, 3): (n_embd)
     pub post_ffn_norm: Option<wgpu::Buffer>,
+}
+
+/// The feed-forward input projections of a layer.
+pub enum GateUp {
+    /// One (2·n_ff, n_embd) weight, gate rows then up rows: Phi-3's `ffn_up` as stored, or
+    /// `ffn_gate` and `ffn_up` of one block type concatenated at load, so that one matvec (or
+    /// matmul) computes both.
+    Fused(GpuWeight),
+    /// Separate weights of different block types.
+    Split { gate: GpuWeight, up: GpuWeight },
+}
+
+impl GateUp {
+    fn bytes(&self) -> u64 {
+        let m = |w: &GpuWeight| w.row_bytes * u64::from(w.rows);
+        match self {
+            GateUp::Fused(w) => m(w),
+            GateUp::Split { gate, up } => m(gate) + m(up),
+        }
+    }
 }
 
 /// All weights of a model.
@@ -190,6 +209,46 @@ impl<S: TensorSource> Loader<'_, S> {
         Ok(ws)
     }
 
+    /// Matrices of `rows` rows of `cols` values each and one block type, concatenated by rows
+    /// into one weight as they stream in (gate and up as one projection).
+    async fn concat_matrix(
+        &mut self,
+        names: &[&str],
+        rows: u32,
+        cols: u32,
+    ) -> Result<GpuWeight, ModelError> {
+        let mut infos = Vec::with_capacity(names.len());
+        for name in names {
+            let t = self.info(name)?;
+            if t.dims.len() != 2 || t.row_len() != u64::from(cols) || t.rows() != u64::from(rows) {
+                return Err(ModelError::Shape {
+                    tensor: name.to_string(),
+                    expected: format!("[{cols}, {rows}]"),
+                    got: format!("{:?}", t.dims),
+                });
+            }
+            infos.push(t);
+        }
+        let total = u64::from(rows) * names.len() as u64;
+        let w = GpuWeight::allocate(
+            self.gpu,
+            &names.join("+"),
+            infos[0].ty,
+            u64::from(cols),
+            total,
+        )?;
+        let mut writer = WeightWriter::new(&w);
+        let gpu = self.gpu;
+        for t in &infos {
+            self.src
+                .read_tensor(t, &mut |piece| Ok(writer.push(gpu, piece)?))
+                .await?;
+            self.advance(t.n_bytes);
+        }
+        writer.finish(gpu)?;
+        Ok(w)
+    }
+
     /// A vector of `n` values, dequantized to f32 on the CPU (norms and biases are small).
     async fn vector(&mut self, name: &str, n: u32) -> Result<wgpu::Buffer, ModelError> {
         let v = self.host_vector(name, n).await?;
@@ -242,10 +301,11 @@ impl Weights {
             .layers
             .iter()
             .map(|l| {
-                [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down]
+                [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_down]
                     .into_iter()
                     .map(m)
                     .sum::<u64>()
+                    + l.gate_up.bytes()
             })
             .sum();
         layers + m(self.output.as_ref().unwrap_or(&self.token_embd)) + self.token_embd.row_bytes
@@ -316,22 +376,19 @@ impl Weights {
                 None
             };
             let ffn_norm = l.vector(&n("ffn_norm.weight"), e).await?;
-            let (w_gate, w_up) = if cfg.fused_gate_up {
+            let gate_up = if cfg.fused_gate_up {
                 // ggml_swiglu on the fused row: silu(first half) · second half.
-                let parts = [("gate", ff), ("up", ff)];
-                let mut w = l
-                    .split_matrix(&n("ffn_up.weight"), &parts, e)
-                    .await?
-                    .into_iter();
-                match (w.next(), w.next()) {
-                    (Some(g), Some(u)) => (g, u),
-                    _ => unreachable!("split_matrix returns one weight per part"),
-                }
+                GateUp::Fused(l.matrix(&n("ffn_up.weight"), 2 * ff, e).await?)
             } else {
-                (
-                    l.matrix(&n("ffn_gate.weight"), ff, e).await?,
-                    l.matrix(&n("ffn_up.weight"), ff, e).await?,
-                )
+                let (gn, un) = (n("ffn_gate.weight"), n("ffn_up.weight"));
+                if l.info(&gn)?.ty == l.info(&un)?.ty {
+                    GateUp::Fused(l.concat_matrix(&[&gn, &un], ff, e).await?)
+                } else {
+                    GateUp::Split {
+                        gate: l.matrix(&gn, ff, e).await?,
+                        up: l.matrix(&un, ff, e).await?,
+                    }
+                }
             };
             let w_down = l.matrix(&n("ffn_down.weight"), e, ff).await?;
             let post_ffn_norm = if gemma {
@@ -352,8 +409,7 @@ impl Weights {
                 wo,
                 post_attn_norm,
                 ffn_norm,
-                w_gate,
-                w_up,
+                gate_up,
                 w_down,
                 post_ffn_norm,
             });

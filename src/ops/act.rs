@@ -188,6 +188,70 @@ async fn encode(
     Ok(())
 }
 
+/// Records `y = act(gate) · up` over `[rows][n]` where gate and up are the two halves of each
+/// row of `gu` (`[rows][2n]`, a fused gate+up projection): GeGLU (`gelu`) or SwiGLU. `y` must
+/// not be `gu`.
+#[allow(clippy::too_many_arguments)]
+pub async fn encode_glu_halves(
+    gpu: &Gpu,
+    enc: &mut Encoder<'_>,
+    gu: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    rows: u32,
+    n: u32,
+    gelu: bool,
+) -> Result<(), GpuError> {
+    let kind = if gelu { Kind::Geglu } else { Kind::Swiglu };
+    let len = u64::from(rows) * u64::from(n);
+    if len == 0 || len > u64::from(u32::MAX) {
+        return Err(shape_err(
+            kind,
+            format!("[{rows}][{n}] is empty or too large"),
+        ));
+    }
+    if gu.size() < 2 * len * 4 || y.size() < len * 4 {
+        return Err(shape_err(
+            kind,
+            format!(
+                "gate+up is [{rows}][2·{n}] and y [{rows}][{n}], but the buffers hold {} and {} values",
+                gu.size() / 4,
+                y.size() / 4
+            ),
+        ));
+    }
+    if gu == y {
+        return Err(shape_err(kind, "y may not be the gate+up buffer".into()));
+    }
+    check_binding(gpu, &format!("{} gate+up", kind.name()), gu.size())?;
+    check_binding(gpu, &format!("{} y", kind.name()), y.size())?;
+    let kernel = gpu
+        .kernel(&KernelSpec {
+            name: kind.name(),
+            variant: 2,
+            source: &|_| halves_source(kind),
+            bindings: &[Bind::Uniform, Bind::Read, Bind::ReadWrite],
+            constants: &[],
+        })
+        .await?;
+    let len = len as u32;
+    let (gx, gy) = grid(gpu, len.div_ceil(64));
+    let params = ActParams {
+        len,
+        grid_x: gx,
+        s: 0.0,
+        n,
+    };
+    dispatch(enc, &kernel, &params, &[gu, y], (gx, gy, 1));
+    Ok(())
+}
+
+fn halves_source(kind: Kind) -> String {
+    preprocess(
+        &format!("{SRC}\n{SOFTCAP_WGSL}"),
+        &[kind.flag(), "HALVES", "UNARY"],
+    )
+}
+
 /// Records `out = gelu_tanh(gate) · up` over `[rows][n]` into `enc` (Gemma's FFN). `out` may be
 /// `gate`.
 pub async fn encode_geglu(
@@ -488,6 +552,13 @@ mod tests {
                         &format!("{} inplace={inplace}", kind.name()),
                         tier,
                         &source(kind, inplace),
+                    );
+                }
+                if matches!(kind, Kind::Geglu | Kind::Swiglu) {
+                    validate_wgsl(
+                        &format!("{} halves", kind.name()),
+                        tier,
+                        &halves_source(kind),
                     );
                 }
             }
