@@ -3,6 +3,9 @@
 // piece of x is loaded once and used for ROWS rows, so x traffic (gathers on a CPU) is shared.
 
 // ROWS (rows per invocation) is prepended by the pipeline: `const ROWS: u32 = …;`.
+// GLU (with GELU or SILU): W holds 2·P.rows rows, gate rows then up rows (a fused gate+up
+// projection in one binding); row r writes act(gate_r·x) · (up_r·x), so the FFN's gate, up and
+// activation are one dispatch. act_fns.wgsl is appended.
 
 @group(0) @binding(2) var<storage, read> X: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
@@ -19,6 +22,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         base[r] = min(r0 + r, P.rows - 1u) * P.row_bytes;
     }
     var acc: array<vec4<f32>, ROWS>;
+#if GLU
+    var acc_up: array<vec4<f32>, ROWS>;
+    let up_off = P.rows * P.row_bytes;
+#endif
     let nb = P.k / BLOCK_ELEMS;
     for (var blk = 0u; blk < nb; blk++) {
         for (var s = 0u; s < BLOCK_ELEMS / 32u; s++) {
@@ -34,13 +41,26 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
                     a += v[i] * x[i];
                 }
                 acc[r] = a;
+#if GLU
+                let vu = dq32(base[r] + up_off + blk * BLOCK_BYTES, s);
+                var au = acc_up[r];
+                for (var i = 0u; i < 8u; i++) {
+                    au += vu[i] * x[i];
+                }
+                acc_up[r] = au;
+#endif
             }
         }
     }
     for (var r = 0u; r < ROWS; r++) {
         if (r0 + r < P.rows) {
             let a = acc[r];
+#if GLU
+            let au = acc_up[r];
+            Y[P.y_offset + r0 + r] = glu((a.x + a.y) + (a.z + a.w), (au.x + au.y) + (au.z + au.w));
+#else
             Y[P.y_offset + r0 + r] = (a.x + a.y) + (a.z + a.w);
+#endif
         }
     }
 }

@@ -2,6 +2,9 @@
 // adjacent 32-element pieces of the row, so loads coalesce; partial sums are reduced with
 // subgroup shuffles (T2, LANES <= the subgroup size) or in workgroup memory (T0, T1).
 
+// GLU (with GELU or SILU): W holds 2·P.rows rows, gate then up; row r writes
+// act(gate_r·x) · (up_r·x) (act_fns.wgsl is appended).
+
 override LANES: u32 = 32u;
 
 @group(0) @binding(2) var<storage, read> X: array<vec4<f32>>;
@@ -11,30 +14,16 @@ override LANES: u32 = 32u;
 var<workgroup> red: array<f32, 64>;
 #endif
 
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let row = (wg.y * P.grid_x + wg.x) * (64u / LANES) + li / LANES;
-    let lane = li % LANES;
-    var acc = vec4<f32>(0.0);
-    if (row < P.rows) {
-        let base = row * P.row_bytes;
-        let pieces = P.k / 32u;
-        for (var g = lane; g < pieces; g += LANES) {
-            let e0 = g * 32u;
-            let v = dq32(base + (e0 / BLOCK_ELEMS) * BLOCK_BYTES, (e0 % BLOCK_ELEMS) / 32u);
-            let xo = e0 / 4u;
-            for (var i = 0u; i < 8u; i++) {
-                acc += v[i] * X[xo + i];
-            }
-        }
-    }
-    var sum = (acc.x + acc.y) + (acc.z + acc.w);
+// The sum of `v` over the LANES lanes of a row (every lane of the row gets it).
+fn lane_sum(v: f32, li: u32, lane: u32) -> f32 {
+    var sum = v;
 #if SUBGROUPS
     // Lanes of one row are LANES consecutive invocations inside one subgroup.
     for (var o = LANES / 2u; o > 0u; o >>= 1u) {
         sum += subgroupShuffleXor(sum, o);
     }
 #else
+    workgroupBarrier();
     red[li] = sum;
     workgroupBarrier();
     for (var o = LANES / 2u; o > 0u; o >>= 1u) {
@@ -45,7 +34,45 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     sum = red[li];
 #endif
+    return sum;
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let row = (wg.y * P.grid_x + wg.x) * (64u / LANES) + li / LANES;
+    let lane = li % LANES;
+    var acc = vec4<f32>(0.0);
+#if GLU
+    var acc_up = vec4<f32>(0.0);
+#endif
+    if (row < P.rows) {
+        let base = row * P.row_bytes;
+        let pieces = P.k / 32u;
+        for (var g = lane; g < pieces; g += LANES) {
+            let e0 = g * 32u;
+            let bo = base + (e0 / BLOCK_ELEMS) * BLOCK_BYTES;
+            let v = dq32(bo, (e0 % BLOCK_ELEMS) / 32u);
+            let xo = e0 / 4u;
+            for (var i = 0u; i < 8u; i++) {
+                acc += v[i] * X[xo + i];
+            }
+#if GLU
+            let vu = dq32(bo + P.rows * P.row_bytes, (e0 % BLOCK_ELEMS) / 32u);
+            for (var i = 0u; i < 8u; i++) {
+                acc_up += vu[i] * X[xo + i];
+            }
+#endif
+        }
+    }
+    let sum = lane_sum((acc.x + acc.y) + (acc.z + acc.w), li, lane);
+#if GLU
+    let sum_up = lane_sum((acc_up.x + acc_up.y) + (acc_up.z + acc_up.w), li, lane);
+#endif
     if (lane == 0u && row < P.rows) {
+#if GLU
+        Y[P.y_offset + row] = glu(sum, sum_up);
+#else
         Y[P.y_offset + row] = sum;
+#endif
     }
 }

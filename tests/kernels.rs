@@ -291,3 +291,62 @@ fn streamed_upload_in_odd_pieces() {
         assert!(err.to_string().contains("only"), "{err}");
     }
 }
+
+/// The fused gate+up matvec (`matvec::encode_glu`: both projections and the gated unit in one
+/// dispatch) against the unfused path it replaces (the matvec over all 2n rows, then the
+/// activation on its halves), every format, both activations, every adapter, tier and family:
+/// per row the same sums in the same order and the same activation, so the same bits (a few ulps
+/// are allowed for a compiler's different contraction choices).
+#[test]
+fn fused_gate_up_matches_the_unfused_ops() {
+    common::for_every_config(|gpu, _| {
+        let mut f = Vec::new();
+        let (mut same, mut total) = (0usize, 0usize);
+        for ty in GgmlType::SUPPORTED {
+            let (n, k) = (37u64, ks(ty)[0]);
+            let data = weights(ty, 2 * n, k, n * 7 + k);
+            let x = xs(k as usize, k ^ 0x77);
+            let w = match GpuWeight::upload(gpu, "gate+up", ty, k, 2 * n, &data) {
+                Ok(w) => w,
+                Err(e) => {
+                    f.push(format!("{ty}: upload: {e}"));
+                    continue;
+                }
+            };
+            for gelu in [false, true] {
+                let xb = gpu.storage_from("x", &x);
+                let (gu, y_unfused, y_fused) = (
+                    gpu.storage("gu", 2 * n * 4),
+                    gpu.storage("y", n * 4),
+                    gpu.storage("y", n * 4),
+                );
+                let mut enc = wisp::gpu::Encoder::new(gpu);
+                let r = pollster::block_on(async {
+                    matvec::encode(gpu, &mut enc, &w, &xb, &gu).await?;
+                    wisp::ops::act::encode_glu_halves(
+                        gpu, &mut enc, &gu, &y_unfused, 1, n as u32, gelu,
+                    )
+                    .await?;
+                    matvec::encode_glu(gpu, &mut enc, &w, &xb, &y_fused, gelu).await
+                });
+                enc.submit();
+                if !matches!(r, Ok(true)) {
+                    f.push(format!("{ty} gelu {gelu}: {r:?}"));
+                    continue;
+                }
+                let a = pollster::block_on(gpu.read_f32(&y_unfused, n as usize)).expect("read");
+                let b = pollster::block_on(gpu.read_f32(&y_fused, n as usize)).expect("read");
+                for (i, (u, v)) in a.iter().zip(&b).enumerate() {
+                    total += 1;
+                    same += usize::from(u.to_bits() == v.to_bits());
+                    if (u - v).abs() > 4.0 * f32::EPSILON * u.abs().max(v.abs()) + 1e-30 {
+                        f.push(format!("{ty} gelu {gelu} row {i}: fused {v}, unfused {u}"));
+                        break;
+                    }
+                }
+            }
+        }
+        eprintln!("fused gate+up: {same} of {total} rows bit-identical to the unfused ops");
+        f
+    });
+}

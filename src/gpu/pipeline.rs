@@ -12,6 +12,12 @@ pub enum Op {
     MatvecRow,
     /// y = W·x, a group of lanes per row with a reduction (real GPUs).
     MatvecWg,
+    /// y = act(W_gate·x) · (W_up·x) from a fused gate+up weight (gate rows, then up rows), in
+    /// the row and the workgroup family, with GeLU (tanh) or SiLU.
+    MatvecRowGeglu,
+    MatvecRowSwiglu,
+    MatvecWgGeglu,
+    MatvecWgSwiglu,
     /// Y = W·X, one invocation per (row, 4 columns), no barriers (software adapters).
     MatmulRow,
     /// Y = W·X, shared-memory tiles of 64 rows × 32 columns × 32 K (real GPUs).
@@ -110,7 +116,11 @@ impl Gpu {
             ty: key.ty,
         })?;
         let what = format!("{:?} {} {:?}", key.op, key.ty, key.tier);
-        let constants: Vec<(&str, f64)> = if key.op == Op::MatvecWg {
+        let wg = matches!(
+            key.op,
+            Op::MatvecWg | Op::MatvecWgGeglu | Op::MatvecWgSwiglu
+        );
+        let constants: Vec<(&str, f64)> = if wg {
             vec![("LANES", f64::from(key.lanes))]
         } else {
             Vec::new()

@@ -9,6 +9,7 @@ use crate::quant::GgmlType;
 
 const PARAMS: &str = include_str!("../../shaders/params.wgsl");
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
+const ACT_FNS: &str = include_str!("../../shaders/act_fns.wgsl");
 
 fn format_source(ty: GgmlType) -> Option<&'static str> {
     Some(match ty {
@@ -32,8 +33,12 @@ fn format_source(ty: GgmlType) -> Option<&'static str> {
 fn op_source(op: Op) -> &'static str {
     match op {
         Op::Dequant => include_str!("../../shaders/dequant.wgsl"),
-        Op::MatvecRow => include_str!("../../shaders/matvec_row.wgsl"),
-        Op::MatvecWg => include_str!("../../shaders/matvec_wg.wgsl"),
+        Op::MatvecRow | Op::MatvecRowGeglu | Op::MatvecRowSwiglu => {
+            include_str!("../../shaders/matvec_row.wgsl")
+        }
+        Op::MatvecWg | Op::MatvecWgGeglu | Op::MatvecWgSwiglu => {
+            include_str!("../../shaders/matvec_wg.wgsl")
+        }
         Op::MatmulRow => include_str!("../../shaders/matmul_row.wgsl"),
         Op::MatmulTiled => include_str!("../../shaders/matmul_tiled.wgsl"),
         Op::ReadBandwidth => include_str!("../../shaders/read_bandwidth.wgsl"),
@@ -92,12 +97,23 @@ pub fn shader_source(key: &PipelineKey) -> Option<String> {
         flags.push("SUBGROUPS");
         // naga enables subgroup builtins with the device feature; it rejects `enable subgroups;`.
     }
+    match key.op {
+        Op::MatvecRowGeglu | Op::MatvecWgGeglu => flags.extend(["GLU", "GELU"]),
+        Op::MatvecRowSwiglu | Op::MatvecWgSwiglu => flags.extend(["GLU", "SILU"]),
+        _ => {}
+    }
+    let act = if flags.contains(&"GLU") { ACT_FNS } else { "" };
     let full = match key.op {
         Op::ReadBandwidth | Op::AluPeak => format!("{header}{PARAMS}\n{}", op_source(key.op)),
-        Op::MatvecRow => format!(
-            "{header}{PARAMS}\n{COMMON}\n{}\nconst ROWS: u32 = {}u;\n{}",
+        Op::MatvecRow | Op::MatvecRowGeglu | Op::MatvecRowSwiglu => format!(
+            "{header}{PARAMS}\n{COMMON}\n{}\nconst ROWS: u32 = {}u;\n{}\n{act}",
             format_source(key.ty)?,
             key.lanes.max(1),
+            op_source(key.op)
+        ),
+        Op::MatvecWg | Op::MatvecWgGeglu | Op::MatvecWgSwiglu => format!(
+            "{header}{PARAMS}\n{COMMON}\n{}\n{}\n{act}",
+            format_source(key.ty)?,
             op_source(key.op)
         ),
         _ => format!(
@@ -143,6 +159,10 @@ mod naga_tests {
             Op::Dequant,
             Op::MatvecRow,
             Op::MatvecWg,
+            Op::MatvecRowGeglu,
+            Op::MatvecRowSwiglu,
+            Op::MatvecWgGeglu,
+            Op::MatvecWgSwiglu,
             Op::MatmulRow,
             Op::MatmulTiled,
             Op::ReadBandwidth,

@@ -346,8 +346,12 @@ impl Model {
             match &l.gate_up {
                 // gu: (n, 2·n_ff), gate then up per token
                 GateUp::Fused(w_gu) => {
-                    Self::linear(gpu, enc, w_gu, &a.h, &a.gu, n).await?;
-                    act::encode_glu_halves(gpu, enc, &a.gu, &a.g, n, c.n_ff, gemma).await?;
+                    // One token: projections and gated unit in one dispatch where the weight
+                    // fits one binding.
+                    if n > 1 || !matvec::encode_glu(gpu, enc, w_gu, &a.h, &a.g, gemma).await? {
+                        Self::linear(gpu, enc, w_gu, &a.h, &a.gu, n).await?;
+                        act::encode_glu_halves(gpu, enc, &a.gu, &a.g, n, c.n_ff, gemma).await?;
+                    }
                 }
                 GateUp::Split { gate, up } => {
                     Self::linear(gpu, enc, gate, &a.h, &a.g, n).await?;

@@ -18,6 +18,8 @@ use crate::gpu::{preprocess, Bind, Gpu, GpuError, KernelSpec};
 const SRC: &str = include_str!("../../shaders/act.wgsl");
 /// `softcap(x, c)` and the `tanh_f32` it uses; appended to the attention kernels too.
 pub(crate) const SOFTCAP_WGSL: &str = include_str!("../../shaders/softcap.wgsl");
+/// `silu` and `gelu_tanh`, shared with the fused gate+up matvec kernels.
+pub(crate) const ACT_FNS: &str = include_str!("../../shaders/act_fns.wgsl");
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -74,7 +76,7 @@ fn source(kind: Kind, inplace: bool) -> String {
     if !kind.binary() {
         flags.push("UNARY");
     }
-    preprocess(&format!("{SRC}\n{SOFTCAP_WGSL}"), &flags)
+    preprocess(&format!("{SRC}\n{ACT_FNS}\n{SOFTCAP_WGSL}"), &flags)
 }
 
 fn shape_err(kind: Kind, detail: String) -> GpuError {
@@ -247,7 +249,7 @@ pub async fn encode_glu_halves(
 
 fn halves_source(kind: Kind) -> String {
     preprocess(
-        &format!("{SRC}\n{SOFTCAP_WGSL}"),
+        &format!("{SRC}\n{ACT_FNS}\n{SOFTCAP_WGSL}"),
         &[kind.flag(), "HALVES", "UNARY"],
     )
 }

@@ -78,6 +78,78 @@ pub async fn encode(
     Ok(())
 }
 
+/// Records `y[r] = act(W[r]·x) · (W[r + n]·x)` for `r < n`, `W` a fused gate+up weight of `2n`
+/// rows in one binding (`n` gate rows, then `n` up rows): the FFN's two projections and its
+/// gated unit in one dispatch, GeGLU (`gelu`) or SwiGLU. `Ok(false)` (nothing recorded) when
+/// `W` is split over several bindings: the caller then runs [`encode`] and the activation.
+pub async fn encode_glu(
+    gpu: &Gpu,
+    enc: &mut Encoder<'_>,
+    w: &GpuWeight,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    gelu: bool,
+) -> Result<bool, GpuError> {
+    check_kernel_shape(w)?;
+    let [chunk] = w.chunks.as_slice() else {
+        return Ok(false);
+    };
+    if !w.rows.is_multiple_of(2) {
+        return Err(GpuError::Shape {
+            tensor: w.name.clone(),
+            detail: format!("a gate+up weight needs an even row count, not {}", w.rows),
+        });
+    }
+    let n = w.rows / 2;
+    if x.size() < u64::from(w.row_len) * 4 || y.size() < u64::from(n) * 4 {
+        return Err(GpuError::Shape {
+            tensor: w.name.clone(),
+            detail: format!(
+                "W is 2·{n}×{} but x has {} and y has {} values",
+                w.row_len,
+                x.size() / 4,
+                y.size() / 4
+            ),
+        });
+    }
+    check_binding(gpu, "matvec x", x.size())?;
+    check_binding(gpu, "matvec y", y.size())?;
+    let (op, lanes, rows_per_group) = match (gpu.caps.family, gelu) {
+        (KernelFamily::Row, g) => {
+            let r = rows_per_invocation(n);
+            let op = if g {
+                Op::MatvecRowGeglu
+            } else {
+                Op::MatvecRowSwiglu
+            };
+            (op, r, 64 * r)
+        }
+        (KernelFamily::Workgroup, g) => {
+            let lanes = lanes_for(gpu, w.row_len);
+            let op = if g {
+                Op::MatvecWgGeglu
+            } else {
+                Op::MatvecWgSwiglu
+            };
+            (op, lanes, 64 / lanes)
+        }
+    };
+    let kernel = gpu.pipeline(key(gpu, op, w, lanes)).await?;
+    let (gx, gy) = grid(gpu, n.div_ceil(rows_per_group));
+    let params = Params {
+        rows: n,
+        k: w.row_len,
+        row_bytes: w.row_bytes as u32,
+        cols: 1,
+        y_stride: n,
+        grid_x: gx,
+        ..Params::default()
+    };
+    let bindings = [(1, &chunk.buffer), (2, x), (3, y)];
+    record(enc, &kernel, params, &bindings, (gx, gy));
+    Ok(true)
+}
+
 /// Convenience for tests and tools: uploads `x`, runs the matvec, reads y back.
 pub async fn run(gpu: &Gpu, w: &GpuWeight, x: &[f32]) -> Result<Vec<f32>, GpuError> {
     let xb = gpu.storage_from("x", x);
