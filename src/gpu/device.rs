@@ -142,6 +142,8 @@ pub struct Capabilities {
     pub min_storage_offset_alignment: u32,
     /// `minUniformBufferOffsetAlignment`: the parameter arena's slot alignment.
     pub uniform_align: u32,
+    /// The device has `TIMESTAMP_QUERY` (per-op timing in `wisp bench`).
+    pub timestamps: bool,
     /// Highest tier the device supports, after `max_tier`.
     pub tier: Tier,
     /// Kernel family chosen for matvec and matmul.
@@ -258,6 +260,11 @@ impl Gpu {
         if tier >= Tier::T2 {
             required |= wgpu::Features::SUBGROUP;
         }
+        // Timestamps let `wisp bench` time each op of a step (natively; browsers gate them).
+        let timestamps = feats.contains(wgpu::Features::TIMESTAMP_QUERY);
+        if timestamps {
+            required |= wgpu::Features::TIMESTAMP_QUERY;
+        }
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("wisp"),
@@ -319,6 +326,7 @@ impl Gpu {
             max_workgroups_per_dim: limits.max_compute_workgroups_per_dimension,
             min_storage_offset_alignment: limits.min_storage_buffer_offset_alignment,
             uniform_align: limits.min_uniform_buffer_offset_alignment,
+            timestamps,
             tier,
             family,
             is_software,

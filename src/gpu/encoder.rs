@@ -104,6 +104,48 @@ pub(crate) struct StepCache {
     arena: Option<wgpu::Buffer>,
     bind_groups: HashMap<BindKey, wgpu::BindGroup>,
     pub(crate) counts: GpuCounts,
+    /// Profiling (see [`Gpu::set_profiling`]): each dispatch in its own pass with timestamps.
+    profiling: bool,
+    /// Submitted, not yet read: (labels of the dispatches, the mappable timestamps buffer).
+    profiles: Vec<(Vec<std::sync::Arc<str>>, wgpu::Buffer)>,
+}
+
+impl Gpu {
+    /// Turns per-dispatch timing on or off (on only where the device has timestamp queries;
+    /// returns whether it is on). While on, each dispatch gets its own compute pass with
+    /// timestamps, which changes what is measured for the whole step: use it to see the shares
+    /// of the ops, not the step's speed.
+    pub fn set_profiling(&self, on: bool) -> bool {
+        let on = on && self.caps.timestamps;
+        self.step_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .profiling = on;
+        on
+    }
+
+    /// GPU time per dispatch, in nanoseconds, of every step submitted while profiling, with its
+    /// kernel's label; clears them.
+    pub async fn take_profile(&self) -> Result<Vec<(std::sync::Arc<str>, f64)>, super::GpuError> {
+        let pending = std::mem::take(
+            &mut self
+                .step_cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .profiles,
+        );
+        let period = f64::from(self.queue.get_timestamp_period());
+        let mut out = Vec::new();
+        for (labels, buf) in pending {
+            let bytes = self.read_mapped(&buf, buf.size()).await?;
+            let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&bytes);
+            for (i, label) in labels.into_iter().enumerate() {
+                let (a, b) = (ticks[2 * i], ticks[2 * i + 1]);
+                out.push((label, b.saturating_sub(a) as f64 * period));
+            }
+        }
+        Ok(out)
+    }
 }
 
 pub(crate) type SharedStepCache = Mutex<StepCache>;
@@ -235,6 +277,21 @@ impl<'g> Encoder<'g> {
         }
         let mut enc = gpu.device.create_command_encoder(&Default::default());
         let mut pass: Option<wgpu::ComputePass<'static>> = None;
+        // Profiling: a query pair per dispatch (WebGPU allows 4096 queries per set).
+        let n_dispatch = self
+            .cmds
+            .iter()
+            .filter(|c| matches!(c, Cmd::Dispatch { .. }))
+            .count()
+            .min(2048);
+        let queries = (cache.profiling && n_dispatch > 0).then(|| {
+            gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("profile"),
+                ty: wgpu::QueryType::Timestamp,
+                count: 2 * n_dispatch as u32,
+            })
+        });
+        let mut labels = Vec::new();
         for cmd in self.cmds {
             match cmd {
                 Cmd::Dispatch {
@@ -293,6 +350,24 @@ impl<'g> Encoder<'g> {
                             bg
                         }
                     };
+                    let timed = queries.as_ref().filter(|_| labels.len() < n_dispatch);
+                    if let Some(qs) = timed {
+                        // Its own pass, timed at both ends.
+                        drop(pass.take());
+                        let i = labels.len() as u32;
+                        labels.push(kernel.label.clone());
+                        pass = Some(
+                            enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                                label: None,
+                                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                                    query_set: qs,
+                                    beginning_of_pass_write_index: Some(2 * i),
+                                    end_of_pass_write_index: Some(2 * i + 1),
+                                }),
+                            })
+                            .forget_lifetime(),
+                        );
+                    }
                     let p = pass.get_or_insert_with(|| {
                         cache.counts.passes += 1;
                         enc.begin_compute_pass(&Default::default())
@@ -316,6 +391,26 @@ impl<'g> Encoder<'g> {
             }
         }
         drop(pass);
+        if let Some(qs) = &queries {
+            let bytes = labels.len() as u64 * 16;
+            let resolved = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("profile resolve"),
+                size: bytes,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            // Not `Gpu::readback_buffer`: it counts through the lock held here.
+            let read = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("profile readback"),
+                size: bytes,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            cache.counts.buffers += 2;
+            enc.resolve_query_set(qs, 0..2 * labels.len() as u32, &resolved, 0);
+            enc.copy_buffer_to_buffer(&resolved, 0, &read, 0, bytes);
+            cache.profiles.push((labels, read));
+        }
         cache.counts.submits += 1;
         drop(cache);
         gpu.queue.submit([enc.finish()]);

@@ -47,6 +47,8 @@ use super::error::GpuError;
 /// A compiled kernel with its explicit bind group layout.
 #[derive(Clone)]
 pub struct Kernel {
+    /// What it computes, e.g. `MatvecRow Q4_K T2` or `rms_norm v1 T0`: the op in profiles.
+    pub label: std::sync::Arc<str>,
     pub pipeline: wgpu::ComputePipeline,
     pub layout: wgpu::BindGroupLayout,
     /// Binding 4 is the weight buffer again, viewed as f16 pairs (tiers T1 and up).
@@ -253,6 +255,7 @@ impl Gpu {
             });
         }
         Ok(Kernel {
+            label: what.into(),
             pipeline,
             layout,
             f16_view,

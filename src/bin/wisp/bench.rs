@@ -22,9 +22,13 @@ fn timed_prefill(
     Ok(now_s() - t)
 }
 
+/// Decode steps timed op by op after the decode run.
+const PROFILE_STEPS: u32 = 3;
+
 pub fn run(args: ModelBenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     let longest = args.prefill.iter().copied().max().unwrap_or(1).max(1);
-    let ctx = longest.max(args.ttft_prompt + args.decode as u32 + 1);
+    // Room for the prompt, the decode run and the profiled steps after it.
+    let ctx = longest.max(args.ttft_prompt + args.decode as u32 + 1 + PROFILE_STEPS);
     let mut m = load(&args.model, ctx)?;
     let (gpu, model) = (&m.gpu, &mut m.model);
     let n_vocab = model.cfg.n_vocab;
@@ -90,6 +94,40 @@ pub fn run(args: ModelBenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         args.decode,
         ttft * 1e3
     ));
+    // Where a decode step's GPU time goes: each dispatch timed (timestamp queries, its own pass),
+    // over a few steps, grouped by kernel.
+    let mut op_share = serde_json::Map::new();
+    if gpu.set_profiling(true) {
+        for _ in 0..PROFILE_STEPS {
+            if let wisp::model::forward::Output::Token(next) =
+                pollster::block_on(model.forward(gpu, &[tok], Want::Argmax))?
+            {
+                tok = next;
+            }
+        }
+        gpu.set_profiling(false);
+        let profile = pollster::block_on(gpu.take_profile())?;
+        let total: f64 = profile.iter().map(|(_, ns)| ns).sum();
+        let mut by_op: std::collections::BTreeMap<String, f64> = Default::default();
+        for (label, ns) in &profile {
+            let op = label.split_whitespace().next().unwrap_or("?").to_string();
+            *by_op.entry(op).or_default() += ns;
+        }
+        let mut rows: Vec<(String, f64)> = by_op.into_iter().collect();
+        rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let shares: Vec<String> = rows
+            .iter()
+            .map(|(op, ns)| format!("{op} {:.1}%", 100.0 * ns / total.max(1.0)))
+            .collect();
+        say(format!(
+            "decode step GPU time by op (timestamps, {} dispatches over {PROFILE_STEPS} steps): {}",
+            profile.len(),
+            shares.join(", ")
+        ));
+        for (op, ns) in rows {
+            op_share.insert(op, json!(100.0 * ns / total.max(1.0)));
+        }
+    }
     // Software adapters drift: the roofline again, the higher value counts (ratios err low).
     roof = roof.max(pollster::block_on(bench::roofline(gpu, 128 << 20, args.iters))?.gbs);
     let shape = model.cache.shape();
@@ -123,6 +161,7 @@ pub fn run(args: ModelBenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         "passes_per_token": per_token(steps.passes),
         "gpu_objects_per_token": per_token(steps.objects()),
         "host_ms_per_token": host_ms_median,
+        "op_share_pct": op_share,
     });
     if args.json {
         println!("{report}");
