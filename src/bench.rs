@@ -151,3 +151,36 @@ pub async fn matmul(
         gflops: 2.0 * rows as f64 * k as f64 * f64::from(cols) / t / 1e9,
     })
 }
+
+/// Estimates a decode step's matvec time with each kernel family from a few matrices:
+/// `shapes` holds `(ty, rows, k, weight)`, each timed (random weights, best of `iters` after a
+/// warm-up) and counted `weight` times. Returns `(family, seconds)` for both, fastest first;
+/// `gpu`'s family is restored.
+pub async fn time_families(
+    gpu: &mut Gpu,
+    shapes: &[(GgmlType, u64, u64, f64)],
+    iters: usize,
+) -> Result<Vec<(crate::gpu::KernelFamily, f64)>, GpuError> {
+    let before = gpu.caps.family;
+    let mut out = Vec::new();
+    for family in [
+        crate::gpu::KernelFamily::Row,
+        crate::gpu::KernelFamily::Workgroup,
+    ] {
+        gpu.set_family(family);
+        let mut total = 0.0;
+        for &(ty, rows, k, weight) in shapes {
+            match matvec(gpu, ty, rows, k, iters).await {
+                Ok(r) => total += weight * r.seconds,
+                Err(e) => {
+                    gpu.set_family(before);
+                    return Err(e);
+                }
+            }
+        }
+        gpu.set_family(before);
+        out.push((family, total));
+    }
+    out.sort_by(|a, b| a.1.total_cmp(&b.1));
+    Ok(out)
+}

@@ -21,7 +21,11 @@ pub struct Loaded {
 pub fn load(arg: &ModelArg, ctx: u32) -> Result<Loaded, Box<dyn std::error::Error>> {
     let path = arg.path()?;
     let file = GgufFile::open(&path)?;
-    let gpu = pollster::block_on(Gpu::new(&GpuOptions::from_env()?))?;
+    let opts = GpuOptions::from_env()?;
+    let mut gpu = pollster::block_on(Gpu::new(&opts))?;
+    if opts.family.is_none() {
+        choose_family(&mut gpu, file.gguf());
+    }
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template(
             "loading {msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec}",
@@ -45,6 +49,124 @@ pub fn load(arg: &ModelArg, ctx: u32) -> Result<Loaded, Box<dyn std::error::Erro
         model,
         tokenizer,
     })
+}
+
+/// Where the measured kernel family of each adapter is kept: `$WISP_CACHE/kernel-family.json`.
+fn family_cache() -> Option<std::path::PathBuf> {
+    std::env::var_os("WISP_CACHE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/wisp"))
+        })
+        .map(|d| d.join("kernel-family.json"))
+}
+
+/// Picks the kernel family by measuring, not by device type: the first time a model's shape
+/// runs on an adapter (name, driver, backend, tier), both families time a decode step's two
+/// kinds of matrix, on random weights of the model's block types (a fraction of a second): its
+/// largest layer matrix, counted once per layer, and the output projection (at most 16 384 of
+/// its rows, scaled up). The faster family is kept in the cache file for later runs.
+/// `WISP_KERNELS` overrides (the caller skips this). A failure keeps the default: the choice is
+/// an optimization, never a reason not to run.
+fn choose_family(gpu: &mut Gpu, g: &wisp::gguf::Gguf) {
+    use wisp::gpu::KernelFamily;
+    let matrix = |t: &&wisp::gguf::TensorInfo| t.dims.len() == 2 && t.ty.is_supported();
+    let Some(layer) = g
+        .tensors
+        .iter()
+        .filter(|t| t.name.starts_with("blk.") && matrix(t))
+        .max_by_key(|t| t.n_bytes)
+    else {
+        return;
+    };
+    let Some(out) = g
+        .tensor("output.weight")
+        .or_else(|| g.tensor("token_embd.weight"))
+        .filter(matrix)
+    else {
+        return;
+    };
+    let n_layer = g
+        .get_u32(&format!(
+            "{}.block_count",
+            g.architecture().unwrap_or_default()
+        ))
+        .unwrap_or(1);
+    let out_rows = out.rows().min(16_384);
+    let shapes = [
+        (layer.ty, layer.rows(), layer.row_len(), f64::from(n_layer)),
+        (
+            out.ty,
+            out_rows,
+            out.row_len(),
+            out.rows() as f64 / out_rows as f64,
+        ),
+    ];
+    let c = &gpu.caps;
+    let key = format!(
+        "{} | {} | {} | {:?} | {} {}x{} + {} {}x{} x{n_layer}",
+        c.adapter.name,
+        c.adapter.driver,
+        c.adapter.backend,
+        c.tier,
+        layer.ty,
+        layer.rows(),
+        layer.row_len(),
+        out.ty,
+        out.rows(),
+        out.row_len()
+    );
+    let path = family_cache();
+    let mut cache: serde_json::Map<String, serde_json::Value> = path
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default();
+    let known = cache
+        .get(&key)
+        .and_then(|v| v.get("family"))
+        .and_then(|f| f.as_str())
+        .and_then(|f| match f {
+            "row" => Some(KernelFamily::Row),
+            "workgroup" => Some(KernelFamily::Workgroup),
+            _ => None,
+        });
+    if let Some(f) = known {
+        gpu.set_family(f);
+        return;
+    }
+    let Ok(times) = pollster::block_on(wisp::bench::time_families(gpu, &shapes, 2)) else {
+        return;
+    };
+    let Some(&(best, _)) = times.first() else {
+        return;
+    };
+    gpu.set_family(best);
+    let report: Vec<String> = times
+        .iter()
+        .map(|(f, s)| format!("{} {:.1} ms", f.name(), s * 1e3))
+        .collect();
+    eprintln!(
+        "kernel family for {}: {} (estimated matvec time of a decode step: {}; kept in the cache)",
+        c_name(gpu),
+        best.name(),
+        report.join(", ")
+    );
+    let ms: serde_json::Map<String, serde_json::Value> = times
+        .iter()
+        .map(|(f, s)| (f.name().to_string(), json!(s * 1e3)))
+        .collect();
+    cache.insert(key, json!({"family": best.name(), "step_matvec_ms": ms}));
+    if let Some(p) = path {
+        if let Some(dir) = p.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = std::fs::write(&p, serde_json::Value::Object(cache).to_string());
+    }
+}
+
+fn c_name(gpu: &Gpu) -> &str {
+    &gpu.caps.adapter.name
 }
 
 /// The adapter and the capabilities Wisp planned with, for JSON reports.
