@@ -128,8 +128,8 @@ impl<S: TensorSource> Loader<'_, S> {
         (self.progress)(self.done, self.total);
     }
 
-    /// A matrix of `rows` rows of `cols` values, kept in its block format.
-    async fn matrix(&mut self, name: &str, rows: u32, cols: u32) -> Result<GpuWeight, ModelError> {
+    /// The tensor `name`, checked to be a matrix of `rows` rows of `cols` values.
+    fn matrix_info(&self, name: &str, rows: u32, cols: u32) -> Result<TensorInfo, ModelError> {
         let t = self.info(name)?;
         if t.dims.len() != 2 || t.row_len() != u64::from(cols) || t.rows() != u64::from(rows) {
             return Err(ModelError::Shape {
@@ -138,6 +138,12 @@ impl<S: TensorSource> Loader<'_, S> {
                 got: format!("{:?}", t.dims),
             });
         }
+        Ok(t)
+    }
+
+    /// A matrix of `rows` rows of `cols` values, kept in its block format.
+    async fn matrix(&mut self, name: &str, rows: u32, cols: u32) -> Result<GpuWeight, ModelError> {
+        let t = self.matrix_info(name, rows, cols)?;
         let w = GpuWeight::allocate(self.gpu, name, t.ty, t.row_len(), t.rows())?;
         let mut writer = WeightWriter::new(&w);
         let gpu = self.gpu;
@@ -219,15 +225,7 @@ impl<S: TensorSource> Loader<'_, S> {
     ) -> Result<GpuWeight, ModelError> {
         let mut infos = Vec::with_capacity(names.len());
         for name in names {
-            let t = self.info(name)?;
-            if t.dims.len() != 2 || t.row_len() != u64::from(cols) || t.rows() != u64::from(rows) {
-                return Err(ModelError::Shape {
-                    tensor: name.to_string(),
-                    expected: format!("[{cols}, {rows}]"),
-                    got: format!("{:?}", t.dims),
-                });
-            }
-            infos.push(t);
+            infos.push(self.matrix_info(name, rows, cols)?);
         }
         let total = u64::from(rows) * names.len() as u64;
         let w = GpuWeight::allocate(

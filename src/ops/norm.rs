@@ -70,6 +70,40 @@ fn shape_err(detail: String) -> GpuError {
     }
 }
 
+/// Checks `rows × n` (at least 1 each) against two `[rows][n]` buffers, and `eps`.
+fn check_rows(
+    rows: u32,
+    n: u32,
+    eps: f32,
+    a: (&str, &wgpu::Buffer),
+    b: (&str, &wgpu::Buffer),
+) -> Result<(), GpuError> {
+    if rows == 0 || n == 0 {
+        return Err(shape_err(format!(
+            "{} is [{rows}][{n}]: rows and n must be at least 1",
+            a.0
+        )));
+    }
+    let need = u64::from(rows) * u64::from(n) * 4;
+    if a.1.size() < need || b.1.size() < need {
+        return Err(shape_err(format!(
+            "{} and {} are [{rows}][{n}] ({need} bytes) but the buffers have {} and {} bytes",
+            a.0,
+            b.0,
+            a.1.size(),
+            b.1.size()
+        )));
+    }
+    if !(eps.is_finite() && eps >= 0.0) {
+        return Err(GpuError::BadSetting {
+            name: "rms_norm eps".into(),
+            value: eps.to_string(),
+            reason: "must be finite and not negative".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Records `y = rms_norm(x) · w` over `rows` rows of `n` values into `enc` (see the module
 /// docs for layouts). `y` may be `x` (in place). Sizes are checked before anything is recorded.
 #[allow(clippy::too_many_arguments)]
@@ -83,19 +117,7 @@ pub async fn encode_rms_norm(
     n: u32,
     eps: f32,
 ) -> Result<(), GpuError> {
-    if rows == 0 || n == 0 {
-        return Err(shape_err(format!(
-            "x is [{rows}][{n}]: rows and n must be at least 1"
-        )));
-    }
-    let need = u64::from(rows) * u64::from(n) * 4;
-    if x.size() < need || y.size() < need {
-        return Err(shape_err(format!(
-            "x is [{rows}][{n}] ({need} bytes) but the x buffer has {} bytes and y has {}",
-            x.size(),
-            y.size()
-        )));
-    }
+    check_rows(rows, n, eps, ("x", x), ("y", y))?;
     if let Some(w) = w {
         if w.size() < u64::from(n) * 4 {
             return Err(shape_err(format!(
@@ -106,13 +128,6 @@ pub async fn encode_rms_norm(
         if w == y {
             return Err(shape_err("w and y are the same buffer".into()));
         }
-    }
-    if !(eps.is_finite() && eps >= 0.0) {
-        return Err(GpuError::BadSetting {
-            name: "rms_norm eps".into(),
-            value: eps.to_string(),
-            reason: "must be finite and not negative".into(),
-        });
     }
     check_binding(gpu, "rms_norm x", x.size())?;
     check_binding(gpu, "rms_norm y", y.size())?;
@@ -173,19 +188,7 @@ pub async fn encode_residual_norm(
     n: u32,
     eps: f32,
 ) -> Result<(), GpuError> {
-    if rows == 0 || n == 0 {
-        return Err(shape_err(format!(
-            "x is [{rows}][{n}]: rows and n must be at least 1"
-        )));
-    }
-    let need = u64::from(rows) * u64::from(n) * 4;
-    if x.size() < need || h.size() < need {
-        return Err(shape_err(format!(
-            "x and h are [{rows}][{n}] ({need} bytes) but the buffers have {} and {} bytes",
-            x.size(),
-            h.size()
-        )));
-    }
+    check_rows(rows, n, eps, ("x", x), ("h", h))?;
     for (name, b) in [("w", Some(w)), ("post_w", post_w)] {
         if let Some(b) = b {
             if b.size() < u64::from(n) * 4 {
@@ -201,13 +204,6 @@ pub async fn encode_residual_norm(
     }
     if x == h {
         return Err(shape_err("x and h are the same buffer".into()));
-    }
-    if !(eps.is_finite() && eps >= 0.0) {
-        return Err(GpuError::BadSetting {
-            name: "rms_norm eps".into(),
-            value: eps.to_string(),
-            reason: "must be finite and not negative".into(),
-        });
     }
     check_binding(gpu, "residual x", x.size())?;
     check_binding(gpu, "residual h", h.size())?;
