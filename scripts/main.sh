@@ -12,6 +12,7 @@ cargo build --release --quiet --bin wisp
 export WISP_MODEL="$(scripts/fetch-model.sh)"
 target/release/wisp info | sed -n '1,24p'
 echo "…"
+target/release/wisp info | grep '^runs:'   # the load-time audit: every key and tensor used or harmless
 target/release/wisp run -p "Once upon a time" -n 32 --temp 0
 target/release/wisp bench
 target/release/wisp check "$@"
