@@ -59,6 +59,11 @@ fn sbytes4(w: u32) -> vec4<i32> {
     return (vec4<i32>(bitcast<i32>(w)) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u);
 }
 
+// Bits 0..3 of x moved to bit 4 of bytes 0..3.
+fn spread4(x: u32) -> u32 {
+    return ((x & 1u) << 4u) | ((x & 2u) << 11u) | ((x & 4u) << 18u) | ((x & 8u) << 25u);
+}
+
 // The u32 starting `sh` bits into the 64-bit little-endian pair (lo, hi); sh in {0, 8, 16, 24}.
 fn funnel(lo: u32, hi: u32, sh: u32) -> u32 {
     return select((lo >> sh) | (hi << (32u - sh)), lo, sh == 0u);

@@ -7,7 +7,13 @@
 // projection in one binding); row r writes act(gate_r·x) · (up_r·x), so the FFN's gate, up and
 // activation are one dispatch. act_fns.wgsl is appended.
 
+#if X8
+// `fast` precision: x as 8-bit quants (two vec4 words per 32-value piece) and per-piece scales.
+@group(0) @binding(2) var<storage, read> XQ: array<vec4<u32>>;
+@group(0) @binding(6) var<storage, read> XS: array<vec4<f32>>;
+#else
 @group(0) @binding(2) var<storage, read> X: array<vec4<f32>>;
+#endif
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
 
 @compute @workgroup_size(64)
@@ -29,6 +35,19 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let nb = P.k / BLOCK_ELEMS;
     for (var blk = 0u; blk < nb; blk++) {
         for (var s = 0u; s < BLOCK_ELEMS / 32u; s++) {
+#if X8
+            let piece = (blk * BLOCK_ELEMS) / 32u + s;
+            let xa = XQ[2u * piece];
+            let xb = XQ[2u * piece + 1u];
+            let xq = Q32(xa.x, xa.y, xa.z, xa.w, xb.x, xb.y, xb.z, xb.w);
+            let xs = XS[piece];
+            for (var r = 0u; r < ROWS; r++) {
+                acc[r].x += xdot32(base[r] + blk * BLOCK_BYTES, s, xq, xs);
+#if GLU
+                acc_up[r].x += xdot32(base[r] + up_off + blk * BLOCK_BYTES, s, xq, xs);
+#endif
+            }
+#else
             let xo = (blk * BLOCK_ELEMS + s * 32u) / 4u;
             var x: V32;
             for (var i = 0u; i < 8u; i++) {
@@ -50,6 +69,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
                 acc_up[r] = au;
 #endif
             }
+#endif
         }
     }
     for (var r = 0u; r < ROWS; r++) {

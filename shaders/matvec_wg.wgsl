@@ -7,7 +7,13 @@
 
 override LANES: u32 = 32u;
 
+#if X8
+// `fast` precision: x as 8-bit quants (two vec4 words per 32-value piece) and per-piece scales.
+@group(0) @binding(2) var<storage, read> XQ: array<vec4<u32>>;
+@group(0) @binding(6) var<storage, read> XS: array<vec4<f32>>;
+#else
 @group(0) @binding(2) var<storage, read> X: array<vec4<f32>>;
+#endif
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
 
 #if !SUBGROUPS
@@ -51,6 +57,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         for (var g = lane; g < pieces; g += LANES) {
             let e0 = g * 32u;
             let bo = base + (e0 / BLOCK_ELEMS) * BLOCK_BYTES;
+#if X8
+            let xa = XQ[2u * g];
+            let xb = XQ[2u * g + 1u];
+            let xq = Q32(xa.x, xa.y, xa.z, xa.w, xb.x, xb.y, xb.z, xb.w);
+            let xs = XS[g];
+            acc.x += xdot32(bo, (e0 % BLOCK_ELEMS) / 32u, xq, xs);
+#if GLU
+            acc_up.x += xdot32(bo + P.rows * P.row_bytes, (e0 % BLOCK_ELEMS) / 32u, xq, xs);
+#endif
+#else
             let v = dq32(bo, (e0 % BLOCK_ELEMS) / 32u);
             let xo = e0 / 4u;
             for (var i = 0u; i < 8u; i++) {
@@ -61,6 +77,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             for (var i = 0u; i < 8u; i++) {
                 acc_up += vu[i] * X[xo + i];
             }
+#endif
 #endif
         }
     }

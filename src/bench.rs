@@ -97,25 +97,42 @@ pub struct KernelResult {
     pub gflops: f64,
 }
 
-/// Times matvec over `rows` × `k` weights of type `ty` with the family `gpu` has chosen.
+/// Times matvec over `rows` × `k` weights of type `ty` with the family `gpu` has chosen, at
+/// `precision` (`fast`: x is quantized once before timing, as a model shares it between
+/// matrices; formats without an integer kernel run exactly).
 pub async fn matvec(
     gpu: &Gpu,
     ty: GgmlType,
     rows: u64,
     k: u64,
     iters: usize,
+    precision: matvec::Precision,
 ) -> Result<KernelResult, GpuError> {
     let data = crate::ops::synth::random_weight(ty, rows, k, 0x5eed ^ u64::from(ty.0));
     let w = GpuWeight::upload(gpu, &format!("bench {ty}"), ty, k, rows, &data)?;
-    let x = gpu.storage_from("x", &vec![0.5f32; k as usize]);
+    let xs: Vec<f32> = (0..k).map(|i| ((i % 17) as f32 - 8.0) / 8.0).collect();
+    let x = gpu.storage_from("x", &xs);
     let y = gpu.storage("y", rows * 4);
+    let q = matvec::X8::new(gpu, k as u32);
+    let input = match precision {
+        matvec::Precision::Exact => matvec::Input::F32(&x),
+        matvec::Precision::Fast => {
+            let mut enc = crate::gpu::Encoder::new(gpu);
+            matvec::encode_quantize_x8(gpu, &mut enc, &x, k as u32, &q).await?;
+            enc.submit();
+            matvec::Input::X8 { x: &x, q: &q }
+        }
+    };
     let t = best_time(gpu, iters, async |enc| {
-        matvec::encode(gpu, enc, &w, &x, &y).await
+        matvec::encode_input(gpu, enc, &w, input, &y).await
     })
     .await?;
     Ok(KernelResult {
         ty,
-        op: "matvec",
+        op: match precision {
+            matvec::Precision::Exact => "matvec",
+            matvec::Precision::Fast => "matvec_fast",
+        },
         family: gpu.caps.family.name(),
         seconds: t,
         weight_bytes: data.len() as u64,
@@ -170,7 +187,7 @@ pub async fn time_families(
         gpu.set_family(family);
         let mut total = 0.0;
         for &(ty, rows, k, weight) in shapes {
-            match matvec(gpu, ty, rows, k, iters).await {
+            match matvec(gpu, ty, rows, k, iters, matvec::Precision::Exact).await {
                 Ok(r) => total += weight * r.seconds,
                 Err(e) => {
                     gpu.set_family(before);

@@ -327,7 +327,8 @@ fn fused_gate_up_matches_the_unfused_ops() {
                         gpu, &mut enc, &gu, &y_unfused, 1, n as u32, gelu,
                     )
                     .await?;
-                    matvec::encode_glu(gpu, &mut enc, &w, &xb, &y_fused, gelu).await
+                    matvec::encode_glu(gpu, &mut enc, &w, matvec::Input::F32(&xb), &y_fused, gelu)
+                        .await
                 });
                 enc.submit();
                 if !matches!(r, Ok(true)) {

@@ -10,11 +10,6 @@ fn q5_word(w: ptr<function, array<u32, 7>>, o: u32) -> u32 {
     return funnel((*w)[o >> 2u], (*w)[(o >> 2u) + 1u], (o & 3u) << 3u);
 }
 
-// Bits 0..3 of x moved to bit 4 of bytes 0..3.
-fn spread4(x: u32) -> u32 {
-    return ((x & 1u) << 4u) | ((x & 2u) << 11u) | ((x & 4u) << 18u) | ((x & 8u) << 25u);
-}
-
 fn dq32(b: u32, s: u32) -> V32 {
     var v: V32;
     var w: array<u32, 7>;
@@ -33,3 +28,23 @@ fn dq32(b: u32, s: u32) -> V32 {
     }
     return v;
 }
+
+#if X8
+fn xdot32(b: u32, s: u32, xq: Q32, xs: vec4<f32>) -> f32 {
+    var w: array<u32, 7>;
+    for (var i = 0u; i < 7u; i++) {
+        w[i] = W[(b >> 2u) + i];
+    }
+    let o = b & 3u;
+    let d = unpack2x16float(q5_word(&w, o) & 0xffffu).x;
+    let qh = q5_word(&w, o + 2u);
+    var t = 0;
+    for (var i = 0u; i < 4u; i++) {
+        let q = q5_word(&w, o + 6u + 4u * i);
+        let lo = (q & 0x0f0f0f0fu) | spread4(qh >> (4u * i));
+        let hi = ((q >> 4u) & 0x0f0f0f0fu) | spread4(qh >> (16u + 4u * i));
+        t += idot4(lo, xq[i]) + idot4(hi, xq[i + 4u]);
+    }
+    return d * (xs.x * f32(t) - 16.0 * xs.w);
+}
+#endif

@@ -16,3 +16,18 @@ fn dq32(b: u32, s: u32) -> V32 {
     }
     return v;
 }
+
+#if X8
+fn xdot32(b: u32, s: u32, xq: Q32, xs: vec4<f32>) -> f32 {
+    let dm = halves_at(b);
+    let qh = ld32(b + 4u);
+    var t = 0;
+    for (var i = 0u; i < 4u; i++) {
+        let q = ld32(b + 8u + 4u * i);
+        let lo = (q & 0x0f0f0f0fu) | spread4(qh >> (4u * i));
+        let hi = ((q >> 4u) & 0x0f0f0f0fu) | spread4(qh >> (16u + 4u * i));
+        t += idot4(lo, xq[i]) + idot4(hi, xq[i + 4u]);
+    }
+    return dm.x * (xs.x * f32(t)) + dm.y * xs.w;
+}
+#endif

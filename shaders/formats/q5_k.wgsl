@@ -21,3 +21,20 @@ fn dq32(b: u32, s: u32) -> V32 {
     }
     return v;
 }
+
+#if X8
+fn xdot32(b: u32, s: u32, xq: Q32, xs: vec4<f32>) -> f32 {
+    let b4 = b >> 4u;
+    let f = dl_ml_k4(b, s);
+    let q0 = b4 + 3u + (s >> 1u) * 2u;
+    let shift = vec4<u32>((s & 1u) * 4u);
+    let hs = vec4<u32>(s);
+    let qa = ((W4[q0] >> shift) & vec4<u32>(0x0f0f0f0fu)) | (((W4[b4 + 1u] >> hs) & vec4<u32>(0x01010101u)) << vec4<u32>(4u));
+    let qb = ((W4[q0 + 1u] >> shift) & vec4<u32>(0x0f0f0f0fu)) | (((W4[b4 + 2u] >> hs) & vec4<u32>(0x01010101u)) << vec4<u32>(4u));
+    var t = 0;
+    for (var i = 0u; i < 4u; i++) {
+        t += idot4(qa[i], xq[i]) + idot4(qb[i], xq[i + 4u]);
+    }
+    return f.x * (xs.x * f32(t)) - f.y * xs.w;
+}
+#endif

@@ -29,3 +29,30 @@ fn dq32(b: u32, s: u32) -> V32 {
     }
     return v;
 }
+
+#if X8
+// Two scales per piece (one per 16 values): Σ (q - 32)·xq per half, with that half's sum of xq.
+fn xdot32(b: u32, s: u32, xq: Q32, xs: vec4<f32>) -> f32 {
+    let d = half_at(b + 208u);
+    let half = s >> 2u;
+    let t = s & 3u;
+    let lq = run32(b + half * 64u + (t & 1u) * 32u);
+    let hq = run32(b + 128u + half * 32u);
+    let lshift = (t >> 1u) * 4u;
+    let hshift = t * 2u;
+    let sa = b + 192u + 2u * s;
+    let sc = funnel(W[sa >> 2u], W[(sa >> 2u) + 1u], (sa & 3u) << 3u);
+    var r = 0.0;
+    for (var h = 0u; h < 2u; h++) {
+        var acc = 0;
+        for (var i = 0u; i < 4u; i++) {
+            let j = 4u * h + i;
+            let q = ((lq[j] >> lshift) & 0x0f0f0f0fu) | (((hq[j] >> hshift) & 0x03030303u) << 4u);
+            acc += idot4(q, xq[j]);
+        }
+        let dl = d * f32((i32(sc << (24u - 8u * h))) >> 24u);
+        r += dl * (xs.x * f32(acc) - 32.0 * select(xs.y, xs.z, h == 1u));
+    }
+    return r;
+}
+#endif

@@ -12,3 +12,14 @@ fn dq32(b: u32, s: u32) -> V32 {
     }
     return v;
 }
+
+#if X8
+fn xdot32(b: u32, s: u32, xq: Q32, xs: vec4<f32>) -> f32 {
+    let q = run32(b + 2u);
+    var t = 0;
+    for (var i = 0u; i < 8u; i++) {
+        t += idot4(q[i], xq[i]);
+    }
+    return half_at(b) * (xs.x * f32(t));
+}
+#endif

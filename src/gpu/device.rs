@@ -142,6 +142,10 @@ pub struct Capabilities {
     pub min_storage_offset_alignment: u32,
     /// `minUniformBufferOffsetAlignment`: the parameter arena's slot alignment.
     pub uniform_align: u32,
+    /// WGSL's `dot4I8Packed` (the `packed_4x8_integer_dot_product` language extension) may be
+    /// used: always natively (naga emits SPIR-V `OpSDot` where the driver has it, integer math
+    /// where not), in the browser where `navigator.gpu.wgslLanguageFeatures` lists it.
+    pub dot4: bool,
     /// The device has `TIMESTAMP_QUERY` (per-op timing in `wisp bench`).
     pub timestamps: bool,
     /// Highest tier the device supports, after `max_tier`.
@@ -326,6 +330,9 @@ impl Gpu {
             max_workgroups_per_dim: limits.max_compute_workgroups_per_dimension,
             min_storage_offset_alignment: limits.min_storage_buffer_offset_alignment,
             uniform_align: limits.min_uniform_buffer_offset_alignment,
+            dot4: new_instance()
+                .wgsl_language_features()
+                .contains(wgpu::WgslLanguageFeatures::Packed4x8IntegerDotProduct),
             timestamps,
             tier,
             family,
@@ -388,6 +395,23 @@ impl Gpu {
             });
         }
         self.caps.tier = tier;
+        Ok(())
+    }
+
+    /// Uses (or not) WGSL's `dot4I8Packed` in the `fast` kernels; `true` is refused where the
+    /// shader compiler lacks it. Tests run both variants.
+    pub fn set_dot4(&mut self, on: bool) -> Result<(), GpuError> {
+        let has = new_instance()
+            .wgsl_language_features()
+            .contains(wgpu::WgslLanguageFeatures::Packed4x8IntegerDotProduct);
+        if on && !has {
+            return Err(GpuError::BadSetting {
+                name: "dot4".into(),
+                value: "on".into(),
+                reason: "the WGSL compiler lacks packed_4x8_integer_dot_product".into(),
+            });
+        }
+        self.caps.dot4 = on;
         Ok(())
     }
 

@@ -18,6 +18,14 @@ pub enum Op {
     MatvecRowSwiglu,
     MatvecWgGeglu,
     MatvecWgSwiglu,
+    /// The six matvec kernels above at `fast` precision: x as 8-bit quants (binding 2) with
+    /// per-piece scales (binding 6), integer dot products (`shaders/x8.wgsl`).
+    MatvecRowX8,
+    MatvecRowX8Geglu,
+    MatvecRowX8Swiglu,
+    MatvecWgX8,
+    MatvecWgX8Geglu,
+    MatvecWgX8Swiglu,
     /// Y = W·X, one invocation per (row, 4 columns), no barriers (software adapters).
     MatmulRow,
     /// Y = W·X, shared-memory tiles of 64 rows × 32 columns × 32 K (real GPUs).
@@ -39,6 +47,64 @@ pub struct PipelineKey {
     pub tier: Tier,
     /// Lanes per row for [`Op::MatvecWg`], rows per invocation for [`Op::MatvecRow`]; 0 elsewhere.
     pub lanes: u32,
+    /// The x8 kernels use WGSL's `dot4I8Packed` (else plain integer math): see
+    /// [`Capabilities::dot4`](super::Capabilities::dot4).
+    pub dot4: bool,
+}
+
+impl Op {
+    /// The matvec kernels of the workgroup family (`LANES` lanes per row).
+    pub fn is_matvec_wg(self) -> bool {
+        matches!(
+            self,
+            Op::MatvecWg
+                | Op::MatvecWgGeglu
+                | Op::MatvecWgSwiglu
+                | Op::MatvecWgX8
+                | Op::MatvecWgX8Geglu
+                | Op::MatvecWgX8Swiglu
+        )
+    }
+
+    /// The matvec kernels of the row family (`ROWS` rows per invocation).
+    pub fn is_matvec_row(self) -> bool {
+        matches!(
+            self,
+            Op::MatvecRow
+                | Op::MatvecRowGeglu
+                | Op::MatvecRowSwiglu
+                | Op::MatvecRowX8
+                | Op::MatvecRowX8Geglu
+                | Op::MatvecRowX8Swiglu
+        )
+    }
+
+    /// The kernels that read x as 8-bit quants.
+    pub fn is_x8(self) -> bool {
+        matches!(
+            self,
+            Op::MatvecRowX8
+                | Op::MatvecRowX8Geglu
+                | Op::MatvecRowX8Swiglu
+                | Op::MatvecWgX8
+                | Op::MatvecWgX8Geglu
+                | Op::MatvecWgX8Swiglu
+        )
+    }
+
+    /// The GLU variant (a fused gate+up weight): `Some(true)` for GeGLU, `Some(false)` for SwiGLU.
+    pub fn glu(self) -> Option<bool> {
+        match self {
+            Op::MatvecRowGeglu | Op::MatvecWgGeglu | Op::MatvecRowX8Geglu | Op::MatvecWgX8Geglu => {
+                Some(true)
+            }
+            Op::MatvecRowSwiglu
+            | Op::MatvecWgSwiglu
+            | Op::MatvecRowX8Swiglu
+            | Op::MatvecWgX8Swiglu => Some(false),
+            _ => None,
+        }
+    }
 }
 
 use super::device::Gpu;
@@ -70,8 +136,8 @@ fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
     }
 }
 
-/// Bindings: 0 params (uniform), 1 W, 2 X (matvec, matmul), 3 Y, 4 W as f16 pairs (T1+),
-/// 5 W as 16-byte words.
+/// Bindings: 0 params (uniform), 1 W, 2 X (matvec, matmul; 8-bit quants in the x8 kernels), 3 Y,
+/// 4 W as f16 pairs (T1+), 5 W as 16-byte words, 6 x's per-piece scales (x8 kernels).
 fn layout_entries(key: &PipelineKey) -> (Vec<wgpu::BindGroupLayoutEntry>, bool) {
     let mut e = vec![
         wgpu::BindGroupLayoutEntry {
@@ -93,6 +159,9 @@ fn layout_entries(key: &PipelineKey) -> (Vec<wgpu::BindGroupLayoutEntry>, bool) 
     let weights = !matches!(key.op, Op::ReadBandwidth | Op::AluPeak);
     if weights {
         e.push(storage_entry(5, true));
+    }
+    if key.op.is_x8() {
+        e.push(storage_entry(6, true));
     }
     let f16_view = key.tier >= Tier::T1 && weights;
     if f16_view {
@@ -118,10 +187,7 @@ impl Gpu {
             ty: key.ty,
         })?;
         let what = format!("{:?} {} {:?}", key.op, key.ty, key.tier);
-        let wg = matches!(
-            key.op,
-            Op::MatvecWg | Op::MatvecWgGeglu | Op::MatvecWgSwiglu
-        );
+        let wg = key.op.is_matvec_wg();
         let constants: Vec<(&str, f64)> = if wg {
             vec![("LANES", f64::from(key.lanes))]
         } else {

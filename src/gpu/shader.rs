@@ -10,6 +10,7 @@ use crate::quant::GgmlType;
 const PARAMS: &str = include_str!("../../shaders/params.wgsl");
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
 const ACT_FNS: &str = include_str!("../../shaders/act_fns.wgsl");
+const X8: &str = include_str!("../../shaders/x8.wgsl");
 
 fn format_source(ty: GgmlType) -> Option<&'static str> {
     Some(match ty {
@@ -33,17 +34,14 @@ fn format_source(ty: GgmlType) -> Option<&'static str> {
 fn op_source(op: Op) -> &'static str {
     match op {
         Op::Dequant => include_str!("../../shaders/dequant.wgsl"),
-        Op::MatvecRow | Op::MatvecRowGeglu | Op::MatvecRowSwiglu => {
-            include_str!("../../shaders/matvec_row.wgsl")
-        }
-        Op::MatvecWg | Op::MatvecWgGeglu | Op::MatvecWgSwiglu => {
-            include_str!("../../shaders/matvec_wg.wgsl")
-        }
+        op if op.is_matvec_row() => include_str!("../../shaders/matvec_row.wgsl"),
+        op if op.is_matvec_wg() => include_str!("../../shaders/matvec_wg.wgsl"),
         Op::MatmulRow => include_str!("../../shaders/matmul_row.wgsl"),
         Op::MatmulTiled => include_str!("../../shaders/matmul_tiled.wgsl"),
         Op::ReadBandwidth => include_str!("../../shaders/read_bandwidth.wgsl"),
         Op::AluPeak => include_str!("../../shaders/alu_peak.wgsl"),
         Op::GetRows => include_str!("../../shaders/get_rows.wgsl"),
+        _ => unreachable!("every matvec op is matched above"),
     }
 }
 
@@ -97,22 +95,35 @@ pub fn shader_source(key: &PipelineKey) -> Option<String> {
         flags.push("SUBGROUPS");
         // naga enables subgroup builtins with the device feature; it rejects `enable subgroups;`.
     }
-    match key.op {
-        Op::MatvecRowGeglu | Op::MatvecWgGeglu => flags.extend(["GLU", "GELU"]),
-        Op::MatvecRowSwiglu | Op::MatvecWgSwiglu => flags.extend(["GLU", "SILU"]),
-        _ => {}
+    match key.op.glu() {
+        Some(true) => flags.extend(["GLU", "GELU"]),
+        Some(false) => flags.extend(["GLU", "SILU"]),
+        None => {}
     }
+    // `fast` precision: the format's `xdot32` and the integer dot product it uses.
+    let x8 = if key.op.is_x8() {
+        if !key.ty.has_x8_kernel() {
+            return None;
+        }
+        flags.push("X8");
+        if key.dot4 {
+            flags.push("DOT4");
+        }
+        X8
+    } else {
+        ""
+    };
     let act = if flags.contains(&"GLU") { ACT_FNS } else { "" };
     let full = match key.op {
         Op::ReadBandwidth | Op::AluPeak => format!("{header}{PARAMS}\n{}", op_source(key.op)),
-        Op::MatvecRow | Op::MatvecRowGeglu | Op::MatvecRowSwiglu => format!(
-            "{header}{PARAMS}\n{COMMON}\n{}\nconst ROWS: u32 = {}u;\n{}\n{act}",
+        op if op.is_matvec_row() => format!(
+            "{header}{PARAMS}\n{COMMON}\n{x8}\n{}\nconst ROWS: u32 = {}u;\n{}\n{act}",
             format_source(key.ty)?,
             key.lanes.max(1),
             op_source(key.op)
         ),
-        Op::MatvecWg | Op::MatvecWgGeglu | Op::MatvecWgSwiglu => format!(
-            "{header}{PARAMS}\n{COMMON}\n{}\n{}\n{act}",
+        op if op.is_matvec_wg() => format!(
+            "{header}{PARAMS}\n{COMMON}\n{x8}\n{}\n{}\n{act}",
             format_source(key.ty)?,
             op_source(key.op)
         ),
@@ -163,6 +174,12 @@ mod naga_tests {
             Op::MatvecRowSwiglu,
             Op::MatvecWgGeglu,
             Op::MatvecWgSwiglu,
+            Op::MatvecRowX8,
+            Op::MatvecRowX8Geglu,
+            Op::MatvecRowX8Swiglu,
+            Op::MatvecWgX8,
+            Op::MatvecWgX8Geglu,
+            Op::MatvecWgX8Swiglu,
             Op::MatmulRow,
             Op::MatmulTiled,
             Op::ReadBandwidth,
@@ -170,13 +187,24 @@ mod naga_tests {
         let mut failures = Vec::new();
         for tier in [Tier::T0, Tier::T1, Tier::T2] {
             for op in ops {
-                for ty in GgmlType::SUPPORTED {
+                for (ty, dot4) in GgmlType::SUPPORTED
+                    .into_iter()
+                    .flat_map(|t| [(t, false), (t, true)])
+                {
+                    if dot4 && !op.is_x8() {
+                        continue;
+                    }
                     let key = PipelineKey {
                         op,
                         ty,
                         tier,
                         lanes: 8,
+                        dot4,
                     };
+                    if op.is_x8() && !ty.has_x8_kernel() {
+                        assert!(shader_source(&key).is_none(), "{op:?} {ty}");
+                        continue;
+                    }
                     let src = shader_source(&key).expect("supported type has a shader");
                     let module = match naga::front::wgsl::parse_str(&src) {
                         Ok(m) => m,

@@ -9,6 +9,7 @@ use super::ModelError;
 use crate::gpu::Encoder;
 use crate::gpu::{Gpu, GpuError, GpuWeight};
 use crate::ops::attention::{self, AttnConfig, KvCache};
+use crate::ops::matvec::{Input, Precision, X8};
 use crate::ops::qk_rope::{encode_qk_rope, QkNorm};
 use crate::ops::rope::Rope;
 use crate::ops::{act, argmax, embed, matmul, matvec, norm};
@@ -58,6 +59,8 @@ struct Activations {
     logits_read: wgpu::Buffer,
     /// Biases (Qwen 2), per layer: (dim) each.
     biases: Vec<[Option<wgpu::Buffer>; 3]>,
+    /// A decode matvec's x quantized to 8 bits (`fast` precision): up to max(n_embd, q, n_ff).
+    x8: X8,
 }
 
 /// A model on the GPU with its KV cache.
@@ -75,6 +78,8 @@ pub struct Model {
     pub host_s: f64,
     /// Seconds spent compiling pipelines while loading.
     pub compile_s: f64,
+    /// How decode multiplies weights with activations (prefill is always exact).
+    precision: Precision,
 }
 
 impl Model {
@@ -115,6 +120,7 @@ impl Model {
             best_read: gpu.readback_buffer("argmax readback", argmax::ARGMAX_OUT_BYTES),
             logits_read: gpu.readback_buffer("logits readback", u64::from(cfg.n_vocab) * 4),
             biases,
+            x8: X8::new(gpu, cfg.n_embd.max(q).max(cfg.n_ff)),
         };
         // LongRoPE: the long factors once the context passes the original one (llama.cpp's
         // `get_rope_factors`), the short ones (or `rope_freqs`) otherwise.
@@ -134,6 +140,7 @@ impl Model {
             tokens: Vec::new(),
             host_s: 0.0,
             compile_s: 0.0,
+            precision: Precision::Exact,
         };
         model.compile(gpu).await?;
         Ok(model)
@@ -154,6 +161,33 @@ impl Model {
         }
         self.compile_s = super::generate::now_s() - t0;
         Ok(())
+    }
+
+    /// Decode precision from the next step on; `fast` compiles its kernels now.
+    pub async fn set_precision(&mut self, gpu: &Gpu, p: Precision) -> Result<(), ModelError> {
+        let before = self.precision;
+        self.precision = p;
+        if p != before {
+            let t0 = super::generate::now_s();
+            let mut enc = Encoder::new(gpu);
+            let r = self.encode_step(gpu, &mut enc, 1, 0).await;
+            let r = match r {
+                Ok(()) => self.encode_head(gpu, &mut enc, 1, Want::Argmax).await,
+                Err(e) => Err(e),
+            };
+            self.reset();
+            self.compile_s += super::generate::now_s() - t0;
+            if let Err(e) = r {
+                self.precision = before;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// The decode precision.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// Positions filled in the KV cache.
@@ -250,14 +284,34 @@ impl Model {
         gpu: &Gpu,
         enc: &mut Encoder<'_>,
         w: &GpuWeight,
-        x: &wgpu::Buffer,
+        x: Input<'_>,
         y: &wgpu::Buffer,
         n: u32,
     ) -> Result<(), GpuError> {
         if n == 1 {
-            matvec::encode(gpu, enc, w, x, y).await
+            matvec::encode_input(gpu, enc, w, x, y).await
         } else {
-            matmul::encode(gpu, enc, w, x, y, n).await
+            matmul::encode(gpu, enc, w, x.f32(), y, n).await
+        }
+    }
+
+    /// `x` as the weights `ws` read it: for one token at `fast` precision it is also quantized
+    /// to 8 bits here, once for all of them (when any has an integer kernel).
+    async fn input<'a>(
+        &'a self,
+        gpu: &Gpu,
+        enc: &mut Encoder<'_>,
+        x: &'a wgpu::Buffer,
+        ws: &[&GpuWeight],
+        n: u32,
+    ) -> Result<Input<'a>, GpuError> {
+        let fast = n == 1 && self.precision == Precision::Fast;
+        match ws.iter().find(|w| w.ty.has_x8_kernel()) {
+            Some(w) if fast => {
+                matvec::encode_quantize_x8(gpu, enc, x, w.row_len, &self.act.x8).await?;
+                Ok(Input::X8 { x, q: &self.act.x8 })
+            }
+            _ => Ok(Input::F32(x)),
         }
     }
 
@@ -290,9 +344,12 @@ impl Model {
         for (il, l) in w.layers.iter().enumerate() {
             let il32 = il as u32;
             // q: (n, nh, hd), k, v: (n, nkv, hd)
-            Self::linear(gpu, enc, &l.wq, &a.h, &a.q, n).await?;
-            Self::linear(gpu, enc, &l.wk, &a.h, &a.k, n).await?;
-            Self::linear(gpu, enc, &l.wv, &a.h, &a.v, n).await?;
+            let h = self
+                .input(gpu, enc, &a.h, &[&l.wq, &l.wk, &l.wv], n)
+                .await?;
+            Self::linear(gpu, enc, &l.wq, h, &a.q, n).await?;
+            Self::linear(gpu, enc, &l.wk, h, &a.k, n).await?;
+            Self::linear(gpu, enc, &l.wv, h, &a.v, n).await?;
             let [bq, bk, bv] = &a.biases[il];
             for (b, t, dim) in [
                 (bq, &a.q, nh * hd),
@@ -338,7 +395,8 @@ impl Model {
             )
             .await?;
             // h: (n, e) = wo · o; x += post_attn_norm(h) (Gemma 2, 3) or h; h = rms_norm(x) · ffn_norm
-            Self::linear(gpu, enc, &l.wo, &a.o, &a.h, n).await?;
+            let o = self.input(gpu, enc, &a.o, &[&l.wo], n).await?;
+            Self::linear(gpu, enc, &l.wo, o, &a.h, n).await?;
             let post = l.post_attn_norm.as_ref();
             norm::encode_residual_norm(gpu, enc, &a.x, &a.h, post, &l.ffn_norm, n, e, c.eps)
                 .await?;
@@ -348,14 +406,16 @@ impl Model {
                 GateUp::Fused(w_gu) => {
                     // One token: projections and gated unit in one dispatch where the weight
                     // fits one binding.
-                    if n > 1 || !matvec::encode_glu(gpu, enc, w_gu, &a.h, &a.g, gemma).await? {
-                        Self::linear(gpu, enc, w_gu, &a.h, &a.gu, n).await?;
+                    let h = self.input(gpu, enc, &a.h, &[w_gu], n).await?;
+                    if n > 1 || !matvec::encode_glu(gpu, enc, w_gu, h, &a.g, gemma).await? {
+                        Self::linear(gpu, enc, w_gu, h, &a.gu, n).await?;
                         act::encode_glu_halves(gpu, enc, &a.gu, &a.g, n, c.n_ff, gemma).await?;
                     }
                 }
                 GateUp::Split { gate, up } => {
-                    Self::linear(gpu, enc, gate, &a.h, &a.g, n).await?;
-                    Self::linear(gpu, enc, up, &a.h, &a.u, n).await?;
+                    let h = self.input(gpu, enc, &a.h, &[gate, up], n).await?;
+                    Self::linear(gpu, enc, gate, h, &a.g, n).await?;
+                    Self::linear(gpu, enc, up, h, &a.u, n).await?;
                     if gemma {
                         act::encode_geglu(gpu, enc, &a.g, &a.u, &a.g, n, c.n_ff).await?;
                     } else {
@@ -363,7 +423,8 @@ impl Model {
                     }
                 }
             }
-            Self::linear(gpu, enc, &l.w_down, &a.g, &a.h, n).await?;
+            let g = self.input(gpu, enc, &a.g, &[&l.w_down], n).await?;
+            Self::linear(gpu, enc, &l.w_down, g, &a.h, n).await?;
             // x += post_ffw_norm(h) or h; h = rms_norm(x) · the next layer's attn_norm (after
             // the last layer: output_norm, the head's input)
             let next = w
@@ -396,7 +457,8 @@ impl Model {
             &a.last
         };
         let out = w.output.as_ref().unwrap_or(&w.token_embd);
-        matvec::encode(gpu, enc, out, last, &a.logits).await?;
+        let x = self.input(gpu, enc, last, &[out], 1).await?;
+        matvec::encode_input(gpu, enc, out, x, &a.logits).await?;
         // Gemma 2: logits = c·tanh(logits / c).
         if c.final_softcap > 0.0 {
             act::encode_softcap(

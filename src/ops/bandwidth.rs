@@ -52,6 +52,7 @@ async fn dispatch(
         ty: GgmlType::F32,
         tier: gpu.caps.tier,
         lanes: 0,
+        dot4: false,
     };
     let kernel = gpu.pipeline(key).await?;
     let (gx, gy) = grid(gpu, READ_INVOCATIONS / 64);

@@ -1,8 +1,138 @@
 //! y = W·x on the GPU (the decode path): `W` is rows × k in block format, `x` has k values.
+//!
+//! Two precisions. `exact` dequantizes each weight to f32 and multiplies with f32 x: the
+//! goldens hold it. `fast` first quantizes x to 8 bits per 32 values ([`encode_quantize_x8`],
+//! as ggml's q8_1), then takes integer dot products of the weights' quants with x's, four at a
+//! time (`dot4I8Packed`), scaling once per 32 values: the arithmetic llama.cpp's own quantized
+//! matvec does. Formats without an integer kernel ([`GgmlType::has_x8_kernel`]) run exactly
+//! at either precision.
 
-use super::{check_binding, check_kernel_shape, grid, key, record, Params};
-use crate::gpu::Encoder;
+use super::{check_binding, check_kernel_shape, dispatch, grid, key, record, Params};
+use crate::gpu::{Bind, Encoder, KernelSpec};
 use crate::gpu::{Gpu, GpuError, GpuWeight, KernelFamily, Op, Tier};
+use crate::quant::GgmlType;
+
+/// How decode multiplies weights with activations.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Precision {
+    /// f32 activations times exactly dequantized weights (the default; the goldens hold it).
+    #[default]
+    Exact,
+    /// Activations quantized to 8 bits per 32 values, integer dot products.
+    Fast,
+}
+
+impl Precision {
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Exact => "exact",
+            Precision::Fast => "fast",
+        }
+    }
+
+    /// `exact` or `fast`.
+    pub fn parse(s: &str) -> Option<Precision> {
+        match s {
+            "exact" => Some(Precision::Exact),
+            "fast" => Some(Precision::Fast),
+            _ => None,
+        }
+    }
+}
+
+/// x quantized for the `fast` kernels: `q` holds 32 signed bytes per 32-value piece (8 u32),
+/// `s` per piece (d, d·Σq[0..16), d·Σq[16..32), d·Σq) as f32.
+pub struct X8 {
+    pub q: wgpu::Buffer,
+    pub s: wgpu::Buffer,
+    /// Values it can hold (a multiple of 32).
+    pub capacity: u32,
+}
+
+impl X8 {
+    /// Buffers for vectors of up to `k` values (rounded up to a multiple of 32).
+    pub fn new(gpu: &Gpu, k: u32) -> X8 {
+        let pieces = u64::from(k.div_ceil(32).max(1));
+        X8 {
+            q: gpu.storage("x8 quants", pieces * 32),
+            s: gpu.storage("x8 scales", pieces * 16),
+            capacity: (pieces * 32) as u32,
+        }
+    }
+}
+
+/// What a matvec multiplies: f32 x, or at `fast` precision x and its 8-bit quantization (the
+/// f32 x serves formats without an integer kernel).
+#[derive(Clone, Copy)]
+pub enum Input<'a> {
+    F32(&'a wgpu::Buffer),
+    X8 { x: &'a wgpu::Buffer, q: &'a X8 },
+}
+
+impl<'a> Input<'a> {
+    /// The f32 x.
+    pub fn f32(&self) -> &'a wgpu::Buffer {
+        match *self {
+            Input::F32(x) | Input::X8 { x, .. } => x,
+        }
+    }
+
+    /// The quantized x when `ty` has an integer kernel.
+    fn x8_for(&self, ty: GgmlType) -> Option<&'a X8> {
+        match *self {
+            Input::X8 { q, .. } if ty.has_x8_kernel() => Some(q),
+            _ => None,
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct QuantParams {
+    pieces: u32,
+    grid_x: u32,
+    _pad: [u32; 2],
+}
+
+/// Records the 8-bit quantization of the first `k` values of `x` (k a multiple of 32) into `q`.
+pub async fn encode_quantize_x8(
+    gpu: &Gpu,
+    enc: &mut Encoder<'_>,
+    x: &wgpu::Buffer,
+    k: u32,
+    q: &X8,
+) -> Result<(), GpuError> {
+    if k == 0 || !k.is_multiple_of(32) || k > q.capacity || x.size() < u64::from(k) * 4 {
+        return Err(GpuError::Shape {
+            tensor: "x8 quantization".into(),
+            detail: format!(
+                "k = {k} must be a positive multiple of 32 within x ({} values) and the x8 \
+                 buffers ({} values)",
+                x.size() / 4,
+                q.capacity
+            ),
+        });
+    }
+    check_binding(gpu, "x8 quantization x", x.size())?;
+    let kernel = gpu
+        .kernel(&KernelSpec {
+            name: "quantize_x8",
+            variant: 0,
+            source: &|_| include_str!("../../shaders/quantize_x8.wgsl").to_string(),
+            bindings: &[Bind::Uniform, Bind::Read, Bind::ReadWrite, Bind::ReadWrite],
+            constants: &[],
+        })
+        .await?;
+    let pieces = k / 32;
+    let (gx, gy) = grid(gpu, pieces.div_ceil(64));
+    let params = QuantParams {
+        pieces,
+        grid_x: gx,
+        _pad: [0; 2],
+    };
+    dispatch(enc, &kernel, &params, &[x, &q.q, &q.s], (gx, gy, 1));
+    Ok(())
+}
 
 /// Rows each invocation of the row kernel handles (`ROWS` in `shaders/matvec_row.wgsl`): 16 for
 /// large matrices (x is loaded once per 16 rows), fewer for small ones, so that a software
@@ -34,7 +164,38 @@ pub async fn encode(
     x: &wgpu::Buffer,
     y: &wgpu::Buffer,
 ) -> Result<(), GpuError> {
+    encode_input(gpu, enc, w, Input::F32(x), y).await
+}
+
+/// Checks that the quantized x covers a row of `w`.
+fn check_x8(w: &GpuWeight, q: &X8) -> Result<(), GpuError> {
+    if q.capacity < w.row_len {
+        return Err(GpuError::Shape {
+            tensor: w.name.clone(),
+            detail: format!(
+                "rows have {} values but the quantized x holds {}",
+                w.row_len, q.capacity
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// [`encode`] with x given as an [`Input`]: the x8 kernels where x is quantized and the
+/// format has one.
+pub async fn encode_input(
+    gpu: &Gpu,
+    enc: &mut Encoder<'_>,
+    w: &GpuWeight,
+    input: Input<'_>,
+    y: &wgpu::Buffer,
+) -> Result<(), GpuError> {
+    let x = input.f32();
+    let x8 = input.x8_for(w.ty);
     check_kernel_shape(w)?;
+    if let Some(q) = x8 {
+        check_x8(w, q)?;
+    }
     check_binding(gpu, "matvec x", u64::from(w.row_len) * 4)?;
     check_binding(gpu, "matvec y", u64::from(w.rows) * 4)?;
     if x.size() < u64::from(w.row_len) * 4 || y.size() < u64::from(w.rows) * 4 {
@@ -49,14 +210,16 @@ pub async fn encode(
             ),
         });
     }
-    let (op, lanes, rows_per_group) = match gpu.caps.family {
-        KernelFamily::Row => {
+    let (op, lanes, rows_per_group) = match (gpu.caps.family, x8.is_some()) {
+        (KernelFamily::Row, fast) => {
             let r = rows_per_invocation(w.chunks.iter().map(|c| c.rows).max().unwrap_or(1));
-            (Op::MatvecRow, r, 64 * r)
+            let op = if fast { Op::MatvecRowX8 } else { Op::MatvecRow };
+            (op, r, 64 * r)
         }
-        KernelFamily::Workgroup => {
+        (KernelFamily::Workgroup, fast) => {
             let lanes = lanes_for(gpu, w.row_len);
-            (Op::MatvecWg, lanes, 64 / lanes)
+            let op = if fast { Op::MatvecWgX8 } else { Op::MatvecWg };
+            (op, lanes, 64 / lanes)
         }
     };
     let kernel = gpu.pipeline(key(gpu, op, w, lanes)).await?;
@@ -72,8 +235,16 @@ pub async fn encode(
             grid_x: gx,
             ..Params::default()
         };
-        let bindings = [(1, &chunk.buffer), (2, x), (3, y)];
-        record(enc, &kernel, params, &bindings, (gx, gy));
+        match x8 {
+            Some(q) => {
+                let bindings = [(1, &chunk.buffer), (2, &q.q), (3, y), (6, &q.s)];
+                record(enc, &kernel, params, &bindings, (gx, gy));
+            }
+            None => {
+                let bindings = [(1, &chunk.buffer), (2, x), (3, y)];
+                record(enc, &kernel, params, &bindings, (gx, gy));
+            }
+        }
     }
     Ok(())
 }
@@ -86,11 +257,16 @@ pub async fn encode_glu(
     gpu: &Gpu,
     enc: &mut Encoder<'_>,
     w: &GpuWeight,
-    x: &wgpu::Buffer,
+    input: Input<'_>,
     y: &wgpu::Buffer,
     gelu: bool,
 ) -> Result<bool, GpuError> {
+    let x = input.f32();
+    let x8 = input.x8_for(w.ty);
     check_kernel_shape(w)?;
+    if let Some(q) = x8 {
+        check_x8(w, q)?;
+    }
     let [chunk] = w.chunks.as_slice() else {
         return Ok(false);
     };
@@ -114,23 +290,25 @@ pub async fn encode_glu(
     }
     check_binding(gpu, "matvec x", x.size())?;
     check_binding(gpu, "matvec y", y.size())?;
-    let (op, lanes, rows_per_group) = match (gpu.caps.family, gelu) {
-        (KernelFamily::Row, g) => {
-            let r = rows_per_invocation(n);
-            let op = if g {
-                Op::MatvecRowGeglu
-            } else {
-                Op::MatvecRowSwiglu
+    let (op, lanes, rows_per_group) = match gpu.caps.family {
+        KernelFamily::Row => {
+            let op = match (x8.is_some(), gelu) {
+                (false, true) => Op::MatvecRowGeglu,
+                (false, false) => Op::MatvecRowSwiglu,
+                (true, true) => Op::MatvecRowX8Geglu,
+                (true, false) => Op::MatvecRowX8Swiglu,
             };
+            let r = rows_per_invocation(n);
             (op, r, 64 * r)
         }
-        (KernelFamily::Workgroup, g) => {
-            let lanes = lanes_for(gpu, w.row_len);
-            let op = if g {
-                Op::MatvecWgGeglu
-            } else {
-                Op::MatvecWgSwiglu
+        KernelFamily::Workgroup => {
+            let op = match (x8.is_some(), gelu) {
+                (false, true) => Op::MatvecWgGeglu,
+                (false, false) => Op::MatvecWgSwiglu,
+                (true, true) => Op::MatvecWgX8Geglu,
+                (true, false) => Op::MatvecWgX8Swiglu,
             };
+            let lanes = lanes_for(gpu, w.row_len);
             (op, lanes, 64 / lanes)
         }
     };
@@ -145,9 +323,30 @@ pub async fn encode_glu(
         grid_x: gx,
         ..Params::default()
     };
-    let bindings = [(1, &chunk.buffer), (2, x), (3, y)];
-    record(enc, &kernel, params, &bindings, (gx, gy));
+    match x8 {
+        Some(q) => {
+            let bindings = [(1, &chunk.buffer), (2, &q.q), (3, y), (6, &q.s)];
+            record(enc, &kernel, params, &bindings, (gx, gy));
+        }
+        None => {
+            let bindings = [(1, &chunk.buffer), (2, x), (3, y)];
+            record(enc, &kernel, params, &bindings, (gx, gy));
+        }
+    }
     Ok(true)
+}
+
+/// Convenience for tests and tools: uploads `x`, quantizes it to 8 bits, runs the `fast`
+/// matvec (exact for formats without an integer kernel), reads y back.
+pub async fn run_fast(gpu: &Gpu, w: &GpuWeight, x: &[f32]) -> Result<Vec<f32>, GpuError> {
+    let xb = gpu.storage_from("x", x);
+    let q = X8::new(gpu, w.row_len);
+    let yb = gpu.storage("y", u64::from(w.rows) * 4);
+    let mut enc = Encoder::new(gpu);
+    encode_quantize_x8(gpu, &mut enc, &xb, w.row_len, &q).await?;
+    encode_input(gpu, &mut enc, w, Input::X8 { x: &xb, q: &q }, &yb).await?;
+    enc.submit();
+    gpu.read_f32(&yb, w.rows as usize).await
 }
 
 /// Convenience for tests and tools: uploads `x`, runs the matvec, reads y back.

@@ -78,6 +78,7 @@ pub(crate) fn key(gpu: &Gpu, op: Op, w: &GpuWeight, lanes: u32) -> PipelineKey {
         ty: w.ty,
         tier: gpu.caps.tier,
         lanes,
+        dot4: gpu.caps.dot4,
     }
 }
 

@@ -94,6 +94,23 @@ impl GgmlType {
         GgmlType::Q6_K,
     ];
 
+    /// Formats with an integer dot product against 8-bit x (`xdot32` in `shaders/formats/`), which
+    /// `fast` precision uses in decode; the rest (F32, F16, BF16, Q2_K, Q3_K) stay on the exact
+    /// kernels at every precision.
+    pub fn has_x8_kernel(self) -> bool {
+        matches!(
+            self,
+            GgmlType::Q4_0
+                | GgmlType::Q4_1
+                | GgmlType::Q5_0
+                | GgmlType::Q5_1
+                | GgmlType::Q8_0
+                | GgmlType::Q4_K
+                | GgmlType::Q5_K
+                | GgmlType::Q6_K
+        )
+    }
+
     /// True for the types in [`GgmlType::SUPPORTED`].
     pub fn is_supported(self) -> bool {
         Self::SUPPORTED.contains(&self)

@@ -29,7 +29,7 @@ pub fn run(args: ModelBenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     let longest = args.prefill.iter().copied().max().unwrap_or(1).max(1);
     // Room for the prompt, the decode run and the profiled steps after it.
     let ctx = longest.max(args.ttft_prompt + args.decode as u32 + 1 + PROFILE_STEPS);
-    let mut m = load(&args.model, ctx)?;
+    let mut m = load(&args.model, ctx, args.precision.get())?;
     let (gpu, model) = (&m.gpu, &mut m.model);
     let n_vocab = model.cfg.n_vocab;
     // Ordinary tokens (ids past the first 1000 are plain words in every supported vocabulary).
@@ -155,7 +155,7 @@ pub fn run(args: ModelBenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         "decode_gbs": achieved,
         "roofline_gbs": roof,
         "decode_pct_of_roofline": pct,
-        "precision": "exact",
+        "precision": args.precision.get().name(),
         "compile_ms": model.compile_s * 1e3,
         "dispatches_per_token": per_token(steps.dispatches),
         "passes_per_token": per_token(steps.passes),

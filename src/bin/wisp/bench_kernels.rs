@@ -4,6 +4,7 @@
 use serde_json::json;
 use wisp::bench;
 use wisp::gpu::{Gpu, GpuOptions, KernelFamily};
+use wisp::ops::matvec::Precision::{Exact, Fast};
 use wisp::quant::GgmlType;
 
 use crate::cli::BenchArgs;
@@ -65,7 +66,14 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             }
             alu = alu.max(pollster::block_on(bench::alu_peak(&gpu, 1))?);
             let rows = ((args.mib << 20) / row_bytes).max(64);
-            let mv = pollster::block_on(bench::matvec(&gpu, ty, rows, k_len, args.iters))?;
+            let mv = pollster::block_on(bench::matvec(&gpu, ty, rows, k_len, args.iters, Exact))?;
+            let fast = if ty.has_x8_kernel() {
+                Some(pollster::block_on(bench::matvec(
+                    &gpu, ty, rows, k_len, args.iters, Fast,
+                ))?)
+            } else {
+                None
+            };
             let mm_rows = (rows / 8).clamp(64, 8192);
             let mm = pollster::block_on(bench::matmul(
                 &gpu,
@@ -75,7 +83,7 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                 args.cols,
                 args.iters.min(3),
             ))?;
-            rows_out.push((fam == chosen, rows, mm_rows, mv, mm));
+            rows_out.push((fam == chosen, rows, mm_rows, mv, fast, mm));
         }
     }
     let mut kernels = Vec::new();
@@ -91,18 +99,27 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             "format", "op", "family", "GB/s", "% roof", "GFLOP/s", "% ALU"
         );
     }
-    for (is_chosen, rows, mm_rows, mv, mm) in rows_out {
-        let pct = 100.0 * mv.gbs / roof.gbs;
+    for (is_chosen, rows, mm_rows, mv, fast, mm) in rows_out {
         let ty = mv.ty.to_string();
-        if !args.json {
-            println!(
-                "{ty:<6} {:<7} {:<10} {:>9.2} {pct:>8.1}% {:>9.2} {:>6.1}%",
-                "matvec",
-                mv.family,
-                mv.gbs,
-                mv.gflops,
-                100.0 * mv.gflops / alu
+        for mv in std::iter::once(&mv).chain(fast.as_ref()) {
+            let pct = 100.0 * mv.gbs / roof.gbs;
+            if !args.json {
+                println!(
+                    "{ty:<6} {:<7} {:<10} {:>9.2} {pct:>8.1}% {:>9.2} {:>6.1}%",
+                    mv.op,
+                    mv.family,
+                    mv.gbs,
+                    mv.gflops,
+                    100.0 * mv.gflops / alu
+                );
+            }
+            kernels.push(
+                json!({"format": ty, "op": mv.op, "family": mv.family, "chosen": is_chosen,
+                "rows": rows, "k": k_len, "bytes": mv.weight_bytes, "gbs": mv.gbs, "pct_of_roofline": pct,
+                "gflops": mv.gflops, "pct_of_alu_peak": 100.0 * mv.gflops / alu}),
             );
+        }
+        if !args.json {
             println!(
                 "{ty:<6} {:<7} {:<10} {:>9.2} {:>9} {:>9.2} {:>6.1}%",
                 "matmul",
@@ -113,11 +130,6 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                 100.0 * mm.gflops / alu
             );
         }
-        kernels.push(
-            json!({"format": ty, "op": "matvec", "family": mv.family, "chosen": is_chosen,
-            "rows": rows, "k": k_len, "bytes": mv.weight_bytes, "gbs": mv.gbs, "pct_of_roofline": pct,
-            "gflops": mv.gflops, "pct_of_alu_peak": 100.0 * mv.gflops / alu}),
-        );
         kernels.push(
             json!({"format": ty, "op": "matmul", "family": mm.family, "chosen": is_chosen,
             "rows": mm_rows, "k": k_len, "cols": args.cols, "gflops": mm.gflops,

@@ -15,7 +15,7 @@ fn common_prefix(a: &[u32], b: &[u32]) -> usize {
 }
 
 pub fn run(args: ChatArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let mut m = load(&args.model, args.ctx)?;
+    let mut m = load(&args.model, args.ctx, args.precision.get())?;
     let template = ChatTemplate::for_model(&m.tokenizer)?;
     match template.source() {
         TemplateSource::Model => {}

@@ -149,6 +149,24 @@ pub struct PromptArgs {
     pub prompt_ids: Option<String>,
 }
 
+/// Decode precision: `exact` (f32 activations, the default) or `fast` (activations quantized
+/// to 8 bits per 32 values, integer dot products; within llama.cpp's own distance from exact).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum PrecisionArg {
+    #[default]
+    Exact,
+    Fast,
+}
+
+impl PrecisionArg {
+    pub fn get(self) -> wisp::ops::matvec::Precision {
+        match self {
+            PrecisionArg::Exact => wisp::ops::matvec::Precision::Exact,
+            PrecisionArg::Fast => wisp::ops::matvec::Precision::Fast,
+        }
+    }
+}
+
 /// Sampling options shared by `run` and `chat`.
 #[derive(Args)]
 pub struct SampleArgs {
@@ -190,6 +208,9 @@ pub struct RunArgs {
     /// With --json: the K largest raw logits of each step.
     #[arg(long, default_value_t = 0)]
     pub top_logits: usize,
+    /// Decode precision.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Exact)]
+    pub precision: PrecisionArg,
 }
 
 #[derive(Args)]
@@ -210,6 +231,9 @@ pub struct ChatArgs {
     /// KV cache positions (the whole conversation must fit).
     #[arg(long, default_value_t = 4096)]
     pub ctx: u32,
+    /// Decode precision.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Exact)]
+    pub precision: PrecisionArg,
 }
 
 #[derive(Args)]
@@ -224,6 +248,9 @@ pub struct LogitsArgs {
     /// KV cache positions.
     #[arg(long, default_value_t = 4096)]
     pub ctx: u32,
+    /// Decode precision.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Exact)]
+    pub precision: PrecisionArg,
 }
 
 #[derive(Args)]
@@ -245,4 +272,7 @@ pub struct ModelBenchArgs {
     /// Repetitions of the roofline measurement (the fastest counts).
     #[arg(long, default_value_t = 5)]
     pub iters: usize,
+    /// Decode precision.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Exact)]
+    pub precision: PrecisionArg,
 }

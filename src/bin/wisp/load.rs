@@ -18,7 +18,11 @@ pub struct Loaded {
 }
 
 /// Opens the GPU and uploads the model, showing bytes uploaded on stderr.
-pub fn load(arg: &ModelArg, ctx: u32) -> Result<Loaded, Box<dyn std::error::Error>> {
+pub fn load(
+    arg: &ModelArg,
+    ctx: u32,
+    precision: wisp::ops::matvec::Precision,
+) -> Result<Loaded, Box<dyn std::error::Error>> {
     let path = arg.path()?;
     let file = GgufFile::open(&path)?;
     let opts = GpuOptions::from_env()?;
@@ -37,10 +41,11 @@ pub fn load(arg: &ModelArg, ctx: u32) -> Result<Loaded, Box<dyn std::error::Erro
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
     );
-    let model = pollster::block_on(Model::load(&gpu, &file, ctx, &mut |done, total| {
+    let mut model = pollster::block_on(Model::load(&gpu, &file, ctx, &mut |done, total| {
         bar.set_length(total);
         bar.set_position(done);
     }))?;
+    pollster::block_on(model.set_precision(&gpu, precision))?;
     bar.finish_and_clear();
     let tokenizer = Tokenizer::from_gguf(file.gguf())?;
     Ok(Loaded {

@@ -6,7 +6,7 @@ use crate::cli::LogitsArgs;
 use crate::load::load;
 
 pub fn run(args: LogitsArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let mut m = load(&args.model, args.ctx)?;
+    let mut m = load(&args.model, args.ctx, args.precision.get())?;
     let prompt = args.prompt.tokens(&m.tokenizer)?;
     let Output::Logits(l) = pollster::block_on(m.model.forward(&m.gpu, &prompt, Want::Logits))?
     else {

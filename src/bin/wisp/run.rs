@@ -25,7 +25,7 @@ impl SampleArgs {
 }
 
 pub fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let mut m = load(&args.model, args.ctx)?;
+    let mut m = load(&args.model, args.ctx, args.precision.get())?;
     let prompt = args.prompt.tokens(&m.tokenizer)?;
     let params = GenParams {
         max_tokens: args.n,
