@@ -10,6 +10,13 @@ mod common;
 
 use wisp::gguf::GgufFile;
 use wisp::model::forward::{Model, Output, Want};
+use wisp::ops::matvec::Precision;
+
+/// `fast` precision (8-bit activations, as llama.cpp's): within llama.cpp's own distance from
+/// exact math, 3% of |top logit|, and the greedy token of llama.cpp or of exact math except at
+/// a near-tie (the exact logits of Wisp's pick and of the exact top within `FAST_TIE`).
+const FAST_LOGIT_TOL: f64 = 0.03;
+const FAST_TIE: f64 = 0.25;
 
 /// |wisp − exact| ≤ LOGIT_TOL · |exact top logit| for the exact pass's top-5 ids: 0.1%.
 /// llama.cpp itself sits 1–3% away (8-bit activations). Wisp computes in f32 with f16 K/V at
@@ -74,13 +81,24 @@ fn model_path(var: &str, file: &str) -> Option<std::path::PathBuf> {
 }
 
 /// Runs one oracle case on every adapter; returns failures.
-fn run_case(model_file: &std::path::Path, case: &Case, steps: usize) -> Vec<String> {
+fn run_case(
+    model_file: &std::path::Path,
+    case: &Case,
+    steps: usize,
+    precision: Precision,
+) -> Vec<String> {
     let file = GgufFile::open(model_file).expect("model opens");
     let mut failures = Vec::new();
+    let tol = match precision {
+        Precision::Exact => LOGIT_TOL,
+        Precision::Fast => FAST_LOGIT_TOL,
+    };
     for gpu in common::devices() {
-        let name = gpu.caps.adapter.name.clone();
+        let name = format!("{} {}", gpu.caps.adapter.name, precision.name());
         let mut model =
             pollster::block_on(Model::load(&gpu, &file, 512, &mut |_, _| {})).expect("model loads");
+        pollster::block_on(model.set_precision(&gpu, precision)).expect("precision");
+        let mut ties = Vec::new();
         let mut input = case.prompt_ids.clone();
         let mut worst = 0f64;
         let mut partings = Vec::new();
@@ -96,8 +114,14 @@ fn run_case(model_file: &std::path::Path, case: &Case, steps: usize) -> Vec<Stri
             let llama = case.greedy_ids[step];
             let exact = &case.exact_top[step];
             if ours != llama {
+                let near_tie = precision == Precision::Fast
+                    && exact
+                        .iter()
+                        .any(|&(id, l)| id == ours && exact[0].1 - l < FAST_TIE);
                 if ours == exact[0].0 {
                     partings.push(step);
+                } else if near_tie {
+                    ties.push(step);
                 } else {
                     failures.push(format!("[{name}] step {step}: Wisp picked {ours}, llama.cpp {llama}, exact math {}", exact[0].0));
                 }
@@ -107,14 +131,14 @@ fn run_case(model_file: &std::path::Path, case: &Case, steps: usize) -> Vec<Stri
                 let got = f64::from(logits[id as usize]);
                 let err = (got - want).abs() / top;
                 worst = worst.max(err);
-                if err > LOGIT_TOL {
+                if err > tol {
                     failures.push(format!("[{name}] step {step}: logit of {id} is {got}, exact {want} ({:.3}% of the top logit)", err * 100.0));
                 }
             }
             input = vec![llama];
         }
         eprintln!(
-            "[{name}] {steps} steps: worst logit error {:.4}% of the top logit; parted from llama.cpp (siding with exact math) at steps {partings:?}",
+            "[{name}] {steps} steps: worst logit error {:.4}% of the top logit; parted from llama.cpp (siding with exact math) at steps {partings:?}; near-ties at {ties:?}",
             worst * 100.0
         );
     }
@@ -123,6 +147,17 @@ fn run_case(model_file: &std::path::Path, case: &Case, steps: usize) -> Vec<Stri
 
 /// Runs the oracle case `json` with the model from `$var`, or `file` in the cache.
 fn oracle_test(var: &str, file: &str, json: &str, fetch: &str) {
+    oracle_test_at(var, file, json, fetch, Precision::Exact, 32);
+}
+
+fn oracle_test_at(
+    var: &str,
+    file: &str,
+    json: &str,
+    fetch: &str,
+    precision: Precision,
+    default_steps: usize,
+) {
     let Some(path) = model_path(var, file) else {
         panic!("{file} is missing: run {fetch}");
     };
@@ -130,8 +165,8 @@ fn oracle_test(var: &str, file: &str, json: &str, fetch: &str) {
     let steps: usize = std::env::var("WISP_ORACLE_STEPS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(32);
-    let f = run_case(&path, &case, steps);
+        .unwrap_or(default_steps);
+    let f = run_case(&path, &case, steps, precision);
     assert!(f.is_empty(), "{}", f.join("\n"));
 }
 
@@ -152,6 +187,28 @@ fn smollm2_matches_llama_cpp_and_exact_math() {
         "SmolLM2-135M-Instruct.Q4_1.gguf",
         "smollm2-135m-instruct-q4_1.once_upon_a_time.json",
         "scripts/fetch-model.sh smollm2",
+    );
+}
+
+/// `fast` precision on both oracle prompts (16 decode steps each, to keep CI's time):
+/// within 3% of the top logit of exact math and the same greedy tokens except near-ties.
+#[test]
+fn fast_precision_stays_within_llama_cpp_distance() {
+    oracle_test_at(
+        "WISP_MODEL",
+        "gemma-3-270m-q4_k_m.gguf",
+        "gemma3-270m-q4_k_m.once_upon_a_time.json",
+        "scripts/fetch-model.sh",
+        Precision::Fast,
+        16,
+    );
+    oracle_test_at(
+        "WISP_SMOLLM2_MODEL",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "smollm2-135m-instruct-q4_1.once_upon_a_time.json",
+        "scripts/fetch-model.sh smollm2",
+        Precision::Fast,
+        16,
     );
 }
 
