@@ -22,6 +22,7 @@ use crate::model::generate::{generate, GenParams, GenStats};
 use crate::model::sampler::SamplerConfig;
 use crate::model::tokenizer::Tokenizer;
 use crate::model::ModelError;
+use crate::ops::matvec::Precision;
 use download::{Progress, StoreSource};
 use store::{FileMeta, Store, CHUNK_SIZE};
 
@@ -122,6 +123,8 @@ impl GenOptions {
 struct LoadOptions {
     /// KV cache positions (default 2048).
     context: Option<u32>,
+    /// Decode precision: "exact" (default) or "fast".
+    precision: Option<String>,
 }
 
 /// Generation parameters from the JS options (OpenAI names: `max_tokens`, `temperature`,
@@ -235,7 +238,15 @@ impl Engine {
         let t0 = js::now_ms();
         let cb = on_progress.clone();
         let ctx = opts.context.unwrap_or(2048);
-        let model = Model::load(&gpu, &src, ctx, &mut |done, total| {
+        let precision = match opts.precision.as_deref() {
+            None => Precision::Exact,
+            Some(p) => Precision::parse(p).ok_or_else(|| {
+                to_js(WebError::Options(format!(
+                    "precision '{p}': expected \"exact\" or \"fast\""
+                )))
+            })?,
+        };
+        let mut model = Model::load(&gpu, &src, ctx, &mut |done, total| {
             let secs = ((js::now_ms() - t0) / 1e3).max(1e-3);
             report(
                 &cb,
@@ -251,6 +262,7 @@ impl Engine {
         })
         .await
         .map_err(to_js)?;
+        model.set_precision(&gpu, precision).await.map_err(to_js)?;
         let refetched = download::REFETCHED.with(|r| r.borrow().clone());
         let c = &gpu.caps;
         let info = json!({
@@ -259,7 +271,8 @@ impl Engine {
             "adapter": {"name": c.adapter.name, "backend": c.adapter.backend, "tier": format!("{:?}", c.tier),
                         "shader_f16": c.shader_f16, "family": c.family.name()},
             "model": {"arch": format!("{:?}", model.cfg.arch), "n_layer": model.cfg.n_layer,
-                      "n_vocab": model.cfg.n_vocab, "context": ctx},
+                      "n_vocab": model.cfg.n_vocab, "context": ctx,
+                      "precision": precision.name()},
             "template": format!("{:?}", template.source()),
         });
         Ok(Engine {

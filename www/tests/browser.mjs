@@ -222,6 +222,19 @@ try {
     return r.text;
   }, modelUrl);
   check(viaVite === ", there", `the Vite-bundled package generates: ${JSON.stringify(viaVite)}`);
+
+  // 9. `fast` precision (8-bit activations, dot4I8Packed where Chromium's WGSL has it): the
+  // first 4 greedy tokens, which are far from ties, equal llama.cpp's.
+  const fast = await vpage.evaluate(async ({ url, ids }) => {
+    const e = await createEngine();
+    const info = await e.load(url, { context: 64, precision: "fast" });
+    const r = await e.generate(ids, { max_tokens: 4, temperature: 0 });
+    await e.unload();
+    return { precision: info.model.precision, ids: r.token_ids, tok_s: r.timings.decode_tok_s };
+  }, { url: modelUrl, ids: oracle.prompt_ids });
+  console.log(`[${secs()} s] fast precision: ${JSON.stringify(fast)}`);
+  check(fast.precision === "fast" && JSON.stringify(fast.ids) === JSON.stringify(oracle.greedy_ids.slice(0, 4)),
+    `at fast precision the first 4 greedy tokens equal llama.cpp's: ${JSON.stringify(fast.ids)}`);
 } catch (e) {
   console.log(`FAIL ${e.stack ?? e}`);
   failures++;

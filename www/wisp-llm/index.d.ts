@@ -12,6 +12,13 @@ export interface Progress {
   message: string;
 }
 
+/**
+ * "exact": f32 activations (the default; equal to exact math within 0.1% of the top logit).
+ * "fast": activations quantized to 8 bits per 32 values with integer dot products, as
+ * llama.cpp computes; within 3% of the top logit.
+ */
+export type Precision = "exact" | "fast";
+
 export interface GenerationOptions {
   max_tokens?: number;
   /** 0: greedy. */
@@ -108,13 +115,13 @@ export interface EngineInfo {
   cached: boolean;
   refetched_chunks: number[];
   adapter: { name: string; backend: string; tier: string; shader_f16: boolean; family: string };
-  model: { arch: string; n_layer: number; n_vocab: number; context: number };
+  model: { arch: string; n_layer: number; n_vocab: number; context: number; precision: Precision };
   template: string;
 }
 
 export interface Engine {
   model: string | undefined;
-  load(url: string, opts?: { onProgress?: (p: Progress) => void; context?: number }): Promise<EngineInfo>;
+  load(url: string, opts?: { onProgress?: (p: Progress) => void; context?: number; precision?: Precision }): Promise<EngineInfo>;
   willItRun(url?: string, opts?: { context?: number }): Promise<WillItRun>;
   generate(prompt: string | number[], options?: GenerationOptions): Promise<GenerateResult>;
   chat: {
@@ -140,5 +147,7 @@ export function createEngine(opts?: {
   model?: string;
   onProgress?: (p: Progress) => void;
   context?: number;
+  /** Decode precision (default "exact"). */
+  precision?: Precision;
   workerUrl?: string | URL;
 }): Promise<Engine>;

@@ -111,9 +111,9 @@ class Engine {
   }
 
   /** Loads (downloading into IndexedDB, resumable) the model at `url`. */
-  async load(url, { onProgress, context } = {}) {
+  async load(url, { onProgress, context, precision } = {}) {
     this.model = url;
-    return this.proxy.call("load", { url, options: { context } }, (ev, d) => {
+    return this.proxy.call("load", { url, options: { context, precision } }, (ev, d) => {
       if (ev === "progress") onProgress?.(d);
     });
   }
@@ -204,7 +204,7 @@ class Engine {
 
 /**
  * Starts the engine in a Web Worker and, with `model`, loads it.
- * @param {{model?: string, onProgress?: (p: object) => void, context?: number, workerUrl?: string|URL}} opts
+ * @param {{model?: string, onProgress?: (p: object) => void, context?: number, precision?: "exact"|"fast", workerUrl?: string|URL}} opts
  */
 export async function createEngine(opts = {}) {
   // The literal `new Worker(new URL(...), ...)` form is what bundlers (Vite, webpack) recognize
