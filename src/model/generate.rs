@@ -34,6 +34,9 @@ pub struct GenParams {
     pub stop: Vec<String>,
     /// Report this many of the largest raw logits with each token (forces a logits readback).
     pub top_logits: usize,
+    /// Report each token's log-probability and this many of the most likely alternatives
+    /// (forces a logits readback); `None`: no log-probabilities.
+    pub logprobs: Option<usize>,
 }
 
 impl Default for GenParams {
@@ -43,6 +46,7 @@ impl Default for GenParams {
             sampler: SamplerConfig::default(),
             stop: Vec::new(),
             top_logits: 0,
+            logprobs: None,
         }
     }
 }
@@ -56,6 +60,51 @@ pub struct Token {
     pub text: String,
     /// The largest raw logits of this step, `(id, logit)`, largest first.
     pub top: Vec<(u32, f32)>,
+    /// ln p(id) under the model's distribution (softmax of the raw logits), with
+    /// [`GenParams::logprobs`].
+    pub logprob: Option<f32>,
+    /// The most likely tokens of this step and their log-probabilities, most likely first.
+    pub top_logprobs: Vec<(u32, f32)>,
+}
+
+/// Restricts which tokens may come next: structured output (a JSON schema) plugs in here.
+pub trait TokenConstraint {
+    /// Clears the bits of the tokens that may not come next in `allowed` (one bit per token id,
+    /// bit `id % 32` of word `id / 32`; every bit set on entry).
+    fn mask(&mut self, allowed: &mut [u32]) -> Result<(), String>;
+    /// Advances past the chosen token.
+    fn commit(&mut self, id: u32) -> Result<(), String>;
+    /// The constrained output is complete (generation ends with `stop`).
+    fn is_finished(&self) -> bool;
+}
+
+/// Errors of a [`TokenConstraint`] during generation.
+#[derive(Debug, thiserror::Error)]
+#[error("structured output: {0}")]
+pub struct ConstraintError(pub String);
+
+/// ln softmax(logits)[i] for each `i` in `ids`, and the `k` most likely tokens with theirs.
+pub fn logprobs(logits: &[f32], id: u32, k: usize) -> (f32, Vec<(u32, f32)>) {
+    let max = logits
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits
+        .iter()
+        .filter(|v| v.is_finite())
+        .map(|&v| f64::from(v - max).exp())
+        .sum();
+    let lse = f64::from(max) + sum.ln();
+    let lp = |v: f32| (f64::from(v) - lse) as f32;
+    let chosen = logits
+        .get(id as usize)
+        .map_or(f32::NEG_INFINITY, |&v| lp(v));
+    let top = top_logits(logits, k)
+        .into_iter()
+        .map(|(i, v)| (i, lp(v)))
+        .collect();
+    (chosen, top)
 }
 
 /// Why generation ended.
@@ -69,6 +118,8 @@ pub enum Finish {
     Stop,
     /// The callback asked to stop.
     Interrupted,
+    /// A constraint (structured output) completed its output.
+    Complete,
 }
 
 impl Finish {
@@ -76,7 +127,7 @@ impl Finish {
     pub fn reason(self) -> &'static str {
         match self {
             Finish::Length => "length",
-            Finish::Eog | Finish::Stop => "stop",
+            Finish::Eog | Finish::Stop | Finish::Complete => "stop",
             Finish::Interrupted => "abort",
         }
     }
@@ -177,13 +228,31 @@ pub async fn generate(
     params: &GenParams,
     on_token: &mut dyn FnMut(&Token) -> bool,
 ) -> Result<GenStats, ModelError> {
+    generate_constrained(model, gpu, tok, prompt, params, None, on_token).await
+}
+
+/// [`generate`] with the next token restricted by `constraint` at every step (disallowed
+/// tokens get probability 0 before sampling or argmax). Generation ends with
+/// [`Finish::Complete`] once the constraint is finished.
+pub async fn generate_constrained(
+    model: &mut Model,
+    gpu: &Gpu,
+    tok: &Tokenizer,
+    prompt: &[u32],
+    params: &GenParams,
+    mut constraint: Option<&mut dyn TokenConstraint>,
+    on_token: &mut dyn FnMut(&Token) -> bool,
+) -> Result<GenStats, ModelError> {
     let mut sampler = Sampler::new(params.sampler.clone());
     let greedy = sampler.is_greedy() && params.sampler.repeat_penalty == 1.0;
-    let want = if greedy && params.top_logits == 0 {
-        Want::Argmax
-    } else {
-        Want::Logits
-    };
+    let want =
+        if greedy && params.top_logits == 0 && params.logprobs.is_none() && constraint.is_none() {
+            Want::Argmax
+        } else {
+            Want::Logits
+        };
+    let n_vocab = model.cfg.n_vocab as usize;
+    let mut mask = vec![0u32; n_vocab.div_ceil(32)];
     let mut history: Vec<u32> = model.tokens().to_vec();
     history.extend_from_slice(prompt);
     let mut decoder = StreamDecoder::new(false);
@@ -204,16 +273,45 @@ pub async fn generate(
     let mut input = prompt.to_vec();
     for step in 0..params.max_tokens {
         if step > 0 {
-            // The previous token goes in only when another is wanted.
+            // The previous token goes in only when another is wanted, and when it fits: a full
+            // context ends the generation like the token budget does.
+            if model.pos() >= model.cache.shape().ctx {
+                stats.finish = Finish::Length;
+                break;
+            }
             input = vec![*stats.generated.last().unwrap_or(&0)];
         }
-        let (id, top) = match model.forward(gpu, &input, want).await? {
-            Output::Token(id) => (id, Vec::new()),
-            Output::Logits(l) => {
+        let (id, top, logprob, top_logprobs) = match model.forward(gpu, &input, want).await? {
+            Output::Token(id) => (id, Vec::new(), None, Vec::new()),
+            Output::Logits(mut l) => {
                 let top = top_logits(&l, params.top_logits);
-                (sampler.sample(&l, &history), top)
+                let raw = params.logprobs.map(|_| l.clone());
+                if let Some(c) = constraint.as_deref_mut() {
+                    mask.fill(u32::MAX);
+                    c.mask(&mut mask).map_err(ConstraintError)?;
+                    for (i, v) in l.iter_mut().enumerate() {
+                        if mask[i / 32] >> (i % 32) & 1 == 0 {
+                            *v = f32::NEG_INFINITY;
+                        }
+                    }
+                }
+                let id = sampler.sample(&l, &history);
+                // An all-disallowed step: the sampler falls back to token 0; refuse it.
+                if constraint.is_some() && l.get(id as usize) == Some(&f32::NEG_INFINITY) {
+                    return Err(ConstraintError("no token is allowed here".into()).into());
+                }
+                match (raw, params.logprobs) {
+                    (Some(raw), Some(k)) => {
+                        let (lp, tl) = logprobs(&raw, id, k);
+                        (id, top, Some(lp), tl)
+                    }
+                    _ => (id, top, None, Vec::new()),
+                }
             }
         };
+        if let Some(c) = constraint.as_deref_mut() {
+            c.commit(id).map_err(ConstraintError)?;
+        }
         let t = now_s();
         if step == 0 {
             stats.ttft_s = t - t0;
@@ -229,9 +327,19 @@ pub async fn generate(
         let piece = decoder.push(tok, id)?;
         let (text, hit) = stop.push(&piece);
         stats.text.push_str(&text);
-        let go_on = on_token(&Token { id, text, top });
+        let go_on = on_token(&Token {
+            id,
+            text,
+            top,
+            logprob,
+            top_logprobs,
+        });
         if hit {
             stats.finish = Finish::Stop;
+            break;
+        }
+        if constraint.as_deref().is_some_and(|c| c.is_finished()) {
+            stats.finish = Finish::Complete;
             break;
         }
         if !go_on {

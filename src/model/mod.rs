@@ -5,7 +5,9 @@ pub mod chat;
 pub mod config;
 pub mod forward;
 pub mod generate;
+pub mod grammar;
 pub mod sampler;
+pub mod session;
 pub mod tokenizer;
 pub mod weights;
 
@@ -39,4 +41,6 @@ pub enum ModelError {
     BadToken { id: u32, n_vocab: u32 },
     #[error("context full: {needed} positions needed, the context holds {ctx}")]
     ContextFull { needed: u64, ctx: u32 },
+    #[error(transparent)]
+    Constraint(#[from] generate::ConstraintError),
 }

@@ -114,6 +114,7 @@ impl GenOptions {
             },
             stop: self.stop.clone().unwrap_or_default(),
             top_logits: 0,
+            logprobs: None,
         }
     }
 }

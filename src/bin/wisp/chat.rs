@@ -35,6 +35,7 @@ pub fn run(args: ChatArgs) -> Result<(), Box<dyn std::error::Error>> {
         sampler: args.sample.sampler(),
         stop,
         top_logits: 0,
+        logprobs: None,
     };
     let mut messages = Vec::new();
     if let Some(s) = &args.system {

@@ -37,6 +37,35 @@ pub enum Command {
     Logits(LogitsArgs),
     /// Prefill and decode speed of a model, decode as % of the adapter's read roofline.
     Bench(ModelBenchArgs),
+    /// An OpenAI-compatible HTTP server: /v1/chat/completions, /v1/completions, /v1/models, /health.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub model: ModelArg,
+    /// Address to listen on (loopback by default; 0.0.0.0 exposes the server to the network).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// KV cache positions: a prompt plus its reply must fit.
+    #[arg(long, default_value_t = 4096)]
+    pub ctx: u32,
+    /// Require `Authorization: Bearer KEY` (also from $WISP_API_KEY).
+    #[arg(long)]
+    pub api_key: Option<String>,
+    /// Requests waiting behind the running one at most; more get 429.
+    #[arg(long, default_value_t = 16)]
+    pub queue: usize,
+    /// A chat that does not fit drops its oldest turns after the system prompt instead of
+    /// failing.
+    #[arg(long)]
+    pub context_shift: bool,
+    /// Decode precision.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Exact)]
+    pub precision: PrecisionArg,
 }
 
 #[derive(Args)]

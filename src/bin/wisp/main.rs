@@ -22,6 +22,8 @@ mod load;
 mod logits;
 #[cfg(not(target_arch = "wasm32"))]
 mod run;
+#[cfg(not(target_arch = "wasm32"))]
+mod serve;
 
 #[cfg(not(target_arch = "wasm32"))]
 fn main() -> std::process::ExitCode {
@@ -38,6 +40,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Chat(a) => chat::run(a),
         cli::Command::Logits(a) => logits::run(a),
         cli::Command::Bench(a) => bench::run(a),
+        cli::Command::Serve(a) => serve::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

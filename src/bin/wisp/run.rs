@@ -32,6 +32,7 @@ pub fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         sampler: args.sample.sampler(),
         stop: args.stop.clone(),
         top_logits: if args.json { args.top_logits } else { 0 },
+        logprobs: None,
     };
     let mut stdout = std::io::stdout();
     let mut io_err = None;

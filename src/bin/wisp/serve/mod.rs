@@ -1,0 +1,486 @@
+//! `wisp serve`: an OpenAI-compatible HTTP server (axum on tokio) in front of one model.
+//!
+//! The model lives on one engine thread ([`worker`]); HTTP handlers queue jobs for it in a
+//! bounded channel (429 when full) and turn its events into OpenAI responses, streamed as
+//! server-sent events or whole. A client that disconnects drops its event receiver, which the
+//! engine notices at the next token (or skips the job if it was still queued).
+
+mod api;
+mod worker;
+
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+
+use api::{ApiError, ChatRequest, CompletionRequest, PromptIn, ResponseFormat};
+use worker::{Event, Input, Job, TokenLogprob, Worker};
+
+use crate::cli::ServeArgs;
+use crate::load::load;
+use wisp::model::chat::ChatTemplate;
+
+struct App {
+    jobs: SyncSender<Job>,
+    model_id: String,
+    api_key: Option<String>,
+    started: u64,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let addr: std::net::SocketAddr = format!("{}:{}", args.host, args.port)
+        .parse()
+        .map_err(|e| format!("--host {} --port {}: {e}", args.host, args.port))?;
+    let loaded = load(&args.model, args.ctx, args.precision.get())?;
+    let template = ChatTemplate::for_model(&loaded.tokenizer)?;
+    let model_id = args
+        .model
+        .path()?
+        .file_stem()
+        .map_or_else(|| "wisp".into(), |s| s.to_string_lossy().into_owned());
+    let (jobs, rx) = std::sync::mpsc::sync_channel::<Job>(args.queue.max(1));
+    let worker = Worker {
+        loaded,
+        template,
+        ctx: args.ctx,
+        shift: args.context_shift,
+        grammar: None,
+    };
+    std::thread::Builder::new()
+        .name("wisp-engine".into())
+        .spawn(move || worker.run(rx))?;
+    let app = Arc::new(App {
+        jobs,
+        model_id,
+        api_key: args
+            .api_key
+            .clone()
+            .or_else(|| std::env::var("WISP_API_KEY").ok())
+            .filter(|k| !k.is_empty()),
+        started: unix_now(),
+        next_id: Default::default(),
+    });
+    let router = Router::new()
+        .route("/health", get(health))
+        .route("/v1/models", get(models))
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/completions", post(completions))
+        .fallback(not_found)
+        .with_state(app);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        eprintln!(
+            "wisp serve: listening on http://{addr}/v1 (context {}, {}{})",
+            args.ctx,
+            if args.context_shift {
+                "context shift on"
+            } else {
+                "context shift off"
+            },
+            if args.api_key.is_some() {
+                ", API key required"
+            } else {
+                ""
+            }
+        );
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .map_err(|e| format!("server: {e}"))
+    })?;
+    Ok(())
+}
+
+async fn not_found() -> ApiError {
+    ApiError {
+        status: StatusCode::NOT_FOUND,
+        message:
+            "no such endpoint (have: /v1/chat/completions, /v1/completions, /v1/models, /health)"
+                .into(),
+        kind: "invalid_request_error",
+        param: None,
+        code: Some("unknown_url"),
+    }
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+fn authorize(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(key) = &app.api_key else {
+        return Ok(());
+    };
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if api::constant_time_eq(given.as_bytes(), key.as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            message: "incorrect API key provided".into(),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some("invalid_api_key"),
+        })
+    }
+}
+
+async fn models(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Err(e) = authorize(&app, &headers) {
+        return e.into_response();
+    }
+    Json(json!({"object": "list", "data": [
+        {"id": app.model_id, "object": "model", "created": app.started, "owned_by": "wisp"}
+    ]}))
+    .into_response()
+}
+
+/// The schema a `response_format` asks for: `json_object` is any JSON object.
+fn schema_of(f: &Option<ResponseFormat>) -> Result<Option<Value>, ApiError> {
+    match f {
+        None | Some(ResponseFormat::Text) => Ok(None),
+        Some(ResponseFormat::JsonObject) => Ok(Some(json!({"type": "object"}))),
+        Some(ResponseFormat::JsonSchema { json_schema }) => {
+            if !json_schema.schema.is_object() {
+                return Err(ApiError::invalid(
+                    "'json_schema.schema' must be a JSON object",
+                    Some("response_format"),
+                ));
+            }
+            Ok(Some(json_schema.schema.clone()))
+        }
+    }
+}
+
+/// Queues `job`; 429 when the queue is full.
+fn submit(app: &App, job: Job) -> Result<(), ApiError> {
+    match app.jobs.try_send(job) {
+        Ok(()) => Ok(()),
+        Err(TrySendError::Full(_)) => Err(ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: "the request queue is full; retry later".into(),
+            kind: "requests",
+            param: None,
+            code: Some("rate_limit_exceeded"),
+        }),
+        Err(TrySendError::Disconnected(_)) => Err(ApiError::server("the engine has stopped")),
+    }
+}
+
+/// What the endpoint answers with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Chat,
+    Completion,
+}
+
+/// Everything the response needs besides the engine's events.
+struct Reply {
+    kind: Kind,
+    id: String,
+    created: u64,
+    model: String,
+    stream: bool,
+    include_usage: bool,
+    logprobs: bool,
+}
+
+fn lp_json(t: &TokenLogprob) -> Value {
+    json!({"token": t.token, "logprob": t.logprob, "bytes": t.bytes})
+}
+
+impl Reply {
+    fn usage(&self, prompt: usize, cached: usize, completion: usize) -> Value {
+        json!({"prompt_tokens": prompt, "completion_tokens": completion,
+               "total_tokens": prompt + completion,
+               "prompt_tokens_details": {"cached_tokens": cached}})
+    }
+
+    /// The logprobs field of one streamed token or of a whole reply.
+    fn logprobs_json(&self, toks: &[(Option<TokenLogprob>, Vec<TokenLogprob>)]) -> Value {
+        if !self.logprobs {
+            return Value::Null;
+        }
+        match self.kind {
+            Kind::Chat => {
+                json!({"content": toks.iter().filter_map(|(lp, top)| lp.as_ref().map(|lp| {
+                let mut v = lp_json(lp);
+                v["top_logprobs"] = top.iter().map(lp_json).collect();
+                v
+            })).collect::<Vec<_>>()})
+            }
+            Kind::Completion => {
+                let chosen: Vec<&TokenLogprob> =
+                    toks.iter().filter_map(|(lp, _)| lp.as_ref()).collect();
+                json!({
+                    "tokens": chosen.iter().map(|t| t.token.clone()).collect::<Vec<_>>(),
+                    "token_logprobs": chosen.iter().map(|t| t.logprob).collect::<Vec<_>>(),
+                    "top_logprobs": toks.iter().map(|(_, top)| top.iter().map(|t| (t.token.clone(), json!(t.logprob))).collect::<serde_json::Map<_, _>>()).collect::<Vec<_>>(),
+                })
+            }
+        }
+    }
+
+    fn chunk(&self, content: &str, finish: Option<&str>, lp: Value, first: bool) -> Value {
+        match self.kind {
+            Kind::Chat => {
+                let mut delta = json!({});
+                if first {
+                    delta["role"] = json!("assistant");
+                }
+                if !content.is_empty() || first {
+                    delta["content"] = json!(content);
+                }
+                json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                       "model": self.model, "choices": [{"index": 0, "delta": delta,
+                       "logprobs": lp, "finish_reason": finish}]})
+            }
+            Kind::Completion => {
+                json!({"id": self.id, "object": "text_completion", "created": self.created,
+                       "model": self.model, "choices": [{"index": 0, "text": content,
+                       "logprobs": lp, "finish_reason": finish}]})
+            }
+        }
+    }
+
+    fn whole(&self, text: &str, finish: &str, lp: Value, usage: Value) -> Value {
+        match self.kind {
+            Kind::Chat => {
+                json!({"id": self.id, "object": "chat.completion", "created": self.created,
+                "model": self.model, "choices": [{"index": 0,
+                "message": {"role": "assistant", "content": text}, "logprobs": lp,
+                "finish_reason": finish}], "usage": usage})
+            }
+            Kind::Completion => json!({"id": self.id, "object": "text_completion",
+                "created": self.created, "model": self.model, "choices": [{"index": 0,
+                "text": text, "logprobs": lp, "finish_reason": finish}], "usage": usage}),
+        }
+    }
+}
+
+/// Waits for the engine to start the job (or refuse it), then answers whole or streamed.
+async fn respond(reply: Reply, mut rx: UnboundedReceiver<Event>) -> Response {
+    let (prompt, cached) = match rx.recv().await {
+        Some(Event::Start {
+            prompt_tokens,
+            cached_tokens,
+        }) => (prompt_tokens, cached_tokens),
+        Some(Event::Error(e)) => return e.into_response(),
+        _ => return ApiError::server("the engine dropped the request").into_response(),
+    };
+    if !reply.stream {
+        let mut text = String::new();
+        let mut toks = Vec::new();
+        while let Some(ev) = rx.recv().await {
+            match ev {
+                Event::Token {
+                    text: t,
+                    logprob,
+                    top,
+                } => {
+                    text.push_str(&t);
+                    toks.push((logprob, top));
+                }
+                Event::Done {
+                    tail,
+                    finish_reason,
+                    completion_tokens,
+                } => {
+                    text.push_str(&tail);
+                    let usage = reply.usage(prompt, cached, completion_tokens);
+                    let lp = reply.logprobs_json(&toks);
+                    return Json(reply.whole(&text, finish_reason, lp, usage)).into_response();
+                }
+                Event::Error(e) => return e.into_response(),
+                Event::Start { .. } => {}
+            }
+        }
+        return ApiError::server("the engine dropped the request").into_response();
+    }
+    // Streamed: a task turns engine events into SSE events; when the client leaves, the SSE
+    // receiver is dropped, the task's next send fails and it drops `rx`, which stops the engine.
+    let (tx, sse_rx) = tokio::sync::mpsc::channel::<Result<SseEvent, std::convert::Infallible>>(64);
+    tokio::spawn(async move {
+        let send = |v: Value| SseEvent::default().data(v.to_string());
+        if reply.kind == Kind::Chat
+            && tx
+                .send(Ok(send(reply.chunk("", None, Value::Null, true))))
+                .await
+                .is_err()
+        {
+            return;
+        }
+        while let Some(ev) = rx.recv().await {
+            let out = match ev {
+                Event::Token { text, logprob, top } => {
+                    if text.is_empty() && !reply.logprobs {
+                        continue;
+                    }
+                    let lp = reply.logprobs_json(&[(logprob, top)]);
+                    vec![send(reply.chunk(&text, None, lp, false))]
+                }
+                Event::Done {
+                    tail,
+                    finish_reason,
+                    completion_tokens,
+                } => {
+                    let mut v = vec![send(reply.chunk(
+                        &tail,
+                        Some(finish_reason),
+                        Value::Null,
+                        false,
+                    ))];
+                    if reply.include_usage {
+                        let mut u = reply.chunk("", None, Value::Null, false);
+                        u["choices"] = json!([]);
+                        u["usage"] = reply.usage(prompt, cached, completion_tokens);
+                        v.push(send(u));
+                    }
+                    v.push(SseEvent::default().data("[DONE]"));
+                    v
+                }
+                Event::Error(e) => vec![send(e.body()), SseEvent::default().data("[DONE]")],
+                Event::Start { .. } => Vec::new(),
+            };
+            for e in out {
+                if tx.send(Ok(e)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    Sse::new(tokio_stream::wrappers::ReceiverStream::new(sse_rx)).into_response()
+}
+
+fn reply_for(app: &App, kind: Kind, c: &api::Common, logprobs: bool) -> Reply {
+    let n = app
+        .next_id
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let prefix = match kind {
+        Kind::Chat => "chatcmpl",
+        Kind::Completion => "cmpl",
+    };
+    Reply {
+        kind,
+        id: format!("{prefix}-{}-{n}", app.started),
+        created: unix_now(),
+        model: c.model.clone().unwrap_or_else(|| app.model_id.clone()),
+        stream: c.stream,
+        include_usage: c.stream_options.as_ref().is_some_and(|o| o.include_usage),
+        logprobs,
+    }
+}
+
+async fn chat(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    let r = async {
+        authorize(&app, &headers)?;
+        let req: ChatRequest = api::parse(&body)?;
+        let settings = req.common.settings()?;
+        let messages = api::messages(&req.messages)?;
+        let top = req.top_logprobs.unwrap_or(0);
+        if top > 20 {
+            return Err(ApiError::invalid(
+                "'top_logprobs' must be at most 20",
+                Some("top_logprobs"),
+            ));
+        }
+        if req.top_logprobs.is_some() && !req.logprobs {
+            return Err(ApiError::invalid(
+                "'top_logprobs' needs 'logprobs': true",
+                Some("top_logprobs"),
+            ));
+        }
+        let schema = schema_of(&req.common.response_format)?;
+        let (tx, rx) = unbounded_channel();
+        submit(
+            &app,
+            Job {
+                input: Input::Chat(messages),
+                settings,
+                logprobs: req.logprobs.then_some(top as usize),
+                schema,
+                events: tx,
+            },
+        )?;
+        Ok((reply_for(&app, Kind::Chat, &req.common, req.logprobs), rx))
+    }
+    .await;
+    match r {
+        Ok((reply, rx)) => respond(reply, rx).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn completions(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    let r = async {
+        authorize(&app, &headers)?;
+        let req: CompletionRequest = api::parse(&body)?;
+        let settings = req.common.settings()?;
+        if req.echo {
+            return Err(ApiError::invalid("'echo' is not supported", Some("echo")));
+        }
+        let input = match req.prompt {
+            PromptIn::Text(t) => Input::Text(t),
+            PromptIn::Texts(mut v) if v.len() == 1 => Input::Text(v.remove(0)),
+            PromptIn::Texts(_) => {
+                return Err(ApiError::invalid("one prompt per request", Some("prompt")))
+            }
+            PromptIn::Ids(ids) => Input::Ids(ids),
+        };
+        let lp = req.logprobs;
+        if lp.is_some_and(|n| n > 5) {
+            return Err(ApiError::invalid(
+                "'logprobs' must be at most 5",
+                Some("logprobs"),
+            ));
+        }
+        let schema = schema_of(&req.common.response_format)?;
+        let (tx, rx) = unbounded_channel();
+        submit(
+            &app,
+            Job {
+                input,
+                settings,
+                logprobs: lp.map(|n| n as usize),
+                schema,
+                events: tx,
+            },
+        )?;
+        Ok((
+            reply_for(&app, Kind::Completion, &req.common, lp.is_some()),
+            rx,
+        ))
+    }
+    .await;
+    match r {
+        Ok((reply, rx)) => respond(reply, rx).await,
+        Err(e) => e.into_response(),
+    }
+}

@@ -1,0 +1,64 @@
+//! What a server or a chat UI needs around [`generate`](super::generate::generate): reusing the
+//! KV cache of the previous request for the longest shared token prefix, and fitting a
+//! conversation into the context by dropping its oldest turns (context shift).
+
+use super::chat::{encode_prompt, ChatTemplate, Message};
+use super::forward::Model;
+use super::tokenizer::Tokenizer;
+use super::ModelError;
+
+/// Keeps the cached positions `prompt` starts with and forgets the rest; returns how many
+/// prompt tokens are cached. At least the last prompt token is always left to run, because its
+/// logits are what the next token is drawn from.
+pub fn reuse_prefix(model: &mut Model, prompt: &[u32]) -> usize {
+    let shared = model
+        .tokens()
+        .iter()
+        .zip(prompt)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let keep = shared.min(prompt.len().saturating_sub(1));
+    model.truncate(keep);
+    keep
+}
+
+/// A conversation rendered for the model, after any context shift.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FittedPrompt {
+    pub ids: Vec<u32>,
+    /// Messages dropped from the front (after the system messages) to make room.
+    pub dropped: usize,
+}
+
+/// Renders `messages` (with the assistant's turn opened) into prompt tokens that leave `reserve`
+/// positions free in a context of `ctx`. With `shift`, the oldest messages after the leading
+/// system messages are dropped, one at a time, until it fits; the last message is never
+/// dropped. Otherwise, or if even that does not fit, the error says how many positions are
+/// needed.
+pub fn fit_messages(
+    template: &ChatTemplate,
+    tok: &Tokenizer,
+    messages: &[Message],
+    ctx: u32,
+    reserve: u32,
+    shift: bool,
+) -> Result<FittedPrompt, ModelError> {
+    let system = messages.iter().take_while(|m| m.role == "system").count();
+    let mut dropped = 0;
+    loop {
+        let kept: Vec<Message> = messages[..system]
+            .iter()
+            .chain(&messages[system + dropped..])
+            .cloned()
+            .collect();
+        let ids = encode_prompt(tok, &template.render(&kept, true)?)?;
+        let needed = ids.len() as u64 + u64::from(reserve);
+        if needed <= u64::from(ctx) {
+            return Ok(FittedPrompt { ids, dropped });
+        }
+        if !shift || system + dropped + 1 >= messages.len() {
+            return Err(ModelError::ContextFull { needed, ctx });
+        }
+        dropped += 1;
+    }
+}
