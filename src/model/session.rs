@@ -31,10 +31,13 @@ pub struct FittedPrompt {
 }
 
 /// Renders `messages` (with the assistant's turn opened) into prompt tokens that leave `reserve`
-/// positions free in a context of `ctx`. With `shift`, the oldest messages after the leading
-/// system messages are dropped, one at a time, until it fits; the last message is never
-/// dropped. Otherwise, or if even that does not fit, the error says how many positions are
-/// needed.
+/// positions free in a context of `ctx`. With `shift`, a conversation that does not fit drops
+/// its oldest messages after the leading system messages: as few as make it fit while most of
+/// the prompt is still in the KV cache (`cached`, the tokens it holds), else enough that the
+/// prompt takes at most half of what is left after `reserve`, as llama.cpp discards half its
+/// context. The next turns then grow from the same start and reuse the cache instead of
+/// shifting (and prefilling again) every turn. The last message is never dropped. Without
+/// `shift`, or if even that does not fit, the error says how many positions are needed.
 pub fn fit_messages(
     template: &ChatTemplate,
     tok: &Tokenizer,
@@ -42,23 +45,38 @@ pub fn fit_messages(
     ctx: u32,
     reserve: u32,
     shift: bool,
+    cached: &[u32],
 ) -> Result<FittedPrompt, ModelError> {
     let system = messages.iter().take_while(|m| m.role == "system").count();
-    let mut dropped = 0;
-    loop {
+    let render = |dropped: usize| -> Result<Vec<u32>, ModelError> {
         let kept: Vec<Message> = messages[..system]
             .iter()
             .chain(&messages[system + dropped..])
             .cloned()
             .collect();
-        let ids = encode_prompt(tok, &template.render(&kept, true)?)?;
-        let needed = ids.len() as u64 + u64::from(reserve);
-        if needed <= u64::from(ctx) {
-            return Ok(FittedPrompt { ids, dropped });
-        }
-        if !shift || system + dropped + 1 >= messages.len() {
-            return Err(ModelError::ContextFull { needed, ctx });
-        }
-        dropped += 1;
+        Ok(encode_prompt(tok, &template.render(&kept, true)?)?)
+    };
+    let ids = render(0)?;
+    let needed = ids.len() as u64 + u64::from(reserve);
+    if needed <= u64::from(ctx) {
+        return Ok(FittedPrompt { ids, dropped: 0 });
     }
+    if !shift {
+        return Err(ModelError::ContextFull { needed, ctx });
+    }
+    let half = u64::from(ctx.saturating_sub(reserve) / 2);
+    let mut fitting = None;
+    for dropped in 1..messages.len().saturating_sub(system) {
+        let ids = render(dropped)?;
+        let len = ids.len() as u64;
+        if len + u64::from(reserve) <= u64::from(ctx) {
+            let shared = ids.iter().zip(cached).take_while(|(a, b)| a == b).count();
+            let done = len <= half || 2 * shared as u64 >= len;
+            fitting = Some(FittedPrompt { ids, dropped });
+            if done {
+                break;
+            }
+        }
+    }
+    fitting.ok_or(ModelError::ContextFull { needed, ctx })
 }

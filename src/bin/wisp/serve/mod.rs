@@ -22,14 +22,17 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use api::{ApiError, ChatRequest, CompletionRequest, PromptIn, ResponseFormat};
-use worker::{Event, Input, Job, TokenLogprob, Worker};
+use worker::{Event, Input, Job, SharedStatus, TokenLogprob, Worker};
 
 use crate::cli::ServeArgs;
 use crate::load::load;
 use wisp::model::chat::ChatTemplate;
 
 struct App {
+    /// A second tokenizer for `/tokenize` (the engine thread owns the model's).
+    tokenizer: wisp::model::tokenizer::Tokenizer,
     jobs: SyncSender<Job>,
+    status: SharedStatus,
     model_id: String,
     api_key: Option<String>,
     started: u64,
@@ -48,13 +51,16 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|e| format!("--host {} --port {}: {e}", args.host, args.port))?;
     let loaded = load(&args.model, args.ctx, args.precision.get())?;
     let template = ChatTemplate::for_model(&loaded.tokenizer)?;
+    let tokenizer = wisp::model::tokenizer::Tokenizer::from_gguf(loaded.file.gguf())?;
     let model_id = args
         .model
         .path()?
         .file_stem()
         .map_or_else(|| "wisp".into(), |s| s.to_string_lossy().into_owned());
     let (jobs, rx) = std::sync::mpsc::sync_channel::<Job>(args.queue.max(1));
+    let status = SharedStatus::default();
     let worker = Worker {
+        status: status.clone(),
         loaded,
         template,
         ctx: args.ctx,
@@ -65,7 +71,9 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         .name("wisp-engine".into())
         .spawn(move || worker.run(rx))?;
     let app = Arc::new(App {
+        tokenizer,
         jobs,
+        status,
         model_id,
         api_key: args
             .api_key
@@ -80,6 +88,7 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
+        .route("/tokenize", post(tokenize))
         .fallback(not_found)
         .with_state(app);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -118,7 +127,7 @@ async fn not_found() -> ApiError {
     ApiError {
         status: StatusCode::NOT_FOUND,
         message:
-            "no such endpoint (have: /v1/chat/completions, /v1/completions, /v1/models, /health)"
+            "no such endpoint (have: /v1/chat/completions, /v1/completions, /v1/models, /health, /tokenize)"
                 .into(),
         kind: "invalid_request_error",
         param: None,
@@ -126,8 +135,10 @@ async fn not_found() -> ApiError {
     }
 }
 
-async fn health() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// Liveness and what the engine is doing (requests served and cancelled, the last finish).
+async fn health(State(app): State<Arc<App>>) -> Json<Value> {
+    let engine = app.status.lock().map(|s| json!(*s)).unwrap_or(Value::Null);
+    Json(json!({"status": "ok", "engine": engine}))
 }
 
 fn authorize(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -149,6 +160,23 @@ fn authorize(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
             param: None,
             code: Some("invalid_api_key"),
         })
+    }
+}
+
+/// `{"content": "text"}` → `{"tokens": [ids]}`, as llama.cpp's server has it (no BOS added).
+async fn tokenize(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    #[derive(serde::Deserialize)]
+    struct Req {
+        content: String,
+    }
+    let r = authorize(&app, &headers).and_then(|()| api::parse::<Req>(&body));
+    match r.and_then(|req| {
+        app.tokenizer
+            .encode(&req.content, false)
+            .map_err(|e| ApiError::invalid(e.to_string(), Some("content")))
+    }) {
+        Ok(ids) => Json(json!({"tokens": ids})).into_response(),
+        Err(e) => e.into_response(),
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::mpsc::Receiver;
 
 use tokio::sync::mpsc::UnboundedSender;
 use wisp::model::chat::{encode_prompt, ChatTemplate, Message};
-use wisp::model::generate::{generate_constrained, GenParams, TokenConstraint};
+use wisp::model::generate::{generate_constrained, Finish, GenParams, TokenConstraint};
 use wisp::model::session::{fit_messages, reuse_prefix};
 use wisp::model::tokenizer::Tokenizer;
 use wisp::model::ModelError;
@@ -61,7 +61,24 @@ pub enum Event {
     Error(ApiError),
 }
 
+/// What `/health` reports about the engine.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct EngineStatus {
+    /// A request is being generated now.
+    pub busy: bool,
+    /// Requests finished (including failed and cancelled ones).
+    pub served: u64,
+    /// Requests whose client left: skipped while queued or stopped mid-generation.
+    pub cancelled: u64,
+    /// The last finished generation: its `finish_reason` and completion tokens.
+    pub last_finish_reason: Option<&'static str>,
+    pub last_completion_tokens: usize,
+}
+
+pub type SharedStatus = std::sync::Arc<std::sync::Mutex<EngineStatus>>;
+
 pub struct Worker {
+    pub status: SharedStatus,
     pub loaded: Loaded,
     pub template: ChatTemplate,
     pub ctx: u32,
@@ -92,13 +109,29 @@ impl Worker {
     pub fn run(mut self, jobs: Receiver<Job>) {
         for job in jobs {
             if job.events.is_closed() {
+                self.update(|s| {
+                    s.served += 1;
+                    s.cancelled += 1;
+                });
                 continue;
             }
-            if let Err(e) = self.serve(&job) {
+            self.update(|s| s.busy = true);
+            let r = self.serve(&job);
+            if let Err(e) = r {
                 // The cache may hold a half-run step: forget it.
                 self.loaded.model.reset();
                 let _ = job.events.send(Event::Error(e));
             }
+            self.update(|s| {
+                s.busy = false;
+                s.served += 1;
+            });
+        }
+    }
+
+    fn update(&self, f: impl FnOnce(&mut EngineStatus)) {
+        if let Ok(mut s) = self.status.lock() {
+            f(&mut s);
         }
     }
 
@@ -115,9 +148,18 @@ impl Worker {
         };
         let ids = match &job.input {
             Input::Chat(messages) => {
-                fit_messages(&self.template, tok, messages, ctx, reserve, self.shift)
-                    .map_err(model_error)?
-                    .ids
+                let cached = self.loaded.model.tokens();
+                fit_messages(
+                    &self.template,
+                    tok,
+                    messages,
+                    ctx,
+                    reserve,
+                    self.shift,
+                    cached,
+                )
+                .map_err(model_error)?
+                .ids
             }
             Input::Text(t) => encode_prompt(tok, t).map_err(|e| model_error(e.into()))?,
             Input::Ids(ids) => ids.clone(),
@@ -197,6 +239,11 @@ impl Worker {
             },
         ))
         .map_err(model_error)?;
+        self.update(|s| {
+            s.last_finish_reason = Some(stats.finish.reason());
+            s.last_completion_tokens = stats.generated.len();
+            s.cancelled += u64::from(stats.finish == Finish::Interrupted);
+        });
         let _ = events.send(Event::Done {
             tail: stats.tail.clone(),
             finish_reason: stats.finish.reason(),
