@@ -3,16 +3,13 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use wisp::model::chat::{encode_prompt, ChatTemplate, Message, TemplateSource};
+use wisp::model::chat::{ChatTemplate, Message, TemplateSource};
 use wisp::model::generate::{generate, GenParams};
+use wisp::model::session::{fit_messages, reuse_prefix};
 
 use crate::cli::ChatArgs;
 use crate::load::load;
 
-/// Length of the common prefix of `a` and `b`.
-fn common_prefix(a: &[u32], b: &[u32]) -> usize {
-    a.iter().zip(b).take_while(|(x, y)| x == y).count()
-}
 
 pub fn run(args: ChatArgs) -> Result<(), Box<dyn std::error::Error>> {
     let mut m = load(&args.model, args.ctx, args.precision.get())?;
@@ -41,6 +38,7 @@ pub fn run(args: ChatArgs) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(s) = &args.system {
         messages.push(Message::new("system", s));
     }
+    let system_len = messages.len();
     let interactive = std::io::stdin().is_terminal();
     if interactive {
         eprintln!("type a message; /reset forgets the conversation, /exit or Ctrl-D quits");
@@ -66,11 +64,41 @@ pub fn run(args: ChatArgs) -> Result<(), Box<dyn std::error::Error>> {
             _ => {}
         }
         messages.push(Message::new("user", line));
-        let text = template.render(&messages, true)?;
-        let ids = encode_prompt(&m.tokenizer, &text)?;
+        // With --context-shift the oldest turns make room for the reply (up to half the context).
+        let reserve = if args.context_shift {
+            (args.n as u32).min(args.ctx / 2).max(1)
+        } else {
+            1
+        };
+        let fitted = fit_messages(
+            &template,
+            &m.tokenizer,
+            &messages,
+            args.ctx,
+            reserve,
+            args.context_shift,
+            m.model.tokens(),
+        );
+        let fitted = match fitted {
+            Ok(f) => f,
+            Err(wisp::model::ModelError::ContextFull { needed, ctx }) => {
+                messages.pop();
+                eprintln!(
+                    "this message does not fit: the conversation needs {needed} positions and the \
+                     context holds {ctx}; it was not sent (use --context-shift to drop the oldest \
+                     turns, /reset to start over, or a larger --ctx)"
+                );
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if fitted.dropped > 0 {
+            messages.drain(system_len..system_len + fitted.dropped);
+            eprintln!("(context shift: dropped the {} oldest messages)", fitted.dropped);
+        }
+        let ids = fitted.ids;
         // Reuse the cached prefix; at least one token must run to get logits.
-        let keep = common_prefix(m.model.tokens(), &ids).min(ids.len() - 1);
-        m.model.truncate(keep);
+        let keep = reuse_prefix(&mut m.model, &ids);
         let result = pollster::block_on(generate(
             &mut m.model,
             &m.gpu,
@@ -95,14 +123,6 @@ pub fn run(args: ChatArgs) -> Result<(), Box<dyn std::error::Error>> {
                     stats.finish.reason()
                 );
                 messages.push(Message::new("assistant", &stats.text));
-            }
-            Err(wisp::model::ModelError::ContextFull { needed, ctx }) => {
-                eprintln!(
-                    "\nthe conversation needs {needed} positions and the context holds {ctx}: \
-                     starting over (raise --ctx to keep longer conversations)"
-                );
-                messages.retain(|msg| msg.role == "system");
-                m.model.reset();
             }
             Err(e) => return Err(e.into()),
         }

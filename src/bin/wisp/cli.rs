@@ -257,9 +257,13 @@ pub struct ChatArgs {
     /// Stop before this text (repeatable).
     #[arg(long)]
     pub stop: Vec<String>,
-    /// KV cache positions (the whole conversation must fit).
+    /// KV cache positions (the whole conversation must fit, unless --context-shift).
     #[arg(long, default_value_t = 4096)]
     pub ctx: u32,
+    /// A conversation that outgrows the context drops its oldest turns after the system
+    /// prompt and continues.
+    #[arg(long)]
+    pub context_shift: bool,
     /// Decode precision.
     #[arg(long, value_enum, default_value_t = PrecisionArg::Exact)]
     pub precision: PrecisionArg,
