@@ -16,10 +16,12 @@ use wasm_bindgen::prelude::*;
 
 use crate::gguf::GgufError;
 use crate::gpu::{Gpu, GpuError, GpuOptions};
-use crate::model::chat::{encode_prompt, ChatTemplate, Message};
+use crate::model::chat::{ChatTemplate, Message};
 use crate::model::forward::Model;
-use crate::model::generate::{generate, GenParams, GenStats};
+use crate::model::generate::{generate_constrained, GenParams, GenStats, TokenConstraint};
+use crate::model::grammar::Grammar;
 use crate::model::sampler::SamplerConfig;
+use crate::model::session::{fit_messages, reuse_prefix};
 use crate::model::tokenizer::Tokenizer;
 use crate::model::ModelError;
 use crate::ops::matvec::Precision;
@@ -96,6 +98,31 @@ struct GenOptions {
     repetition_penalty: Option<f32>,
     seed: Option<u64>,
     stop: Option<Vec<String>>,
+    /// OpenAI's `response_format`: `{"type": "json_object"}` or
+    /// `{"type": "json_schema", "json_schema": {"schema": …}}` (structured output).
+    response_format: Option<serde_json::Value>,
+}
+
+impl GenOptions {
+    /// The JSON schema `response_format` asks for (`json_object`: any object), if any.
+    fn schema(&self) -> Result<Option<serde_json::Value>, WebError> {
+        let Some(f) = &self.response_format else {
+            return Ok(None);
+        };
+        match f.get("type").and_then(|t| t.as_str()) {
+            None | Some("text") => Ok(None),
+            Some("json_object") => Ok(Some(json!({"type": "object"}))),
+            Some("json_schema") => match f.pointer("/json_schema/schema") {
+                Some(s) if s.is_object() => Ok(Some(s.clone())),
+                _ => Err(WebError::Options(
+                    "response_format json_schema needs json_schema.schema, a JSON object".into(),
+                )),
+            },
+            Some(t) => Err(WebError::Options(format!(
+                "response_format type '{t}': expected text, json_object or json_schema"
+            ))),
+        }
+    }
 }
 
 impl GenOptions {
@@ -126,6 +153,9 @@ struct LoadOptions {
     context: Option<u32>,
     /// Decode precision: "exact" (default) or "fast".
     precision: Option<String>,
+    /// A chat that outgrows the context drops its oldest turns after the system prompt.
+    #[serde(rename = "contextShift")]
+    context_shift: bool,
 }
 
 /// Generation parameters from the JS options (OpenAI names: `max_tokens`, `temperature`,
@@ -153,17 +183,22 @@ pub struct Engine {
     tokenizer: Tokenizer,
     template: ChatTemplate,
     info: serde_json::Value,
+    context_shift: bool,
+    /// Structured output's view of the vocabulary, built at the first request that needs it.
+    grammar: Option<Grammar>,
 }
 
 /// The result of a generation as the JS API returns it: `{text, token_ids, finish_reason,
 /// usage, timings}` (end-of-generation tokens are not in `token_ids`).
-pub fn stats_json(s: &GenStats, tok: &Tokenizer) -> String {
+pub fn stats_json(s: &GenStats, tok: &Tokenizer, cached: usize) -> String {
+    let prompt = s.prompt_tokens + cached;
     json!({
         "text": s.text,
         "token_ids": s.generated.iter().filter(|&&t| !tok.is_eog(t)).collect::<Vec<_>>(),
         "finish_reason": s.finish.reason(),
-        "usage": {"prompt_tokens": s.prompt_tokens, "completion_tokens": s.generated.len(),
-                  "total_tokens": s.prompt_tokens + s.generated.len()},
+        "usage": {"prompt_tokens": prompt, "completion_tokens": s.generated.len(),
+                  "total_tokens": prompt + s.generated.len(),
+                  "prompt_tokens_details": {"cached_tokens": cached}},
         "timings": {"ttft_ms": s.ttft_s * 1e3, "prefill_tok_s": s.prefill_tok_s(),
                     "decode_tok_s": s.decode_tok_s()},
     })
@@ -282,6 +317,8 @@ impl Engine {
             tokenizer,
             template,
             info,
+            context_shift: opts.context_shift,
+            grammar: None,
         })
     }
 
@@ -300,7 +337,7 @@ impl Engine {
     ) -> Result<String, JsError> {
         let ids = self.tokenizer.encode(&prompt, true).map_err(to_js)?;
         self.model.reset();
-        self.run(ids, &options, &on_token).await
+        self.run(ids, 0, &options, &on_token).await
     }
 
     /// Like [`generate`](Self::generate) with token ids as given.
@@ -311,7 +348,7 @@ impl Engine {
         on_token: Function,
     ) -> Result<String, JsError> {
         self.model.reset();
-        self.run(ids, &options, &on_token).await
+        self.run(ids, 0, &options, &on_token).await
     }
 
     /// One chat turn: `messages` (JSON `[{"role", "content"}]`) rendered with the model's chat
@@ -332,21 +369,31 @@ impl Engine {
             .iter()
             .map(|m| Message::new(&m.role, &m.content))
             .collect();
-        let text = self.template.render(&msgs, true).map_err(to_js)?;
-        let ids = encode_prompt(&self.tokenizer, &text).map_err(to_js)?;
+        let ctx = self.model.cache.shape().ctx;
+        let max_tokens = gen_params(&options).map_err(to_js)?.max_tokens as u32;
+        let reserve = if self.context_shift {
+            max_tokens.min(ctx / 2).max(1)
+        } else {
+            1
+        };
+        let ids = fit_messages(
+            &self.template,
+            &self.tokenizer,
+            &msgs,
+            ctx,
+            reserve,
+            self.context_shift,
+            self.model.tokens(),
+        )
+        .map_err(to_js)?
+        .ids;
         if ids.is_empty() {
             return Err(JsError::new("the conversation renders to no tokens"));
         }
-        let keep = self
-            .model
-            .tokens()
-            .iter()
-            .zip(&ids)
-            .take_while(|(a, b)| a == b)
-            .count()
-            .min(ids.len() - 1);
-        self.model.truncate(keep);
-        self.run(ids[keep..].to_vec(), &options, &on_token).await
+        // The KV cache of the longest prefix shared with the previous request is reused.
+        let keep = reuse_prefix(&mut self.model, &ids);
+        self.run(ids[keep..].to_vec(), keep, &options, &on_token)
+            .await
     }
 
     /// Forgets the conversation.
@@ -354,20 +401,44 @@ impl Engine {
         self.model.reset();
     }
 
+    /// Generates after `ids`, which follow `cached` tokens already in the KV cache.
     async fn run(
         &mut self,
         ids: Vec<u32>,
+        cached: usize,
         options: &str,
         on_token: &Function,
     ) -> Result<String, JsError> {
         INTERRUPT.with(|f| f.set(false));
         let params = gen_params(options).map_err(to_js)?;
-        let stats = generate(
+        let schema = if options.trim().is_empty() {
+            None
+        } else {
+            serde_json::from_str::<GenOptions>(options)
+                .map_err(|e| to_js(WebError::Options(e.to_string())))?
+                .schema()
+                .map_err(to_js)?
+        };
+        let mut constraint = match schema {
+            Some(s) => {
+                if self.grammar.is_none() {
+                    let n_vocab = self.model.cfg.n_vocab as usize;
+                    self.grammar = Some(Grammar::new(&self.tokenizer, n_vocab).map_err(to_js)?);
+                }
+                match &self.grammar {
+                    Some(g) => Some(g.json_schema(&s).map_err(to_js)?),
+                    None => None,
+                }
+            }
+            None => None,
+        };
+        let stats = generate_constrained(
             &mut self.model,
             &self.gpu,
             &self.tokenizer,
             &ids,
             &params,
+            constraint.as_mut().map(|c| c as &mut dyn TokenConstraint),
             &mut |t| {
                 let line = json!({"id": t.id, "text": t.text}).to_string();
                 let go = on_token
@@ -379,7 +450,7 @@ impl Engine {
         )
         .await
         .map_err(to_js)?;
-        Ok(stats_json(&stats, &self.tokenizer))
+        Ok(stats_json(&stats, &self.tokenizer, cached))
     }
 }
 

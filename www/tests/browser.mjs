@@ -129,6 +129,40 @@ try {
   const text = await page.evaluate(async () => (await window.engine.generate("Once upon a time", { max_tokens: 4, temperature: 0 })).text);
   check(text === ", there was a", `raw text prompt: ${JSON.stringify(text)}`);
 
+  // Structured output (llguidance compiled to wasm) and the prefix cache across
+  // chat.completions.create calls.
+  const structured = await page.evaluate(async () => {
+    const schema = {
+      type: "object",
+      properties: { pet: { enum: ["cat", "dog"] }, age: { type: "integer", minimum: 0, maximum: 99 } },
+      required: ["pet", "age"],
+      additionalProperties: false,
+    };
+    const system = { role: "system", content: "You describe pets as JSON objects." };
+    const a = await window.engine.chat.completions.create({
+      messages: [system, { role: "user", content: "Describe a pet." }],
+      max_tokens: 24,
+      temperature: 0,
+      response_format: { type: "json_schema", json_schema: { name: "pet", schema } },
+    });
+    const b = await window.engine.chat.completions.create({
+      messages: [system, { role: "user", content: "Describe another pet." }],
+      max_tokens: 1,
+      temperature: 0,
+    });
+    return { text: a.choices[0].message.content, finish: a.choices[0].finish_reason, usage: b.usage };
+  });
+  console.log(`[${secs()} s] structured output: ${JSON.stringify(structured)}`);
+  let pet = null;
+  try {
+    pet = JSON.parse(structured.text);
+  } catch {}
+  check(pet !== null && ["cat", "dog"].includes(pet.pet) && Number.isInteger(pet.age) && pet.age >= 0 && pet.age <= 99 &&
+    Object.keys(pet).length === 2 && structured.finish === "stop",
+    `response_format json_schema gives JSON that follows the schema: ${structured.text}`);
+  check(structured.usage.prompt_tokens_details.cached_tokens >= 8,
+    `a second request with the same system prompt reuses ${structured.usage.prompt_tokens_details.cached_tokens} cached tokens`);
+
   // WebGPU calls per decoded token, counted inside the engine's worker (harness.mjs).
   const counter = await webgpuCalls(page);
   const perToken = await counter.perToken((n) =>

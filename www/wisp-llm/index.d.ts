@@ -29,6 +29,14 @@ export interface GenerationOptions {
   repetition_penalty?: number;
   seed?: number;
   stop?: string | string[];
+  /**
+   * Structured output: the reply is JSON that follows the schema (`json_schema`) or any JSON
+   * object (`json_object`); the token mask comes from llguidance, applied before sampling.
+   */
+  response_format?:
+    | { type: "text" }
+    | { type: "json_object" }
+    | { type: "json_schema"; json_schema: { name?: string; schema: object; strict?: boolean } };
   /** Called with each token as it is decoded. */
   onToken?: (t: { id: number; text: string }) => void;
 }
@@ -37,6 +45,8 @@ export interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  /** Prompt tokens whose KV cache was kept from the previous request (not prefilled again). */
+  prompt_tokens_details: { cached_tokens: number };
 }
 
 export interface Timings {
@@ -121,7 +131,10 @@ export interface EngineInfo {
 
 export interface Engine {
   model: string | undefined;
-  load(url: string, opts?: { onProgress?: (p: Progress) => void; context?: number; precision?: Precision }): Promise<EngineInfo>;
+  load(
+    url: string,
+    opts?: { onProgress?: (p: Progress) => void; context?: number; precision?: Precision; contextShift?: boolean },
+  ): Promise<EngineInfo>;
   willItRun(url?: string, opts?: { context?: number }): Promise<WillItRun>;
   generate(prompt: string | number[], options?: GenerationOptions): Promise<GenerateResult>;
   chat: {
@@ -149,5 +162,7 @@ export function createEngine(opts?: {
   context?: number;
   /** Decode precision (default "exact"). */
   precision?: Precision;
+  /** A chat that outgrows the context drops its oldest turns after the system prompt (default false). */
+  contextShift?: boolean;
   workerUrl?: string | URL;
 }): Promise<Engine>;

@@ -41,7 +41,7 @@ class WorkerProxy {
 }
 
 function genOptions(o = {}) {
-  const { max_tokens, temperature, top_p, top_k, min_p, seed, stop } = o;
+  const { max_tokens, temperature, top_p, top_k, min_p, seed, stop, response_format } = o;
   const repetition_penalty = o.repetition_penalty ?? o.frequency_penalty_multiplier;
   return {
     max_tokens,
@@ -52,6 +52,7 @@ function genOptions(o = {}) {
     seed,
     repetition_penalty,
     stop: typeof stop === "string" ? [stop] : stop,
+    response_format,
   };
 }
 
@@ -111,9 +112,9 @@ class Engine {
   }
 
   /** Loads (downloading into IndexedDB, resumable) the model at `url`. */
-  async load(url, { onProgress, context, precision } = {}) {
+  async load(url, { onProgress, context, precision, contextShift } = {}) {
     this.model = url;
-    return this.proxy.call("load", { url, options: { context, precision } }, (ev, d) => {
+    return this.proxy.call("load", { url, options: { context, precision, contextShift } }, (ev, d) => {
       if (ev === "progress") onProgress?.(d);
     });
   }
@@ -204,7 +205,7 @@ class Engine {
 
 /**
  * Starts the engine in a Web Worker and, with `model`, loads it.
- * @param {{model?: string, onProgress?: (p: object) => void, context?: number, precision?: "exact"|"fast", workerUrl?: string|URL}} opts
+ * @param {{model?: string, onProgress?: (p: object) => void, context?: number, precision?: "exact"|"fast", contextShift?: boolean, workerUrl?: string|URL}} opts
  */
 export async function createEngine(opts = {}) {
   // The literal `new Worker(new URL(...), ...)` form is what bundlers (Vite, webpack) recognize

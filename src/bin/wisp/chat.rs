@@ -10,7 +10,6 @@ use wisp::model::session::{fit_messages, reuse_prefix};
 use crate::cli::ChatArgs;
 use crate::load::load;
 
-
 pub fn run(args: ChatArgs) -> Result<(), Box<dyn std::error::Error>> {
     let mut m = load(&args.model, args.ctx, args.precision.get())?;
     let template = ChatTemplate::for_model(&m.tokenizer)?;
@@ -94,7 +93,10 @@ pub fn run(args: ChatArgs) -> Result<(), Box<dyn std::error::Error>> {
         };
         if fitted.dropped > 0 {
             messages.drain(system_len..system_len + fitted.dropped);
-            eprintln!("(context shift: dropped the {} oldest messages)", fitted.dropped);
+            eprintln!(
+                "(context shift: dropped the {} oldest messages)",
+                fitted.dropped
+            );
         }
         let ids = fitted.ids;
         // Reuse the cached prefix; at least one token must run to get logits.
