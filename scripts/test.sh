@@ -4,7 +4,8 @@
 # GGUF parser; CPU dequant vs gguf-py fixtures; tokenizer vs llama.cpp; Gemma 3 and SmolLM2
 # golden runs against llama.cpp and exact float64 logits), then
 # the default model through the GPU on both adapters and with a 16 MiB binding limit, and the CLI's
-# GPU dequant against gguf-py's own dequantize; then the npm package in headless Chromium
+# GPU dequant against gguf-py's own dequantize; `wisp serve` against the official openai client;
+# then the npm package in headless Chromium
 # (download, resume, corruption, greedy tokens vs llama.cpp, memory, the demo page).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,8 @@ echo "== default model on lavapipe, 16 MiB binding limit, cooperative kernels, t
 WISP_ADAPTER=llvmpipe WISP_MAX_BINDING=16M WISP_KERNELS=workgroup WISP_TIER=0 $W check | tail -1
 echo "== wisp dequant (GPU) against gguf-py's dequantize, one tensor of each type"
 python3 scripts/compare_dequant.py "$W" "$MODEL"
+echo "== wisp serve with the official openai client (SmolLM2 on lavapipe)"
+"${WISP_CACHE:-$HOME/.cache/wisp}/venv/bin/python" tests/serve_openai.py "$W" "$WISP_SMOLLM2_MODEL"
 echo "== browser: the npm package in headless Chromium on SwiftShader"
 scripts/build-web.sh | tail -1
 scripts/test-wasm.sh

@@ -8,7 +8,9 @@
 // Comparisons use an order-preserving integer key of the bits, so nothing depends on how a
 // driver treats NaN or infinities in float compares (WGSL lets it assume there are none).
 // SUBGROUPS (T2): subgroupMax / subgroupMin instead of the first levels of the tree.
-// Bindings: 0 params, 1 x, 2 out.
+// MASKED (structured output): only indices whose bit is set in MASK take part (bit j % 32 of
+// word j / 32); if none does, the result is index 0xffffffff.
+// Bindings: 0 params, 1 x, 2 out, 3 mask (MASKED).
 
 struct ArgmaxParams {
     n: u32,
@@ -20,6 +22,9 @@ struct ArgmaxParams {
 @group(0) @binding(0) var<uniform> P: ArgmaxParams;
 @group(0) @binding(1) var<storage, read> X: array<u32>;
 @group(0) @binding(2) var<storage, read_write> OUT: array<u32>;
+#if MASKED
+@group(0) @binding(3) var<storage, read> MASK: array<u32>;
+#endif
 
 const WG: u32 = 64u;
 const NONE: u32 = 0xffffffffu;
@@ -73,7 +78,12 @@ fn main(
     // Each invocation visits increasing indices, so keeping the first of equals keeps the lowest.
     for (var j = wg.x * WG + li; j < P.n; j += P.groups * WG) {
         let b = X[j];
-        if (!is_nan(b)) {
+#if MASKED
+        let allowed = ((MASK[j >> 5u] >> (j & 31u)) & 1u) != 0u;
+#else
+        let allowed = true;
+#endif
+        if (allowed && !is_nan(b)) {
             let k = key_of(b);
             if (k > bk) {
                 bk = k;

@@ -590,6 +590,62 @@ fn argmax_matches_reference() {
     });
 }
 
+/// The masked argmax (structured output's greedy pick): the reference over the allowed indices
+/// only, for masks that allow the global maximum, exclude it, allow one index, none, or a
+/// random half, with a tie among the allowed.
+#[test]
+fn masked_argmax_matches_reference() {
+    const VOCAB: usize = 262_144;
+    let logits = randoms(VOCAB, 20.0, 777);
+    let words = VOCAB / 32;
+    let (top, _) = argmax::argmax_ref(&logits);
+    let mut r = Rng(99);
+    let half: Vec<u32> = (0..words).map(|_| r.next_u64() as u32).collect();
+    let mut no_top = vec![u32::MAX; words];
+    no_top[top as usize / 32] &= !(1 << (top % 32));
+    let mut one = vec![0u32; words];
+    one[123_457 / 32] |= 1 << (123_457 % 32);
+    let mut tie = logits.clone();
+    tie[5] = 99.0;
+    tie[200_001] = 99.0;
+    tie[7] = 100.0;
+    let mut tie_mask = vec![u32::MAX; words];
+    tie_mask[0] &= !(1 << 7);
+    let cases: Vec<(&str, &[f32], Vec<u32>)> = vec![
+        ("all allowed", &logits, vec![u32::MAX; words]),
+        ("random half", &logits, half),
+        ("maximum excluded", &logits, no_top),
+        ("one allowed", &logits, one),
+        ("none allowed", &logits, vec![0; words]),
+        ("tie among the allowed", &tie, tie_mask),
+    ];
+    each_config(|gpu, _| {
+        let mut fails = Vec::new();
+        for (what, x, mask) in &cases {
+            let allowed: Vec<f32> = x
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| {
+                    if mask[i / 32] >> (i % 32) & 1 == 1 {
+                        v
+                    } else {
+                        f32::NAN
+                    }
+                })
+                .collect();
+            let (wi, _) = argmax::argmax_ref(&allowed);
+            match block(argmax::run_argmax_masked(gpu, x, mask)) {
+                Ok((i, _)) if i == wi => {}
+                Ok((i, v)) => {
+                    fails.push(format!("masked argmax {what}: got ({i}, {v}), want {wi}"))
+                }
+                Err(e) => fails.push(format!("masked argmax {what}: {e}")),
+            }
+        }
+        fails
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Bad sizes and settings: a named error, never a panic, nothing recorded.
 

@@ -24,6 +24,9 @@ pub enum Want {
     Argmax,
     /// All logits (n_vocab f32 read back), for sampling or inspection.
     Logits,
+    /// The greedy token among those allowed by the mask last given to
+    /// [`Model::set_token_mask`] (structured output): 8 bytes read back, not the logits.
+    ArgmaxMasked,
 }
 
 /// Result of [`Model::forward`].
@@ -54,6 +57,8 @@ struct Activations {
     logits: wgpu::Buffer,
     /// argmax: (u32 index, f32 value)
     best: wgpu::Buffer,
+    /// mask: (n_vocab / 32) u32, the tokens `Want::ArgmaxMasked` may pick
+    mask: wgpu::Buffer,
     /// Mappable copies of `best` and `logits`, kept so that reading a step back creates nothing.
     best_read: wgpu::Buffer,
     logits_read: wgpu::Buffer,
@@ -117,6 +122,7 @@ impl Model {
             last: gpu.storage("last", u64::from(cfg.n_embd) * 4),
             logits: gpu.storage("logits", u64::from(cfg.n_vocab) * 4),
             best: gpu.storage("argmax", argmax::ARGMAX_OUT_BYTES),
+            mask: gpu.storage("token mask", u64::from(cfg.n_vocab.div_ceil(32)) * 4),
             best_read: gpu.readback_buffer("argmax readback", argmax::ARGMAX_OUT_BYTES),
             logits_read: gpu.readback_buffer("logits readback", u64::from(cfg.n_vocab) * 4),
             biases,
@@ -156,6 +162,8 @@ impl Model {
             self.encode_step(gpu, &mut enc, n, 0).await?;
             self.encode_head(gpu, &mut enc, n, Want::Argmax).await?;
             self.encode_head(gpu, &mut enc, n, Want::Logits).await?;
+            self.encode_head(gpu, &mut enc, n, Want::ArgmaxMasked)
+                .await?;
             // Recording marked cache positions as stored; the dropped step never ran.
             self.reset();
         }
@@ -188,6 +196,20 @@ impl Model {
     /// The decode precision.
     pub fn precision(&self) -> Precision {
         self.precision
+    }
+
+    /// The tokens the next `Want::ArgmaxMasked` step may pick: bit `id % 32` of word `id / 32`.
+    pub fn set_token_mask(&self, gpu: &Gpu, mask: &[u32]) -> Result<(), ModelError> {
+        let words = self.cfg.n_vocab.div_ceil(32) as usize;
+        if mask.len() != words {
+            return Err(ModelError::Tensor {
+                tensor: "token mask".into(),
+                message: format!("{} words given, the vocabulary needs {words}", mask.len()),
+            });
+        }
+        gpu.queue
+            .write_buffer(&self.act.mask, 0, bytemuck::cast_slice(mask));
+        Ok(())
     }
 
     /// Positions filled in the KV cache.
@@ -254,7 +276,7 @@ impl Model {
                 self.encode_head(gpu, &mut enc, chunk.len() as u32, want)
                     .await?;
                 let (src, dst) = match want {
-                    Want::Argmax => (&self.act.best, &self.act.best_read),
+                    Want::Argmax | Want::ArgmaxMasked => (&self.act.best, &self.act.best_read),
                     Want::Logits => (&self.act.logits, &self.act.logits_read),
                 };
                 enc.copy_buffer_to_buffer(src, 0, dst, 0, dst.size());
@@ -264,7 +286,7 @@ impl Model {
             self.tokens.extend_from_slice(chunk);
         }
         let out = match want {
-            Want::Argmax => {
+            Want::Argmax | Want::ArgmaxMasked => {
                 let b = gpu.read_mapped(&self.act.best_read, 8).await?;
                 Output::Token(argmax::decode_argmax(&b).0)
             }
@@ -472,8 +494,13 @@ impl Model {
             )
             .await?;
         }
-        if want == Want::Argmax {
-            argmax::encode_argmax(gpu, enc, &a.logits, c.n_vocab, &a.best).await?;
+        match want {
+            Want::Argmax => argmax::encode_argmax(gpu, enc, &a.logits, c.n_vocab, &a.best).await?,
+            Want::ArgmaxMasked => {
+                let m = Some(&a.mask);
+                argmax::encode_argmax_masked(gpu, enc, &a.logits, c.n_vocab, m, &a.best).await?
+            }
+            Want::Logits => {}
         }
         Ok(())
     }

@@ -245,12 +245,14 @@ pub async fn generate_constrained(
 ) -> Result<GenStats, ModelError> {
     let mut sampler = Sampler::new(params.sampler.clone());
     let greedy = sampler.is_greedy() && params.sampler.repeat_penalty == 1.0;
-    let want =
-        if greedy && params.top_logits == 0 && params.logprobs.is_none() && constraint.is_none() {
-            Want::Argmax
-        } else {
-            Want::Logits
-        };
+    // Greedy without log-probabilities: the GPU picks the token (under the constraint's mask,
+    // uploaded each step) and 8 bytes come back instead of the logits.
+    let plain = greedy && params.top_logits == 0 && params.logprobs.is_none();
+    let want = match (plain, &constraint) {
+        (true, None) => Want::Argmax,
+        (true, Some(_)) => Want::ArgmaxMasked,
+        (false, _) => Want::Logits,
+    };
     let n_vocab = model.cfg.n_vocab as usize;
     let mut mask = vec![0u32; n_vocab.div_ceil(32)];
     let mut history: Vec<u32> = model.tokens().to_vec();
@@ -281,7 +283,17 @@ pub async fn generate_constrained(
             }
             input = vec![*stats.generated.last().unwrap_or(&0)];
         }
+        if want == Want::ArgmaxMasked {
+            if let Some(c) = constraint.as_deref_mut() {
+                mask.fill(u32::MAX);
+                c.mask(&mut mask).map_err(ConstraintError)?;
+                model.set_token_mask(gpu, &mask)?;
+            }
+        }
         let (id, top, logprob, top_logprobs) = match model.forward(gpu, &input, want).await? {
+            Output::Token(id) if id == crate::ops::argmax::ARGMAX_NONE => {
+                return Err(ConstraintError("no token is allowed here".into()).into());
+            }
             Output::Token(id) => (id, Vec::new(), None, Vec::new()),
             Output::Logits(mut l) => {
                 let top = top_logits(&l, params.top_logits);

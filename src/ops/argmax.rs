@@ -32,13 +32,17 @@ struct ArgmaxParams {
     _pad: [u32; 2],
 }
 
-/// Variant bit: the final pass.
+/// Variant bits: the final pass; a first pass that reads a mask.
 const V_FINAL: u32 = 1;
+const V_MASKED: u32 = 2;
 
 fn source(variant: u32, tier: Tier) -> String {
     let mut flags = Vec::new();
     if variant & V_FINAL != 0 {
         flags.push("FINAL");
+    }
+    if variant & V_MASKED != 0 {
+        flags.push("MASKED");
     }
     if tier >= Tier::T2 {
         flags.push("SUBGROUPS");
@@ -62,6 +66,28 @@ pub async fn encode_argmax(
     n: u32,
     out: &wgpu::Buffer,
 ) -> Result<(), GpuError> {
+    encode_argmax_masked(gpu, enc, x, n, None, out).await
+}
+
+/// [`encode_argmax`] over the indices whose bit is set in `mask` (u32 words, bit `j % 32` of
+/// word `j / 32`; structured output's allowed tokens): none set gives [`ARGMAX_NONE`].
+pub async fn encode_argmax_masked(
+    gpu: &Gpu,
+    enc: &mut Encoder<'_>,
+    x: &wgpu::Buffer,
+    n: u32,
+    mask: Option<&wgpu::Buffer>,
+    out: &wgpu::Buffer,
+) -> Result<(), GpuError> {
+    if let Some(m) = mask {
+        if m.size() < u64::from(n.div_ceil(32)) * 4 {
+            return Err(shape_err(format!(
+                "the mask holds {} bits, {n} are needed",
+                m.size() * 8
+            )));
+        }
+        check_binding(gpu, "argmax mask", m.size())?;
+    }
     if n == 0 {
         return Err(shape_err("x is empty".into()));
     }
@@ -88,18 +114,28 @@ pub async fn encode_argmax(
         groups,
         _pad: [0; 2],
     };
-    for variant in [0, V_FINAL] {
+    let first = if mask.is_some() { V_MASKED } else { 0 };
+    for variant in [first, V_FINAL] {
+        let masked = variant & V_MASKED != 0;
+        let bindings: &[Bind] = if masked {
+            &[Bind::Uniform, Bind::Read, Bind::ReadWrite, Bind::Read]
+        } else {
+            &[Bind::Uniform, Bind::Read, Bind::ReadWrite]
+        };
         let kernel = gpu
             .kernel(&KernelSpec {
                 name: "argmax",
                 variant,
                 source: &|tier| source(variant, tier),
-                bindings: &[Bind::Uniform, Bind::Read, Bind::ReadWrite],
+                bindings,
                 constants: &[],
             })
             .await?;
         let g = if variant == V_FINAL { 1 } else { groups };
-        dispatch(enc, &kernel, &params, &[x, out], (g, 1, 1));
+        match mask {
+            Some(m) if masked => dispatch(enc, &kernel, &params, &[x, out, m], (g, 1, 1)),
+            _ => dispatch(enc, &kernel, &params, &[x, out], (g, 1, 1)),
+        }
     }
     Ok(())
 }
@@ -129,6 +165,19 @@ pub async fn run_argmax(gpu: &Gpu, x: &[f32]) -> Result<(u32, f32), GpuError> {
     read_argmax(gpu, &out).await
 }
 
+/// Convenience for tests: the argmax of `x` over the indices set in `mask`, on the GPU.
+pub async fn run_argmax_masked(gpu: &Gpu, x: &[f32], mask: &[u32]) -> Result<(u32, f32), GpuError> {
+    let n = u32::try_from(x.len())
+        .map_err(|_| shape_err(format!("{} values do not fit u32", x.len())))?;
+    let xb = gpu.storage_from("argmax x", x);
+    let mb = gpu.storage_from("argmax mask", bytemuck::cast_slice(mask));
+    let out = gpu.storage("argmax out", ARGMAX_OUT_BYTES);
+    let mut enc = Encoder::new(gpu);
+    encode_argmax_masked(gpu, &mut enc, &xb, n, Some(&mb), &out).await?;
+    enc.submit();
+    read_argmax(gpu, &out).await
+}
+
 /// The reference: `max_by` over the non-NaN values with ties to the lowest index;
 /// `(ARGMAX_NONE, NaN)` when there are none.
 pub fn argmax_ref(x: &[f32]) -> (u32, f32) {
@@ -150,7 +199,7 @@ mod tests {
     #[test]
     fn every_variant_validates() {
         for tier in [Tier::T0, Tier::T1, Tier::T2] {
-            for variant in [0, V_FINAL] {
+            for variant in [0, V_FINAL, V_MASKED] {
                 crate::ops::act::validate_wgsl(
                     &format!("argmax v{variant}"),
                     tier,
