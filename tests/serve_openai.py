@@ -77,7 +77,7 @@ def chat(client, content, system=None, **kw):
 
 
 server_a, base_a = start("--ctx", "1024", "--api-key", KEY)
-server_b, base_b = start("--ctx", "160", "--context-shift")
+server_b, base_b = start("--ctx", "160", "--context-shift", "--queue", "1")
 try:
     client = openai.OpenAI(base_url=f"{base_a}/v1", api_key=KEY, max_retries=0, timeout=600)
 
@@ -249,6 +249,23 @@ try:
         chat(client, "x " * 1100)
     except openai.BadRequestError as e:
         check("--context-shift" in e.body["message"], "without --context-shift the error says how to get it")
+
+    # A full queue answers 429: B queues one request behind the running one.
+    running = shift.chat.completions.create(model="smollm2", messages=[{"role": "user", "content": "Count to one hundred."}],
+                                            max_tokens=120, temperature=0, stream=True)
+    next(iter(running))
+    waiting = threading.Thread(target=lambda: shift.chat.completions.create(
+        model="smollm2", messages=[{"role": "user", "content": "Hi"}], max_tokens=2, temperature=0))
+    waiting.start()
+    while health(base_b)["engine"]["queued"] < 1:
+        time.sleep(0.05)
+    try:
+        shift.chat.completions.create(model="smollm2", messages=[{"role": "user", "content": "Hi"}], max_tokens=2)
+        check(False, "a request beyond the queue is refused")
+    except openai.RateLimitError as e:
+        check(e.status_code == 429 and e.body["code"] == "rate_limit_exceeded", f"a full queue answers 429: {e.body['message']}")
+    running.close()
+    waiting.join()
 finally:
     for p in (server_a, server_b):
         p.terminate()

@@ -209,7 +209,17 @@ fn schema_of(f: &Option<ResponseFormat>) -> Result<Option<Value>, ApiError> {
 
 /// Queues `job`; 429 when the queue is full.
 fn submit(app: &App, job: Job) -> Result<(), ApiError> {
-    match app.jobs.try_send(job) {
+    // Counted before sending, so the engine never takes a job it has not seen counted.
+    if let Ok(mut s) = app.status.lock() {
+        s.queued += 1;
+    }
+    let r = app.jobs.try_send(job);
+    if r.is_err() {
+        if let Ok(mut s) = app.status.lock() {
+            s.queued = s.queued.saturating_sub(1);
+        }
+    }
+    match r {
         Ok(()) => Ok(()),
         Err(TrySendError::Full(_)) => Err(ApiError {
             status: StatusCode::TOO_MANY_REQUESTS,

@@ -66,6 +66,8 @@ pub enum Event {
 pub struct EngineStatus {
     /// A request is being generated now.
     pub busy: bool,
+    /// Requests waiting behind it.
+    pub queued: usize,
     /// Requests finished (including failed and cancelled ones).
     pub served: u64,
     /// Requests whose client left: skipped while queued or stopped mid-generation.
@@ -108,6 +110,7 @@ impl Worker {
     /// Serves jobs until every sender is gone. A job whose client already left is skipped.
     pub fn run(mut self, jobs: Receiver<Job>) {
         for job in jobs {
+            self.update(|s| s.queued = s.queued.saturating_sub(1));
             if job.events.is_closed() {
                 self.update(|s| {
                     s.served += 1;
