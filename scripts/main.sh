@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 source scripts/env.sh
-cargo build --release --quiet --bin wisp
+echo "building wisp (release; a few minutes the first time)" >&2
+cargo build --release --bin wisp
 export WISP_MODEL="$(scripts/fetch-model.sh)"
 target/release/wisp info | sed -n '1,24p'
 echo "…"

@@ -28,9 +28,9 @@ WISP_ADAPTER=swiftshader $W check | tail -1
 echo "== default model on lavapipe, 16 MiB binding limit, cooperative kernels, tier T0"
 WISP_ADAPTER=llvmpipe WISP_MAX_BINDING=16M WISP_KERNELS=workgroup WISP_TIER=0 $W check | tail -1
 echo "== wisp dequant (GPU) against gguf-py's dequantize, one tensor of each type"
-python3 scripts/compare_dequant.py "$W" "$MODEL"
+"$WISP_PY" scripts/compare_dequant.py "$W" "$MODEL"
 echo "== wisp serve with the official openai client (SmolLM2 on lavapipe)"
-"${WISP_CACHE:-$HOME/.cache/wisp}/venv/bin/python" tests/serve_openai.py "$W" "$WISP_SMOLLM2_MODEL"
+"$WISP_PY" tests/serve_openai.py "$W" "$WISP_SMOLLM2_MODEL"
 echo "== browser: the npm package in headless Chromium on SwiftShader"
 scripts/build-web.sh | tail -1
 scripts/test-wasm.sh

@@ -4,7 +4,7 @@ import { createEngine } from "./wisp-llm/index.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-$("model").value = params.get("model") ?? new URL("/models/gemma-3-270m-q4_k_m.gguf", location.href).href;
+$("model").value = params.get("model") ?? new URL("/models/SmolLM2-135M-Instruct.Q4_1.gguf", location.href).href; // instruction-tuned: the default model (Gemma 3 270M) is a base model
 
 const engine = await createEngine();
 const messages = [];

@@ -251,4 +251,25 @@ pub enum GgufError {
         #[source]
         source: Arc<std::io::Error>,
     },
+    /// A directory was given where a GGUF file was expected.
+    #[error("{path} is a directory, not a GGUF file")]
+    IsDirectory { path: PathBuf },
+    /// A file that does not parse: the error, the file and what probably happened.
+    #[error("{path}: {source}{}", hint_for(source))]
+    InFile {
+        path: PathBuf,
+        #[source]
+        source: Box<GgufError>,
+    },
+}
+
+/// What a parse error most likely means for a file on disk.
+fn hint_for(e: &GgufError) -> &'static str {
+    match e {
+        GgufError::Truncated { .. } | GgufError::BeyondEnd { .. } => {
+            " (the file is shorter than its header says: probably an incomplete download; fetch it again)"
+        }
+        GgufError::BadMagic { .. } => " (is this a model file? Wisp reads .gguf files)",
+        _ => "",
+    }
 }

@@ -24,13 +24,19 @@ impl GgufFile {
             path: path.clone(),
             source: Arc::new(source),
         };
+        if path.is_dir() {
+            return Err(GgufError::IsDirectory { path });
+        }
         let file = File::open(&path).map_err(io_err)?;
         // SAFETY: the map is read-only and private to this value. If another process
         // truncates or rewrites the file while it is mapped, reads may see the new bytes or
         // fault (SIGBUS); that is the accepted cost of mapping model files, as every GGUF
         // runtime does. Parsing itself never trusts the bytes.
         let map = unsafe { Mmap::map(&file) }.map_err(io_err)?;
-        let gguf = Gguf::parse(&map)?;
+        let gguf = Gguf::parse(&map).map_err(|e| GgufError::InFile {
+            path: path.clone(),
+            source: Box::new(e),
+        })?;
         Ok(GgufFile { path, map, gguf })
     }
 

@@ -53,7 +53,7 @@ try {
   // A model Wisp cannot compute exactly is refused before any download, by the same audit as
   // a native load, naming each key.
   const refusedName = "wisp-test-refused.gguf";
-  execFileSync("python3", [join(repo, "scripts/gen_refused_gguf.py"), join(cache, refusedName)]);
+  execFileSync(process.env.WISP_PY ?? "python3", [join(repo, "scripts/gen_refused_gguf.py"), join(cache, refusedName)]);
   const refused = await page.evaluate(async (url) => {
     const e = await createEngine();
     const r = await e.willItRun(url);

@@ -10,18 +10,31 @@ use wisp::model::session::{fit_messages, reuse_prefix};
 use crate::cli::ChatArgs;
 use crate::load::load;
 
-pub fn run(args: ChatArgs) -> Result<(), Box<dyn std::error::Error>> {
+pub fn run(mut args: ChatArgs) -> Result<(), Box<dyn std::error::Error>> {
+    // Chat wants an instruction-tuned model; the default model (Gemma 3 270M) is a base model.
+    if args.model.model.is_none() && std::env::var_os("WISP_MODEL").is_none() {
+        if let Some(p) = crate::cli::cached_model(crate::cli::CHAT_MODEL) {
+            eprintln!(
+                "chat: using {} (instruction-tuned; the default model is a base model). -m picks another.",
+                crate::cli::CHAT_MODEL
+            );
+            args.model.model = Some(p);
+        }
+    }
     let mut m = load(&args.model, args.ctx, args.precision.get())?;
     let template = ChatTemplate::for_model(&m.tokenizer)?;
+    let base_hint = "it is probably a base model, not instruction-tuned: replies may not follow \
+                     the conversation (scripts/fetch-model.sh smollm2 fetches an instruction-tuned one)";
     match template.source() {
         TemplateSource::Model => {}
         TemplateSource::Gemma => {
-            eprintln!("the model has no chat template: using Gemma's turn format")
+            eprintln!("the model has no chat template, so {base_hint}; using Gemma's turn format")
         }
-        TemplateSource::Plain => {
-            eprintln!("the model has no chat template: using a plain User:/Assistant: transcript")
-        }
+        TemplateSource::Plain => eprintln!(
+            "the model has no chat template, so {base_hint}; using a plain User:/Assistant: transcript"
+        ),
     }
+    let mut unanswered = 0usize;
     let mut stop = args.stop.clone();
     if template.source() == TemplateSource::Plain {
         stop.push("\nUser:".into());
@@ -82,6 +95,7 @@ pub fn run(args: ChatArgs) -> Result<(), Box<dyn std::error::Error>> {
             Ok(f) => f,
             Err(wisp::model::ModelError::ContextFull { needed, ctx }) => {
                 messages.pop();
+                unanswered += 1;
                 eprintln!(
                     "this message does not fit: the conversation needs {needed} positions and the \
                      context holds {ctx}; it was not sent (use --context-shift to drop the oldest \
@@ -128,6 +142,12 @@ pub fn run(args: ChatArgs) -> Result<(), Box<dyn std::error::Error>> {
             }
             Err(e) => return Err(e.into()),
         }
+    }
+    if unanswered > 0 {
+        return Err(format!(
+            "{unanswered} message(s) did not fit the context and were not answered"
+        )
+        .into());
     }
     Ok(())
 }

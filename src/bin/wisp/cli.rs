@@ -42,6 +42,7 @@ pub enum Command {
 }
 
 #[derive(Args)]
+#[command(allow_negative_numbers = true)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub model: ModelArg,
@@ -51,7 +52,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
     /// KV cache positions: a prompt plus its reply must fit.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
     pub ctx: u32,
     /// Require `Authorization: Bearer KEY` (also from $WISP_API_KEY).
     #[arg(long)]
@@ -75,6 +76,23 @@ pub struct ModelArg {
     pub model: Option<PathBuf>,
 }
 
+/// The instruction-tuned model `wisp chat` prefers when no model is given.
+pub const CHAT_MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// `$WISP_CACHE` (default `~/.cache/wisp`).
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("WISP_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("wisp")))
+        .unwrap_or_else(|| PathBuf::from(".cache/wisp"))
+}
+
+/// `name` in the cache, if it is there.
+pub fn cached_model(name: &str) -> Option<PathBuf> {
+    let p = cache_dir().join(name);
+    p.is_file().then_some(p)
+}
+
 impl ModelArg {
     /// The model path to open, with a hint when the default model is missing.
     pub fn path(&self) -> Result<PathBuf, String> {
@@ -84,13 +102,7 @@ impl ModelArg {
         if let Some(p) = std::env::var_os("WISP_MODEL") {
             return Ok(PathBuf::from(p));
         }
-        let cache = std::env::var_os("WISP_CACHE")
-            .map(PathBuf::from)
-            .or_else(|| {
-                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("wisp"))
-            })
-            .unwrap_or_else(|| PathBuf::from(".cache/wisp"));
-        let p = cache.join("gemma-3-270m-q4_k_m.gguf");
+        let p = cache_dir().join("gemma-3-270m-q4_k_m.gguf");
         if !p.exists() {
             return Err(format!(
                 "the default model is not at {} (fetch it with scripts/fetch-model.sh, or pass -m)",
@@ -167,15 +179,16 @@ pub fn shape(dims: &[u64]) -> String {
         .join("×")
 }
 
-/// The prompt of `run` and `logits`: text, or token ids as given.
+/// The prompt of `run` and `logits`: text, or token ids as given (exactly one of them).
 #[derive(Args)]
+#[group(required = true, multiple = false)]
 pub struct PromptArgs {
     /// Prompt text (BOS added as the model's metadata says; no chat template).
     #[arg(short = 'p', long)]
     pub prompt: Option<String>,
     /// Prompt as token ids (tokenizer bypassed), e.g. 2,14946,3324.
-    #[arg(long)]
-    pub prompt_ids: Option<String>,
+    #[arg(long, value_parser = token_ids)]
+    pub prompt_ids: Option<TokenIds>,
 }
 
 /// Decode precision: `exact` (f32 activations, the default) or `fast` (activations quantized
@@ -196,32 +209,76 @@ impl PrecisionArg {
     }
 }
 
+/// `--prompt-ids`, checked while the arguments are parsed (before any model is opened).
+#[derive(Clone, Debug)]
+pub struct TokenIds(pub Vec<u32>);
+
+fn token_ids(s: &str) -> Result<TokenIds, String> {
+    crate::load::parse_ids(s).map(TokenIds)
+}
+
+/// A count of at least 1.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<i64>() {
+        Ok(n) if n >= 1 => Ok(n as usize),
+        Ok(n) => Err(format!("{n} is not allowed: it must be at least 1")),
+        Err(_) => Err(format!("'{s}' is not a whole number")),
+    }
+}
+
+/// A parser for a finite f32 in `lo..=hi`.
+fn float_in(lo: f32, hi: f32) -> impl Fn(&str) -> Result<f32, String> + Clone {
+    move |s: &str| match s.parse::<f32>() {
+        Ok(v) if v.is_finite() && (lo..=hi).contains(&v) => Ok(v),
+        Ok(v) => Err(format!(
+            "{v} is out of range: it must be between {lo} and {hi}"
+        )),
+        Err(_) => Err(format!("'{s}' is not a number")),
+    }
+}
+
+/// `top_p`: more than 0, at most 1.
+fn top_p(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if v > 0.0 && v <= 1.0 => Ok(v),
+        Ok(v) => Err(format!(
+            "{v} is out of range: it must be more than 0 and at most 1"
+        )),
+        Err(_) => Err(format!("'{s}' is not a number")),
+    }
+}
+
 /// Sampling options shared by `run` and `chat`.
 #[derive(Args)]
 pub struct SampleArgs {
-    /// Temperature (0 = greedy).
-    #[arg(long, default_value_t = 0.0)]
+    /// Temperature (0 = greedy; at most 10).
+    #[arg(long, default_value_t = 0.0, value_parser = float_in(0.0, 10.0))]
     pub temp: f32,
+    /// Keep the k most likely tokens (0 = all).
     #[arg(long, default_value_t = 40)]
     pub top_k: usize,
-    #[arg(long, default_value_t = 0.95)]
+    /// Keep the smallest set of tokens whose probability reaches p (0 < p <= 1).
+    #[arg(long, default_value_t = 0.95, value_parser = top_p)]
     pub top_p: f32,
-    #[arg(long, default_value_t = 0.05)]
+    /// Drop tokens less likely than min_p times the most likely one (0..=1).
+    #[arg(long, default_value_t = 0.05, value_parser = float_in(0.0, 1.0))]
     pub min_p: f32,
-    #[arg(long, default_value_t = 1.0)]
+    /// Penalty on repeated tokens (1 = off; 0.01..=10).
+    #[arg(long, default_value_t = 1.0, value_parser = float_in(0.01, 10.0))]
     pub repeat_penalty: f32,
     #[arg(long, default_value_t = 0x5eed)]
     pub seed: u64,
 }
 
 #[derive(Args)]
+#[command(allow_negative_numbers = true)]
 pub struct RunArgs {
     #[command(flatten)]
     pub model: ModelArg,
     #[command(flatten)]
     pub prompt: PromptArgs,
     /// Tokens to generate.
-    #[arg(short = 'n', long, default_value_t = 32)]
+    #[arg(short = 'n', long, default_value_t = 32, value_parser = at_least_one)]
     pub n: usize,
     #[command(flatten)]
     pub sample: SampleArgs,
@@ -229,7 +286,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub stop: Vec<String>,
     /// KV cache positions.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
     pub ctx: u32,
     /// One JSON object per token, then a summary line.
     #[arg(long)]
@@ -243,6 +300,7 @@ pub struct RunArgs {
 }
 
 #[derive(Args)]
+#[command(allow_negative_numbers = true)]
 pub struct ChatArgs {
     #[command(flatten)]
     pub model: ModelArg,
@@ -250,7 +308,7 @@ pub struct ChatArgs {
     #[arg(long)]
     pub system: Option<String>,
     /// Tokens per reply at most.
-    #[arg(short = 'n', long, default_value_t = 256)]
+    #[arg(short = 'n', long, default_value_t = 256, value_parser = at_least_one)]
     pub n: usize,
     #[command(flatten)]
     pub sample: SampleArgs,
@@ -258,7 +316,7 @@ pub struct ChatArgs {
     #[arg(long)]
     pub stop: Vec<String>,
     /// KV cache positions (the whole conversation must fit, unless --context-shift).
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
     pub ctx: u32,
     /// A conversation that outgrows the context drops its oldest turns after the system
     /// prompt and continues.
@@ -270,6 +328,7 @@ pub struct ChatArgs {
 }
 
 #[derive(Args)]
+#[command(allow_negative_numbers = true)]
 pub struct LogitsArgs {
     #[command(flatten)]
     pub model: ModelArg,
@@ -279,7 +338,7 @@ pub struct LogitsArgs {
     #[arg(short = 'o', long = "out")]
     pub out: PathBuf,
     /// KV cache positions.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
     pub ctx: u32,
     /// Decode precision.
     #[arg(long, value_enum, default_value_t = PrecisionArg::Exact)]
@@ -287,6 +346,7 @@ pub struct LogitsArgs {
 }
 
 #[derive(Args)]
+#[command(allow_negative_numbers = true)]
 pub struct ModelBenchArgs {
     #[command(flatten)]
     pub model: ModelArg,

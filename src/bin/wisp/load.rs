@@ -199,7 +199,7 @@ impl PromptArgs {
     /// The prompt tokens from `-p TEXT` (BOS as the model's metadata says) or `--prompt-ids`.
     pub fn tokens(&self, tokenizer: &Tokenizer) -> Result<Vec<u32>, Box<dyn std::error::Error>> {
         let p = match (&self.prompt_ids, &self.prompt) {
-            (Some(ids), _) => parse_ids(ids)?,
+            (Some(ids), _) => ids.0.clone(),
             (None, Some(text)) => tokenizer.encode(text, true)?,
             (None, None) => return Err("give a prompt with -p or --prompt-ids".into()),
         };

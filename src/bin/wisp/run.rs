@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use serde_json::json;
-use wisp::model::generate::{generate, GenParams};
+use wisp::model::generate::{generate, Finish, GenParams};
 use wisp::model::sampler::SamplerConfig;
 
 use crate::cli::{RunArgs, SampleArgs};
@@ -27,6 +27,15 @@ impl SampleArgs {
 pub fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     let mut m = load(&args.model, args.ctx, args.precision.get())?;
     let prompt = args.prompt.tokens(&m.tokenizer)?;
+    if prompt.len() as u64 >= u64::from(args.ctx) {
+        return Err(format!(
+            "the prompt has {} tokens and the context holds {} (a reply needs at least one more \
+             position): raise --ctx or shorten the prompt",
+            prompt.len(),
+            args.ctx
+        )
+        .into());
+    }
     let params = GenParams {
         max_tokens: args.n,
         sampler: args.sample.sampler(),
@@ -76,7 +85,22 @@ pub fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         println!("{summary}");
     } else {
         println!("{}", stats.tail);
-        eprintln!("{summary}");
+        let why = match stats.finish {
+            Finish::Length if stats.generated.len() < args.n => {
+                " (the context is full: raise --ctx for longer replies)"
+            }
+            _ => "",
+        };
+        eprintln!(
+            "[{} prompt tokens, {} generated; {:.0} ms to the first token, {:.1} tok/s prefill, \
+             {:.2} tok/s decode; finish: {}{why}]",
+            stats.prompt_tokens,
+            stats.generated.len(),
+            stats.ttft_s * 1e3,
+            stats.prefill_tok_s(),
+            stats.decode_tok_s(),
+            stats.finish.reason()
+        );
     }
     Ok(())
 }
