@@ -657,6 +657,7 @@ fn run(gpu: &Gpu, model: &mut Model, tokens: &[u32], want: Want) -> Output {
 
 /// Runs `s` on every adapter at T0 and at the adapter's highest tier; panics with every failure.
 fn check_arch(s: &Spec) {
+    common::progress(&format!("{}: every adapter, tier and family", s.describe()));
     let bytes = build(s);
     let gguf = Gguf::parse(&bytes).expect("parse");
     let src = MemGguf { gguf, bytes };

@@ -99,6 +99,14 @@ fn run_case(
             pollster::block_on(Model::load(&gpu, &file, 512, &mut |_, _| {})).expect("model loads");
         pollster::block_on(model.set_precision(&gpu, precision)).expect("precision");
         let mut ties = Vec::new();
+        let t0 = std::time::Instant::now();
+        common::progress(&format!(
+            "{}: {name}, {steps} teacher-forced steps",
+            model_file
+                .file_name()
+                .map(|f| f.to_string_lossy())
+                .unwrap_or_default()
+        ));
         let mut input = case.prompt_ids.clone();
         let mut worst = 0f64;
         let mut partings = Vec::new();
@@ -136,6 +144,13 @@ fn run_case(
                 }
             }
             input = vec![llama];
+            if (step + 1) % 8 == 0 {
+                common::progress(&format!(
+                    "  [{name}] step {} of {steps}, {:.0} s",
+                    step + 1,
+                    t0.elapsed().as_secs_f64()
+                ));
+            }
         }
         eprintln!(
             "[{name}] {steps} steps: worst logit error {:.4}% of the top logit; parted from llama.cpp (siding with exact math) at steps {partings:?}; near-ties at {ties:?}",

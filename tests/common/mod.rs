@@ -8,6 +8,13 @@
 
 use wisp::gpu::{Gpu, GpuOptions, KernelFamily, Tier};
 
+/// A progress line that shows while `cargo test` runs (the harness captures `eprintln!`, not
+/// writes to the stderr handle itself): long tests say what they are doing as they go.
+pub fn progress(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "  [progress] {msg}");
+}
+
 /// One device per adapter, opened at the highest tier it supports.
 pub fn devices() -> Vec<Gpu> {
     let adapters = pollster::block_on(Gpu::adapters());
