@@ -33,6 +33,9 @@ pub enum ChatError {
     Render(String),
 }
 
+/// Instructions a template may run per rendering (minijinja's fuel).
+pub const TEMPLATE_FUEL: u64 = 2_000_000;
+
 /// Gemma's turn format (the Gemma 3 instruction models' template, for base models without one).
 const GEMMA_TEMPLATE: &str = "{{ bos_token }}{% for m in messages %}<start_of_turn>\
 {% if m.role == 'assistant' %}model{% else %}{{ m.role }}{% endif %}\n{{ m.content | trim }}<end_of_turn>\n\
@@ -94,6 +97,9 @@ impl ChatTemplate {
         // Hugging Face templates are Python Jinja: whitespace is kept as written, and they call
         // Python string methods and `raise_exception`.
         env.set_keep_trailing_newline(true);
+        // A template comes from the model file: bound its work (real templates use a few
+        // thousand units for a long conversation) so a hostile one fails instead of hanging.
+        env.set_fuel(Some(TEMPLATE_FUEL));
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function(
             "raise_exception",

@@ -125,7 +125,33 @@ impl GenOptions {
     }
 }
 
+/// `v` when it is finite and within `lo..=hi`, else an error naming the option.
+fn in_range(name: &str, v: Option<f32>, lo: f32, hi: f32) -> Result<(), WebError> {
+    match v {
+        Some(x) if !(x.is_finite() && (lo..=hi).contains(&x)) => Err(WebError::Options(format!(
+            "{name} is {x}: it must be between {lo} and {hi}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 impl GenOptions {
+    /// Checks every option's range (types were checked while parsing).
+    fn check(&self) -> Result<(), WebError> {
+        if self.max_tokens == Some(0) {
+            return Err(WebError::Options("max_tokens must be at least 1".into()));
+        }
+        in_range("temperature", self.temperature, 0.0, 2.0)?;
+        in_range("min_p", self.min_p, 0.0, 1.0)?;
+        in_range("repetition_penalty", self.repetition_penalty, 0.01, 10.0)?;
+        match self.top_p {
+            Some(p) if !(p > 0.0 && p <= 1.0) => Err(WebError::Options(format!(
+                "top_p is {p}: it must be more than 0 and at most 1"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     fn params(&self) -> GenParams {
         let d = SamplerConfig::default();
         GenParams {
@@ -164,9 +190,10 @@ pub fn gen_params(options: &str) -> Result<GenParams, WebError> {
     if options.trim().is_empty() {
         return Ok(GenOptions::default().params());
     }
-    serde_json::from_str::<GenOptions>(options)
-        .map(|o| o.params())
-        .map_err(|e| WebError::Options(e.to_string()))
+    let o = serde_json::from_str::<GenOptions>(options)
+        .map_err(|e| WebError::Options(e.to_string()))?;
+    o.check()?;
+    Ok(o.params())
 }
 
 fn report(cb: &Function, p: &Progress) {

@@ -28,6 +28,7 @@ class WorkerProxy {
   }
 
   call(op, args, onEvent) {
+    if (this.closed) return Promise.reject(new Error(`the engine was unloaded: '${op}' needs createEngine() again`));
     const id = nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, onEvent });
@@ -197,9 +198,13 @@ class Engine {
     return this.proxy.call("corruptChunk", { url, index });
   }
 
-  /** Ends the worker and frees the GPU memory. */
+  /** Ends the worker and frees the GPU memory; later calls reject, and pending ones too. */
   async unload() {
     this.proxy.worker.terminate();
+    this.proxy.closed = true;
+    const err = new Error("the engine was unloaded");
+    for (const p of this.proxy.pending.values()) p.reject(err);
+    this.proxy.pending.clear();
   }
 }
 
