@@ -10,6 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
+T0=$(date +%s)
+part() { echo "== [$(( $(date +%s) - T0 )) s] $*"; }
 MODEL="$(scripts/fetch-model.sh)"
 export WISP_MODEL="$MODEL"
 export WISP_SMOLLM2_MODEL="$(scripts/fetch-model.sh smollm2)"
@@ -17,22 +19,24 @@ export WISP_SMOLLM2_MODEL="$(scripts/fetch-model.sh smollm2)"
 export WISP_TEST_ADAPTERS="${WISP_TEST_ADAPTERS:-llvmpipe,swiftshader}"
 export WISP_REQUIRE_MODELS=1
 
+part "cargo test (GPU kernels, models, goldens; long tests print progress)"
 cargo test --release
 
 cargo build --release --bin wisp
 W=target/release/wisp
-echo "== default model on lavapipe (every tensor: GPU dequant bit-exact, matvec within the f32 bound)"
+part "default model on lavapipe (every tensor: GPU dequant bit-exact, matvec within the f32 bound)"
 WISP_ADAPTER=llvmpipe $W check | tail -1
-echo "== default model on SwiftShader, T0"
+part "default model on SwiftShader, T0"
 WISP_ADAPTER=swiftshader $W check | tail -1
-echo "== default model on lavapipe, 16 MiB binding limit, cooperative kernels, tier T0"
+part "default model on lavapipe, 16 MiB binding limit, cooperative kernels, tier T0"
 WISP_ADAPTER=llvmpipe WISP_MAX_BINDING=16M WISP_KERNELS=workgroup WISP_TIER=0 $W check | tail -1
-echo "== wisp dequant (GPU) against gguf-py's dequantize, one tensor of each type"
+part "wisp dequant (GPU) against gguf-py's dequantize, one tensor of each type"
 "$WISP_PY" scripts/compare_dequant.py "$W" "$MODEL"
-echo "== wisp serve with the official openai client (SmolLM2 on lavapipe)"
+part "wisp serve with the official openai client (SmolLM2 on lavapipe)"
 "$WISP_PY" tests/serve_openai.py "$W" "$WISP_SMOLLM2_MODEL"
-echo "== browser: the npm package in headless Chromium on SwiftShader"
+part "browser: the npm package in headless Chromium on SwiftShader"
 scripts/build-web.sh | tail -1
 scripts/test-wasm.sh
 node www/tests/protocol.mjs
 node www/tests/browser.mjs
+part "all tests passed"

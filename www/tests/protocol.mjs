@@ -58,7 +58,7 @@ await test("concurrent calls resolve by id, in any order; errors reject their ow
   assert.equal(pa.m.op, "generate");
   assert.deepEqual(pa.m.args.options, {
     max_tokens: 3, temperature: 0, top_p: undefined, top_k: undefined, min_p: undefined, seed: undefined,
-    repetition_penalty: 1.1, stop: ["\n"],
+    repetition_penalty: 1.1, stop: ["\n"], response_format: undefined,
   });
   assert.equal(pb.m.op, "generateIds");
   assert.deepEqual(pb.m.args.ids, [1, 2, 3]);
@@ -105,14 +105,16 @@ await test("non-streamed chat returns one chat.completion; a failing stream thro
   }, /device lost/);
 });
 
-await test("interrupt goes out at once, outside the request queue; unload ends the worker", async () => {
+await test("interrupt goes out at once, outside the request queue; unload ends the worker and rejects pending and later calls", async () => {
   const e = await createEngine();
   script = null;
-  e.generate("long");
+  const g = e.generate("long");
   e.interrupt();
   assert.deepEqual(sent.map((m) => m.op), ["generate", "interrupt"]);
   await e.unload();
   assert.equal(e.proxy.worker.terminated, true);
+  await assert.rejects(g, /unloaded/);
+  await assert.rejects(e.generate("again"), /unloaded/);
 });
 
 console.log(`${passed} protocol tests passed`);

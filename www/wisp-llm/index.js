@@ -115,7 +115,10 @@ class Engine {
   /** Loads (downloading into IndexedDB, resumable) the model at `url`. */
   async load(url, { onProgress, context, precision, contextShift } = {}) {
     this.model = url;
-    return this.proxy.call("load", { url, options: { context, precision, contextShift } }, (ev, d) => {
+    const options = Object.fromEntries(
+      Object.entries({ context, precision, contextShift }).filter(([, v]) => v !== undefined),
+    );
+    return this.proxy.call("load", { url, options }, (ev, d) => {
       if (ev === "progress") onProgress?.(d);
     });
   }
