@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     let n = tokens.len();
     let bpe = head[0] & 1 == 1;
-    let scores: Vec<f32> = (0..n).map(|i| -((i * usize::from(head[1] | 1)) % 97) as f32).collect();
+    let scores: Vec<f32> = (0..n).map(|i| -(((i * usize::from(head[1] | 1)) % 97) as f32)).collect();
     let types: Vec<i32> = (0..n)
         .map(|i| i32::from((head[2] >> (i % 8)) & 1) * ((i % 7) as i32))
         .collect();
