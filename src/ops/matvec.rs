@@ -167,18 +167,39 @@ pub async fn encode(
     encode_input(gpu, enc, w, Input::F32(x), y).await
 }
 
-/// Checks that the quantized x covers a row of `w`.
-fn check_x8(w: &GpuWeight, q: &X8) -> Result<(), GpuError> {
-    if q.capacity < w.row_len {
-        return Err(GpuError::Shape {
-            tensor: w.name.clone(),
-            detail: format!(
-                "rows have {} values but the quantized x holds {}",
-                w.row_len, q.capacity
-            ),
-        });
+/// The f32 x and, where `w`'s format has an integer kernel, the quantized x (which must cover a
+/// row of `w`), after checking that `w` can run in the kernels.
+fn checked_input<'a>(
+    w: &GpuWeight,
+    input: Input<'a>,
+) -> Result<(&'a wgpu::Buffer, Option<&'a X8>), GpuError> {
+    check_kernel_shape(w)?;
+    let x8 = input.x8_for(w.ty);
+    if let Some(q) = x8 {
+        if q.capacity < w.row_len {
+            return Err(GpuError::Shape {
+                tensor: w.name.clone(),
+                detail: format!(
+                    "rows have {} values but the quantized x holds {}",
+                    w.row_len, q.capacity
+                ),
+            });
+        }
     }
-    Ok(())
+    Ok((input.f32(), x8))
+}
+
+/// A matvec's bindings: W, x (its quants and scales in the x8 kernels), y.
+fn bindings<'a>(
+    w: &'a wgpu::Buffer,
+    x: &'a wgpu::Buffer,
+    x8: Option<&'a X8>,
+    y: &'a wgpu::Buffer,
+) -> Vec<(u32, &'a wgpu::Buffer)> {
+    match x8 {
+        Some(q) => vec![(1, w), (2, &q.q), (3, y), (6, &q.s)],
+        None => vec![(1, w), (2, x), (3, y)],
+    }
 }
 
 /// [`encode`] with x given as an [`Input`]: the x8 kernels where x is quantized and the
@@ -190,12 +211,7 @@ pub async fn encode_input(
     input: Input<'_>,
     y: &wgpu::Buffer,
 ) -> Result<(), GpuError> {
-    let x = input.f32();
-    let x8 = input.x8_for(w.ty);
-    check_kernel_shape(w)?;
-    if let Some(q) = x8 {
-        check_x8(w, q)?;
-    }
+    let (x, x8) = checked_input(w, input)?;
     check_binding(gpu, "matvec x", u64::from(w.row_len) * 4)?;
     check_binding(gpu, "matvec y", u64::from(w.rows) * 4)?;
     if x.size() < u64::from(w.row_len) * 4 || y.size() < u64::from(w.rows) * 4 {
@@ -235,16 +251,13 @@ pub async fn encode_input(
             grid_x: gx,
             ..Params::default()
         };
-        match x8 {
-            Some(q) => {
-                let bindings = [(1, &chunk.buffer), (2, &q.q), (3, y), (6, &q.s)];
-                record(enc, &kernel, params, &bindings, (gx, gy));
-            }
-            None => {
-                let bindings = [(1, &chunk.buffer), (2, x), (3, y)];
-                record(enc, &kernel, params, &bindings, (gx, gy));
-            }
-        }
+        record(
+            enc,
+            &kernel,
+            params,
+            &bindings(&chunk.buffer, x, x8, y),
+            (gx, gy),
+        );
     }
     Ok(())
 }
@@ -261,12 +274,7 @@ pub async fn encode_glu(
     y: &wgpu::Buffer,
     gelu: bool,
 ) -> Result<bool, GpuError> {
-    let x = input.f32();
-    let x8 = input.x8_for(w.ty);
-    check_kernel_shape(w)?;
-    if let Some(q) = x8 {
-        check_x8(w, q)?;
-    }
+    let (x, x8) = checked_input(w, input)?;
     let [chunk] = w.chunks.as_slice() else {
         return Ok(false);
     };
@@ -323,16 +331,13 @@ pub async fn encode_glu(
         grid_x: gx,
         ..Params::default()
     };
-    match x8 {
-        Some(q) => {
-            let bindings = [(1, &chunk.buffer), (2, &q.q), (3, y), (6, &q.s)];
-            record(enc, &kernel, params, &bindings, (gx, gy));
-        }
-        None => {
-            let bindings = [(1, &chunk.buffer), (2, x), (3, y)];
-            record(enc, &kernel, params, &bindings, (gx, gy));
-        }
-    }
+    record(
+        enc,
+        &kernel,
+        params,
+        &bindings(&chunk.buffer, x, x8, y),
+        (gx, gy),
+    );
     Ok(true)
 }
 

@@ -436,11 +436,43 @@ fn reply_for(app: &App, kind: Kind, c: &api::Common, logprobs: bool) -> Reply {
     }
 }
 
+/// Queues a job after the request's common fields are checked, then answers it (whole or
+/// streamed); any error before that is answered at once. `input` is the endpoint's own part:
+/// what to continue from and how many log-probabilities to report, if any.
+async fn serve(
+    app: &App,
+    kind: Kind,
+    common: &api::Common,
+    input: Result<(Input, Option<usize>), ApiError>,
+) -> Response {
+    let queued = (|| {
+        let settings = common.settings()?;
+        let (input, logprobs) = input?;
+        let schema = schema_of(&common.response_format)?;
+        let (tx, rx) = unbounded_channel();
+        let job = Job {
+            input,
+            settings,
+            logprobs,
+            schema,
+            events: tx,
+        };
+        let with_logprobs = job.logprobs.is_some();
+        submit(app, job)?;
+        Ok::<_, ApiError>((reply_for(app, kind, common, with_logprobs), rx))
+    })();
+    match queued {
+        Ok((reply, rx)) => respond(reply, rx).await,
+        Err(e) => e.into_response(),
+    }
+}
+
 async fn chat(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    let r = async {
-        authorize(&app, &headers)?;
-        let req: ChatRequest = api::parse(&body)?;
-        let settings = req.common.settings()?;
+    let req = match authorize(&app, &headers).and_then(|()| api::parse::<ChatRequest>(&body)) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let input = (|| {
         let messages = api::messages(&req.messages)?;
         let top = req.top_logprobs.unwrap_or(0);
         if top > 20 {
@@ -455,70 +487,36 @@ async fn chat(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> R
                 Some("top_logprobs"),
             ));
         }
-        let schema = schema_of(&req.common.response_format)?;
-        let (tx, rx) = unbounded_channel();
-        submit(
-            &app,
-            Job {
-                input: Input::Chat(messages),
-                settings,
-                logprobs: req.logprobs.then_some(top as usize),
-                schema,
-                events: tx,
-            },
-        )?;
-        Ok((reply_for(&app, Kind::Chat, &req.common, req.logprobs), rx))
-    }
-    .await;
-    match r {
-        Ok((reply, rx)) => respond(reply, rx).await,
-        Err(e) => e.into_response(),
-    }
+        Ok((Input::Chat(messages), req.logprobs.then_some(top as usize)))
+    })();
+    serve(&app, Kind::Chat, &req.common, input).await
 }
 
 async fn completions(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    let r = async {
-        authorize(&app, &headers)?;
-        let req: CompletionRequest = api::parse(&body)?;
-        let settings = req.common.settings()?;
+    let req = match authorize(&app, &headers).and_then(|()| api::parse::<CompletionRequest>(&body))
+    {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let input = (|| {
         if req.echo {
             return Err(ApiError::invalid("'echo' is not supported", Some("echo")));
         }
-        let input = match req.prompt {
-            PromptIn::Text(t) => Input::Text(t),
-            PromptIn::Texts(mut v) if v.len() == 1 => Input::Text(v.remove(0)),
+        let input = match &req.prompt {
+            PromptIn::Text(t) => Input::Text(t.clone()),
+            PromptIn::Texts(v) if v.len() == 1 => Input::Text(v[0].clone()),
             PromptIn::Texts(_) => {
                 return Err(ApiError::invalid("one prompt per request", Some("prompt")))
             }
-            PromptIn::Ids(ids) => Input::Ids(ids),
+            PromptIn::Ids(ids) => Input::Ids(ids.clone()),
         };
-        let lp = req.logprobs;
-        if lp.is_some_and(|n| n > 5) {
+        if req.logprobs.is_some_and(|n| n > 5) {
             return Err(ApiError::invalid(
                 "'logprobs' must be at most 5",
                 Some("logprobs"),
             ));
         }
-        let schema = schema_of(&req.common.response_format)?;
-        let (tx, rx) = unbounded_channel();
-        submit(
-            &app,
-            Job {
-                input,
-                settings,
-                logprobs: lp.map(|n| n as usize),
-                schema,
-                events: tx,
-            },
-        )?;
-        Ok((
-            reply_for(&app, Kind::Completion, &req.common, lp.is_some()),
-            rx,
-        ))
-    }
-    .await;
-    match r {
-        Ok((reply, rx)) => respond(reply, rx).await,
-        Err(e) => e.into_response(),
-    }
+        Ok((input, req.logprobs.map(|n| n as usize)))
+    })();
+    serve(&app, Kind::Completion, &req.common, input).await
 }
