@@ -178,21 +178,18 @@ fn context_limits_are_reported_not_glued_on() {
         vec!["the prompt has 20 tokens", "--ctx"],
     )]);
 
-    let r = wisp(
-        &[
-            "run",
-            "-m",
-            &model,
-            "-p",
-            "Once upon a time",
-            "--ctx",
-            "12",
-            "-n",
-            "32",
-            "--json",
-        ],
-        "",
-    );
+    let full = [
+        "run",
+        "-m",
+        &model,
+        "-p",
+        "Once upon a time",
+        "--ctx",
+        "12",
+        "-n",
+        "32",
+    ];
+    let r = wisp(&[&full[..], &["--json"]].concat(), "");
     let last = r.stdout.lines().last().unwrap_or("");
     let v: serde_json::Value = serde_json::from_str(last).unwrap_or_default();
     assert!(
@@ -205,20 +202,7 @@ fn context_limits_are_reported_not_glued_on() {
         r.stdout,
         r.stderr
     );
-    let r = wisp(
-        &[
-            "run",
-            "-m",
-            &model,
-            "-p",
-            "Once upon a time",
-            "--ctx",
-            "12",
-            "-n",
-            "32",
-        ],
-        "",
-    );
+    let r = wisp(&full, "");
     assert!(
         r.code == Some(0) && r.stderr.contains("finish: length") && r.stderr.contains("--ctx"),
         "run into a full context, text mode: {:?} {:?}",

@@ -224,12 +224,7 @@ fn fast_gate_up_matches_the_unfused_fast_ops() {
                     }
                     let a = pollster::block_on(gpu.read_f32(&y_unfused, n as usize)).expect("read");
                     let b = pollster::block_on(gpu.read_f32(&y_fused, n as usize)).expect("read");
-                    for (i, (u, v)) in a.iter().zip(&b).enumerate() {
-                        if (u - v).abs() > 4.0 * f32::EPSILON * u.abs().max(v.abs()) + 1e-30 {
-                            f.push(format!("{ty} gelu {gelu} row {i}: fused {v}, unfused {u}"));
-                            break;
-                        }
-                    }
+                    f.extend(common::same_as_unfused(&a, &b, &format!("{ty} gelu {gelu}")).1);
                 }
             }
             f

@@ -337,14 +337,10 @@ fn fused_gate_up_matches_the_unfused_ops() {
                 }
                 let a = pollster::block_on(gpu.read_f32(&y_unfused, n as usize)).expect("read");
                 let b = pollster::block_on(gpu.read_f32(&y_fused, n as usize)).expect("read");
-                for (i, (u, v)) in a.iter().zip(&b).enumerate() {
-                    total += 1;
-                    same += usize::from(u.to_bits() == v.to_bits());
-                    if (u - v).abs() > 4.0 * f32::EPSILON * u.abs().max(v.abs()) + 1e-30 {
-                        f.push(format!("{ty} gelu {gelu} row {i}: fused {v}, unfused {u}"));
-                        break;
-                    }
-                }
+                let (s, fail) = common::same_as_unfused(&a, &b, &format!("{ty} gelu {gelu}"));
+                total += a.len();
+                same += s;
+                f.extend(fail);
             }
         }
         eprintln!("fused gate+up: {same} of {total} rows bit-identical to the unfused ops");

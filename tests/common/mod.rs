@@ -15,6 +15,23 @@ pub fn progress(msg: &str) {
     let _ = writeln!(std::io::stderr().lock(), "  [progress] {msg}");
 }
 
+/// Compares a fused kernel's output with the unfused ops it replaces: the same operations per
+/// element, so the same bits up to a compiler's contraction choices (4 ulp). Returns the
+/// number of bit-identical values, and the first differing one as a failure.
+pub fn same_as_unfused(unfused: &[f32], fused: &[f32], what: &str) -> (usize, Option<String>) {
+    let mut same = 0;
+    for (i, (u, v)) in unfused.iter().zip(fused).enumerate() {
+        same += usize::from(u.to_bits() == v.to_bits());
+        if (u - v).abs() > 4.0 * f32::EPSILON * u.abs().max(v.abs()) + 1e-30 {
+            return (
+                same,
+                Some(format!("{what} row {i}: fused {v}, unfused {u}")),
+            );
+        }
+    }
+    (same, None)
+}
+
 /// One device per adapter, opened at the highest tier it supports.
 pub fn devices() -> Vec<Gpu> {
     let adapters = pollster::block_on(Gpu::adapters());
