@@ -28,21 +28,7 @@ mod serve;
 #[cfg(not(target_arch = "wasm32"))]
 fn main() -> std::process::ExitCode {
     use clap::Parser;
-    // The Vulkan loader and Mesa warn on every run without a usable XDG_RUNTIME_DIR (containers,
-    // su, CI). Point it at a private directory before any thread or GPU instance exists.
-    let xdg_ok =
-        std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|d| std::path::Path::new(&d).is_dir());
-    if !xdg_ok {
-        use std::os::unix::fs::PermissionsExt;
-        let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
-        let dir = std::env::temp_dir().join(format!("wisp-runtime-{user}"));
-        let private = std::fs::Permissions::from_mode(0o700);
-        if std::fs::create_dir_all(&dir).is_ok() && std::fs::set_permissions(&dir, private).is_ok()
-        {
-            // Edition 2021: set_var is safe; no other thread exists yet.
-            std::env::set_var("XDG_RUNTIME_DIR", &dir);
-        }
-    }
+    quiet_vulkan_loader();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let args = cli::Cli::parse();
     let result = match args.command {
@@ -65,6 +51,27 @@ fn main() -> std::process::ExitCode {
         }
     }
 }
+
+/// The Vulkan loader and Mesa warn on every run without a usable XDG_RUNTIME_DIR (containers,
+/// su, CI): point it at a private directory, before any thread or GPU instance exists.
+#[cfg(all(unix, not(target_arch = "wasm32")))]
+fn quiet_vulkan_loader() {
+    use std::os::unix::fs::PermissionsExt;
+    let ok = std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|d| std::path::Path::new(&d).is_dir());
+    if ok {
+        return;
+    }
+    let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
+    let dir = std::env::temp_dir().join(format!("wisp-runtime-{user}"));
+    let private = std::fs::Permissions::from_mode(0o700);
+    if std::fs::create_dir_all(&dir).is_ok() && std::fs::set_permissions(&dir, private).is_ok() {
+        // Edition 2021: set_var is safe; no other thread exists yet.
+        std::env::set_var("XDG_RUNTIME_DIR", &dir);
+    }
+}
+
+#[cfg(all(not(unix), not(target_arch = "wasm32")))]
+fn quiet_vulkan_loader() {}
 
 #[cfg(target_arch = "wasm32")]
 fn main() {}
