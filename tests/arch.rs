@@ -1086,3 +1086,142 @@ fn warm_decode_steps_create_no_gpu_objects() {
         }
     }
 }
+
+/// A tensor source that runs `hook` before reading tensor number `at` (a device lost mid-load).
+struct HookedSource<'a> {
+    inner: &'a MemGguf,
+    at: usize,
+    seen: std::cell::Cell<usize>,
+    hook: &'a dyn Fn(),
+}
+
+impl TensorSource for HookedSource<'_> {
+    fn gguf(&self) -> &Gguf {
+        &self.inner.gguf
+    }
+    async fn read_tensor(
+        &self,
+        t: &TensorInfo,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), ModelError>,
+    ) -> Result<(), ModelError> {
+        let i = self.seen.get();
+        self.seen.set(i + 1);
+        if i == self.at {
+            (self.hook)();
+        }
+        self.inner.read_tensor(t, sink).await
+    }
+}
+
+/// Where a device is lost in [`device_loss_is_reported_within_a_step_and_recoverable`].
+#[derive(Clone, Copy, Debug)]
+enum LossAt {
+    /// Before the fourth tensor is uploaded.
+    Load,
+    /// Just before the prompt's forward.
+    Prefill,
+    /// After the third greedy token.
+    Decode,
+}
+
+/// The prompt, then greedy decoding to `n` tokens; `destroy_after` destroys the device once that
+/// many tokens are out. The error (if any) comes with the tokens made before it.
+fn greedy(
+    gpu: &Gpu,
+    model: &mut Model,
+    n: usize,
+    destroy_after: Option<usize>,
+) -> (Vec<u32>, Result<(), ModelError>) {
+    let mut out = Vec::new();
+    let mut input = vec![1, 2, 3, 4, 5];
+    while out.len() < n {
+        if destroy_after == Some(out.len()) {
+            gpu.device.destroy();
+        }
+        match pollster::block_on(model.forward(gpu, &input, Want::Argmax)) {
+            Ok(Output::Token(id)) => {
+                out.push(id);
+                input = vec![id];
+            }
+            Ok(other) => panic!("argmax step gave {other:?}"),
+            Err(e) => return (out, Err(e)),
+        }
+    }
+    (out, Ok(()))
+}
+
+/// A device lost while loading, before the prompt's prefill and in the middle of decoding
+/// (forced with `device.destroy()`) gives `GpuError::DeviceLost` with its reason to the caller
+/// at the very step it happened, on every adapter; nothing hangs. A new device and model then
+/// generate the same greedy tokens as before the loss.
+#[test]
+fn device_loss_is_reported_within_a_step_and_recoverable() {
+    use wisp::gpu::{GpuError, GpuOptions};
+    let s = &LLAMA;
+    let bytes = build(s);
+    let src = MemGguf {
+        gguf: Gguf::parse(&bytes).expect("parse"),
+        bytes,
+    };
+    const N: usize = 8;
+    let lost = |r: Result<(), ModelError>, label: &str| match r {
+        Err(ModelError::Gpu(GpuError::DeviceLost(reason))) => {
+            assert!(reason.contains("destroyed"), "{label}: reason {reason}");
+            eprintln!("{label}: {}", ModelError::Gpu(GpuError::DeviceLost(reason)));
+        }
+        other => panic!("{label}: expected DeviceLost, got {other:?}"),
+    };
+    for first in common::devices() {
+        let name = first.caps.adapter.name.clone();
+        let open = || {
+            let opts = GpuOptions {
+                adapter: Some(name.clone()),
+                ..GpuOptions::default()
+            };
+            pollster::block_on(Gpu::new(&opts)).expect("a new device on the same adapter")
+        };
+        let load = |gpu: &Gpu| {
+            pollster::block_on(Model::load(gpu, &src, CTX, &mut |_, _| {})).expect("loads")
+        };
+        let (want, r) = greedy(&first, &mut load(&first), N, None);
+        r.expect("greedy run");
+        drop(first);
+        for at in [LossAt::Load, LossAt::Prefill, LossAt::Decode] {
+            let label = format!("{name}, lost during {at:?}");
+            let gpu = open();
+            match at {
+                LossAt::Load => {
+                    let hook = || gpu.device.destroy();
+                    let hooked = HookedSource {
+                        inner: &src,
+                        at: 3,
+                        seen: Default::default(),
+                        hook: &hook,
+                    };
+                    let r = pollster::block_on(Model::load(&gpu, &hooked, CTX, &mut |_, _| {}));
+                    assert_eq!(
+                        hooked.seen.get(),
+                        4,
+                        "{label}: the load went on after the loss"
+                    );
+                    lost(r.map(|_| ()), &label);
+                }
+                LossAt::Prefill | LossAt::Decode => {
+                    let mut model = load(&gpu);
+                    let after = if matches!(at, LossAt::Prefill) { 0 } else { 3 };
+                    let (got, r) = greedy(&gpu, &mut model, N, Some(after));
+                    assert_eq!(got, want[..after], "{label}: tokens before the loss");
+                    lost(r, &label);
+                    // Later calls keep failing the same way, without hanging.
+                    let again = pollster::block_on(model.forward(&gpu, &[1], Want::Logits));
+                    lost(again.map(|_| ()), &format!("{label}, called again"));
+                }
+            }
+            drop(gpu);
+            let gpu = open();
+            let (again, r) = greedy(&gpu, &mut load(&gpu), N, None);
+            r.unwrap_or_else(|e| panic!("{label}: the new engine failed: {e}"));
+            assert_eq!(again, want, "{label}: the new engine's greedy tokens");
+        }
+    }
+}

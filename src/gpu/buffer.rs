@@ -288,7 +288,7 @@ impl Gpu {
         #[cfg(not(target_arch = "wasm32"))]
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| GpuError::DeviceLost(e.to_string()))?;
+            .map_err(|e| GpuError::DeviceLost(self.lost_reason().unwrap_or(e.to_string())))?;
         Ok(())
     }
 
@@ -336,13 +336,13 @@ impl Gpu {
             });
         self.wait()?;
         rx.await
-            .map_err(|_| GpuError::Readback("the map callback was dropped".into()))?
-            .map_err(|e| GpuError::Readback(e.to_string()))?;
+            .map_err(|_| self.explain(GpuError::Readback("the map callback was dropped".into())))?
+            .map_err(|e| self.explain(GpuError::Readback(e.to_string())))?;
         self.check("readback")?;
         let view = staging
             .slice(..size)
             .get_mapped_range()
-            .map_err(|e| GpuError::Readback(e.to_string()))?;
+            .map_err(|e| self.explain(GpuError::Readback(e.to_string())))?;
         let out = view[..bytes as usize].to_vec();
         drop(view);
         staging.unmap();

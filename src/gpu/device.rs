@@ -292,7 +292,18 @@ impl Gpu {
         let lost_sink = lost.clone();
         device.set_device_lost_callback(move |reason, msg| {
             if let Ok(mut l) = lost_sink.lock() {
-                *l = Some(format!("{reason:?}: {msg}"));
+                *l = Some(match reason {
+                    wgpu::DeviceLostReason::Destroyed => {
+                        "the device was destroyed (device.destroy(), or the engine was unloaded)"
+                            .to_string()
+                    }
+                    _ if msg.is_empty() => {
+                        "the driver or the browser took the device away (a reset, a crash, or a \
+                         tab in the background)"
+                            .to_string()
+                    }
+                    _ => msg,
+                });
             }
         });
 
@@ -350,9 +361,26 @@ impl Gpu {
         })
     }
 
+    /// Why the device was lost, if it was. Natively, a non-blocking poll first lets wgpu run
+    /// the lost callback for a loss that happened since the last poll.
+    pub fn lost_reason(&self) -> Option<String> {
+        #[cfg(not(target_arch = "wasm32"))]
+        let _ = self.device.poll(wgpu::PollType::Poll);
+        self.lost.lock().ok().and_then(|l| l.clone())
+    }
+
+    /// `e`, or [`GpuError::DeviceLost`] with its reason when the device is gone: what fails after
+    /// a loss (a map, an upload into an invalid buffer) reports the loss, not its symptom.
+    pub fn explain(&self, e: GpuError) -> GpuError {
+        match e {
+            GpuError::DeviceLost(_) => e,
+            other => self.lost_reason().map_or(other, GpuError::DeviceLost),
+        }
+    }
+
     /// Turns errors the device reported since the last check into a [`GpuError`].
     pub fn check(&self, what: &str) -> Result<(), GpuError> {
-        if let Some(reason) = self.lost.lock().ok().and_then(|l| l.clone()) {
+        if let Some(reason) = self.lost_reason() {
             return Err(GpuError::DeviceLost(reason));
         }
         let mut errs = self
@@ -364,10 +392,11 @@ impl Gpu {
         }
         let message = errs.join("; ");
         errs.clear();
-        Err(GpuError::Validation {
+        drop(errs);
+        Err(self.explain(GpuError::Validation {
             what: what.to_string(),
             message,
-        })
+        }))
     }
 
     /// A copy of this device's capabilities with the kernel family changed (tests run both families).

@@ -7,7 +7,7 @@ pub enum GpuError {
     NoAdapter(String),
     #[error("the adapter refused the device: {0}")]
     RequestDevice(String),
-    #[error("GPU device lost: {0}")]
+    #[error("the GPU device was lost: {0}; create the engine again to continue")]
     DeviceLost(String),
     #[error("GPU validation error in {what}: {message}")]
     Validation { what: String, message: String },
