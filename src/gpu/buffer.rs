@@ -335,9 +335,22 @@ impl Gpu {
                 let _ = tx.send(r);
             });
         self.wait()?;
-        rx.await
-            .map_err(|_| self.explain(GpuError::Readback("the map callback was dropped".into())))?
-            .map_err(|e| self.explain(GpuError::Readback(e.to_string())))?;
+        let mapped = match rx.await {
+            Ok(r) => r.map_err(|e| GpuError::Readback(e.to_string())),
+            Err(_) => Err(GpuError::Readback("the map callback was dropped".into())),
+        };
+        if let Err(e) = mapped {
+            // In a browser a lost device fails the map before its `lost` promise settles (a
+            // later task): give it a few tasks so the error names the loss.
+            #[cfg(target_arch = "wasm32")]
+            for _ in 0..20 {
+                if self.lost_reason().is_some() {
+                    break;
+                }
+                next_task().await;
+            }
+            return Err(self.explain(e));
+        }
         self.check("readback")?;
         let view = staging
             .slice(..size)
@@ -354,4 +367,25 @@ impl Gpu {
         let bytes = self.read_bytes(src, n as u64 * 4).await?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
+}
+
+/// Resolves in a later task of the event loop (`setTimeout(0)`), not a microtask.
+#[cfg(target_arch = "wasm32")]
+async fn next_task() {
+    use wasm_bindgen::JsCast;
+    let p = js_sys::Promise::new(&mut |resolve, _| {
+        let g = js_sys::global();
+        let timer = js_sys::Reflect::get(&g, &"setTimeout".into())
+            .ok()
+            .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+        match timer {
+            Some(f) => {
+                let _ = f.call2(&g, &resolve, &wasm_bindgen::JsValue::from(0));
+            }
+            None => {
+                let _ = resolve.call0(&wasm_bindgen::JsValue::NULL);
+            }
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(p).await;
 }

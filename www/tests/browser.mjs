@@ -10,7 +10,9 @@
 //  5. a damaged chunk is detected on the next load and re-fetched;
 //  6. over the storage quota, the model streams uncached and the user is told;
 //  7. the demo page streams tokens for a typed prompt (screenshot to $WISP_ARTIFACTS);
-//  8. the package bundled by Vite (worker and wasm emitted by the bundler) loads and generates.
+//  8. the package bundled by Vite (worker and wasm emitted by the bundler) loads and generates;
+//  9. `fast` precision;
+// 10. the GPU device destroyed during load, prefill and decode: DeviceLostError, then recovery.
 // Usage: node www/tests/browser.mjs   (after scripts/build-web.sh; the model in $WISP_CACHE)
 import { createHash } from "node:crypto";
 import { openSync, readSync, closeSync, statSync, mkdirSync, writeFileSync, readFileSync } from "node:fs";
@@ -307,6 +309,98 @@ try {
   console.log(`[${secs()} s] fast precision: ${JSON.stringify(fast)}`);
   check(fast.precision === "fast" && JSON.stringify(fast.ids) === JSON.stringify(oracle.greedy_ids.slice(0, 4)),
     `at fast precision the first 4 greedy tokens equal llama.cpp's: ${JSON.stringify(fast.ids)}`);
+
+  // 10. Device loss: the engine's GPUDevice is captured inside its worker (requestDevice
+  // wrapped) and destroyed from outside, as a driver reset would take it, during the load,
+  // during the prompt's prefill and in the middle of decoding. Each time the call in progress
+  // rejects with DeviceLostError within a step and nothing hangs; a new load on the same engine
+  // object (no page reload) then generates llama.cpp's greedy tokens.
+  await openTestPage();
+  const workerCreated = page.waitForEvent("worker");
+  await page.evaluate(() => {
+    window.lossEngine = createEngine();
+  });
+  const lw = await workerCreated;
+  await lw.evaluate(() => {
+    globalThis.__devices = [];
+    const request = GPUAdapter.prototype.requestDevice;
+    GPUAdapter.prototype.requestDevice = async function (...a) {
+      const d = await request.apply(this, a);
+      globalThis.__devices.push(d);
+      return d;
+    };
+  });
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const devices = () => lw.evaluate(() => globalThis.__devices.length);
+  const destroy = () => lw.evaluate(() => globalThis.__devices.at(-1).destroy());
+  // Starts `what` on the engine in the page; the outcome lands in window.lossOutcome.
+  const start = (what, url, ids) =>
+    page.evaluate(({ what, url, ids }) => {
+      window.lossOutcome = null;
+      window.lossTokens = [];
+      const run = async () => {
+        const e = await window.lossEngine;
+        if (what === "load") return e.load(url, { context: 64 });
+        return e.generate(ids, { max_tokens: 12, temperature: 0, onToken: (t) => window.lossTokens.push(t.id) });
+      };
+      run().then(
+        (r) => (window.lossOutcome = { ok: true, r }),
+        (err) => (window.lossOutcome = { ok: false, name: err.name, message: err.message, tokens: window.lossTokens.length }),
+      );
+    }, { what, url, ids });
+  const outcome = async () => {
+    await page.waitForFunction(() => window.lossOutcome !== null, null, { timeout: 120_000 });
+    return page.evaluate(() => ({ ...window.lossOutcome, streamed: window.lossTokens }));
+  };
+  const lostRight = (o, what) =>
+    check(!o.ok && o.name === "DeviceLostError" && /device was lost/.test(o.message),
+      `a device lost ${what} rejects with DeviceLostError: ${o.name}: ${o.message}`);
+  // During the load: as soon as the device exists, while the weights upload.
+  start("load", modelUrl);
+  while ((await devices()) < 1) await sleep(20);
+  let tLost = Date.now();
+  await destroy();
+  let o = await outcome();
+  lostRight(o, `while loading (after ${Date.now() - tLost} ms)`);
+  // During the prefill: the first token is seconds away on SwiftShader.
+  start("load", modelUrl);
+  check((await outcome()).ok, "the same engine object loads again on a new device");
+  start("generate", modelUrl, oracle.prompt_ids);
+  await sleep(300);
+  tLost = Date.now();
+  await destroy();
+  o = await outcome();
+  lostRight(o, `during the prefill (after ${Date.now() - tLost} ms)`);
+  check(o.streamed.length === 0, `no token came out of the lost prefill (${o.streamed.length})`);
+  // Mid-decode, after the second token.
+  start("load", modelUrl);
+  check((await outcome()).ok, "and again");
+  start("generate", modelUrl, oracle.prompt_ids);
+  await page.waitForFunction(() => window.lossTokens.length >= 2, null, { timeout: 120_000 });
+  const atLoss = await page.evaluate(() => window.lossTokens.length);
+  tLost = Date.now();
+  await destroy();
+  o = await outcome();
+  lostRight(o, `mid-decode (after ${Date.now() - tLost} ms)`);
+  check(o.streamed.length <= atLoss + 1 && JSON.stringify(o.streamed) === JSON.stringify(oracle.greedy_ids.slice(0, o.streamed.length)),
+    `decoding stopped within one step of the loss (${atLoss} tokens before, ${o.streamed.length} in all), and those were llama.cpp's`);
+  // Calls after the loss reject the same way at once.
+  const after = await page.evaluate(async () => {
+    try {
+      await (await window.lossEngine).generate("x", { max_tokens: 1 });
+      return "resolved";
+    } catch (err) {
+      return err.name;
+    }
+  });
+  check(after === "DeviceLostError", `a call after the loss rejects with DeviceLostError too (${after})`);
+  // Recovery without a reload.
+  start("load", modelUrl);
+  check((await outcome()).ok, "after the losses, load opens a new device");
+  const recovered = await page.evaluate(async (ids) => (await (await window.lossEngine).generate(ids, { max_tokens: 4, temperature: 0 })).token_ids, oracle.prompt_ids);
+  check(JSON.stringify(recovered) === JSON.stringify(oracle.greedy_ids.slice(0, 4)),
+    `the recovered engine generates llama.cpp's greedy tokens: ${JSON.stringify(recovered)} (${await devices()} devices opened)`);
+  console.log(`[${secs()} s] device loss handled`);
 } catch (e) {
   console.log(`FAIL ${e.stack ?? e}`);
   failures++;

@@ -129,6 +129,12 @@ export interface EngineInfo {
   template: string;
 }
 
+/**
+ * Every call rejects with an `Error` whose message names the problem. When the GPU device is
+ * lost (a driver reset, the browser reclaiming it, `device.destroy()`), the call in progress and
+ * every later one reject with `name === "DeviceLostError"`; `load()` again (or a new
+ * `createEngine()`) opens a new device, without a page reload.
+ */
 export interface Engine {
   model: string | undefined;
   load(

@@ -9,14 +9,18 @@ class WorkerProxy {
     this.worker = worker;
     this.pending = new Map();
     worker.onmessage = (e) => {
-      const { id, event, data, done, result, error } = e.data;
+      const { id, event, data, done, result, error, name } = e.data;
       const p = this.pending.get(id);
       if (!p) return;
       if (event) {
         p.onEvent?.(event, data);
       } else if (done) {
         this.pending.delete(id);
-        if (error !== undefined) p.reject(new Error(error));
+        if (error !== undefined) {
+          const err = new Error(error);
+          if (name) err.name = name;
+          p.reject(err);
+        }
         else p.resolve(result);
       }
     };

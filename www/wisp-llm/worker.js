@@ -77,7 +77,11 @@ self.onmessage = (e) => {
     try {
       post(id, { done: true, result: await handle(id, op, args ?? {}) });
     } catch (err) {
-      post(id, { done: true, error: String(err?.message ?? err) });
+      const error = String(err?.message ?? err);
+      // A lost GPU device gets its own error name: the caller creates the engine again (or
+      // loads again) to continue.
+      const name = error.startsWith("the GPU device was lost") ? "DeviceLostError" : undefined;
+      post(id, { done: true, error, name });
     }
   });
 };
