@@ -4,7 +4,8 @@
 # GGUF parser; CPU dequant vs gguf-py fixtures; tokenizer vs llama.cpp; Gemma 3 and SmolLM2
 # golden runs against llama.cpp and exact float64 logits), then
 # the default model through the GPU on both adapters and with a 16 MiB binding limit, and the CLI's
-# GPU dequant against gguf-py's own dequantize; `wisp serve` against the official openai client;
+# GPU dequant against gguf-py's own dequantize; a short soak (memory stays flat); `wisp serve`
+# against the official openai client;
 # then the npm package in headless Chromium
 # (download, resume, corruption, greedy tokens vs llama.cpp, memory, the demo page).
 set -euo pipefail
@@ -32,6 +33,8 @@ part "default model on lavapipe, 16 MiB binding limit, cooperative kernels, tier
 WISP_ADAPTER=llvmpipe WISP_MAX_BINDING=16M WISP_KERNELS=workgroup WISP_TIER=0 $W check | tail -1
 part "wisp dequant (GPU) against gguf-py's dequantize, one tensor of each type"
 "$WISP_PY" scripts/compare_dequant.py "$W" "$MODEL"
+part "soak: 30 chat turns in one process (resets, stopped replies, JSON output); memory flat (SmolLM2 on lavapipe)"
+WISP_ADAPTER=llvmpipe $W soak -m "$WISP_SMOLLM2_MODEL" -n 30 --max-tokens 4 | tail -1
 part "wisp serve with the official openai client (SmolLM2 on lavapipe)"
 "$WISP_PY" tests/serve_openai.py "$W" "$WISP_SMOLLM2_MODEL"
 part "browser: the npm package in headless Chromium on SwiftShader"

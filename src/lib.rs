@@ -6,12 +6,14 @@
 //! - [`gpu`]: device, capability tiers, pipeline cache, buffers, readback;
 //! - [`gguf`] and [`quant`]: the file format and the block formats, no GPU needed.
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
 pub mod bench;
 pub mod gguf;
+#[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod model;
+#[cfg(feature = "gpu")]
 pub mod ops;
 pub mod quant;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(feature = "gpu", target_arch = "wasm32"))]
 pub mod web;

@@ -113,10 +113,11 @@ impl GpuWeight {
         let mut first = 0u64;
         while first < rows {
             let n = per_chunk.min(rows - first);
-            gpu.count(|c| c.buffers += 1);
+            let size = padded_len(n * row_bytes);
+            gpu.count_buffer(size);
             let buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(name),
-                size: padded_len(n * row_bytes),
+                size,
                 usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             });
@@ -242,7 +243,7 @@ impl<'a> WeightWriter<'a> {
 impl Gpu {
     /// A storage buffer holding `data`.
     pub fn storage_from(&self, label: &str, data: &[f32]) -> wgpu::Buffer {
-        self.count(|c| c.buffers += 1);
+        self.count_buffer(std::mem::size_of_val(data) as u64);
         self.device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some(label),
@@ -255,10 +256,11 @@ impl Gpu {
 
     /// An uninitialized storage buffer of `bytes` bytes that can be read back.
     pub fn storage(&self, label: &str, bytes: u64) -> wgpu::Buffer {
-        self.count(|c| c.buffers += 1);
+        let size = bytes.max(4).div_ceil(4) * 4;
+        self.count_buffer(size);
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            size: bytes.max(4).div_ceil(4) * 4,
+            size,
             usage: wgpu::BufferUsages::STORAGE
                 | wgpu::BufferUsages::COPY_DST
                 | wgpu::BufferUsages::COPY_SRC,
@@ -273,6 +275,14 @@ impl Gpu {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .counts
+    }
+
+    /// Counts a buffer of `bytes` bytes about to be created.
+    pub(crate) fn count_buffer(&self, bytes: u64) {
+        self.count(|c| {
+            c.buffers += 1;
+            c.buffer_bytes += bytes;
+        });
     }
 
     pub(crate) fn count(&self, f: impl FnOnce(&mut crate::gpu::GpuCounts)) {
@@ -295,7 +305,7 @@ impl Gpu {
     /// Copies `bytes` bytes from the start of `src` back to the CPU.
     pub async fn read_bytes(&self, src: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>, GpuError> {
         let size = bytes.div_ceil(4) * 4;
-        self.count(|c| c.buffers += 1);
+        self.count_buffer(size.max(4));
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size: size.max(4),
@@ -311,10 +321,11 @@ impl Gpu {
     /// A `MAP_READ` buffer that the caller can keep and copy into each step (no buffer created
     /// per read): `bytes` rounded up to 4.
     pub fn readback_buffer(&self, label: &str, bytes: u64) -> wgpu::Buffer {
-        self.count(|c| c.buffers += 1);
+        let size = bytes.div_ceil(4).max(1) * 4;
+        self.count_buffer(size);
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            size: bytes.div_ceil(4).max(1) * 4,
+            size,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         })

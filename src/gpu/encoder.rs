@@ -61,6 +61,8 @@ enum Cmd {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GpuCounts {
     pub buffers: u64,
+    /// Bytes of the buffers created (with `buffers`): every GPU allocation the engine makes.
+    pub buffer_bytes: u64,
     pub bind_groups: u64,
     pub pipelines: u64,
     /// Compute passes and dispatches recorded, and `write_buffer` calls for parameters.
@@ -79,6 +81,7 @@ impl GpuCounts {
     pub fn since(&self, earlier: &GpuCounts) -> GpuCounts {
         GpuCounts {
             buffers: self.buffers - earlier.buffers,
+            buffer_bytes: self.buffer_bytes - earlier.buffer_bytes,
             bind_groups: self.bind_groups - earlier.bind_groups,
             pipelines: self.pipelines - earlier.pipelines,
             passes: self.passes - earlier.passes,
@@ -264,6 +267,7 @@ impl<'g> Encoder<'g> {
                     mapped_at_creation: false,
                 });
                 cache.counts.buffers += 1;
+                cache.counts.buffer_bytes += size;
                 cache.bind_groups.clear();
                 cache.arena = Some(a.clone());
                 a
@@ -407,6 +411,7 @@ impl<'g> Encoder<'g> {
                 mapped_at_creation: false,
             });
             cache.counts.buffers += 2;
+            cache.counts.buffer_bytes += 2 * bytes;
             enc.resolve_query_set(qs, 0..2 * labels.len() as u32, &resolved, 0);
             enc.copy_buffer_to_buffer(&resolved, 0, &read, 0, bytes);
             cache.profiles.push((labels, read));

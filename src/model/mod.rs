@@ -1,26 +1,38 @@
 //! Models: configuration from GGUF metadata, tokenizer, weights, one forward per architecture.
 
+//! Without the `gpu` feature only the chat templates, the sampler and the tokenizer are here.
+
+#[cfg(feature = "gpu")]
 pub mod audit;
 pub mod chat;
+#[cfg(feature = "gpu")]
 pub mod config;
+#[cfg(feature = "gpu")]
 pub mod forward;
+#[cfg(feature = "gpu")]
 pub mod generate;
+#[cfg(feature = "gpu")]
 pub mod grammar;
 pub mod sampler;
+#[cfg(feature = "gpu")]
 pub mod session;
 pub mod tokenizer;
+#[cfg(feature = "gpu")]
 pub mod weights;
 
 use crate::gguf::GgufError;
+#[cfg(feature = "gpu")]
 use crate::gpu::GpuError;
 
 /// Errors loading or running a model.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
+    #[cfg(feature = "gpu")]
     #[error(transparent)]
     Config(#[from] config::ConfigError),
     #[error(transparent)]
     Gguf(#[from] GgufError),
+    #[cfg(feature = "gpu")]
     #[error(transparent)]
     Gpu(#[from] GpuError),
     #[error(transparent)]
@@ -41,6 +53,7 @@ pub enum ModelError {
     BadToken { id: u32, n_vocab: u32 },
     #[error("context full: {needed} positions needed, the context holds {ctx}")]
     ContextFull { needed: u64, ctx: u32 },
+    #[cfg(feature = "gpu")]
     #[error(transparent)]
     Constraint(#[from] generate::ConstraintError),
 }

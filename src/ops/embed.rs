@@ -63,9 +63,11 @@ pub async fn run_get_rows(gpu: &Gpu, w: &GpuWeight, ids: &[u32]) -> Result<Vec<f
             detail: format!("token id {bad} is not below the {} rows", w.rows),
         });
     }
+    let size = (ids.len() as u64 * 4).max(4);
+    gpu.count_buffer(size);
     let idb = gpu.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("ids"),
-        size: (ids.len() as u64 * 4).max(4),
+        size,
         usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     });

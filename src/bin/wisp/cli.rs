@@ -39,6 +39,31 @@ pub enum Command {
     Bench(ModelBenchArgs),
     /// An OpenAI-compatible HTTP server: /v1/chat/completions, /v1/completions, /v1/models, /health.
     Serve(ServeArgs),
+    /// Many chat generations in one process (resets, stopped replies, sampled, JSON output);
+    /// fails if memory grew between the warm-up and the end.
+    Soak(SoakArgs),
+}
+
+#[derive(Args)]
+#[command(allow_negative_numbers = true)]
+pub struct SoakArgs {
+    #[command(flatten)]
+    pub model: ModelArg,
+    /// Generations (chat turns).
+    #[arg(short = 'n', long, default_value_t = 500, value_parser = at_least_one)]
+    pub n: usize,
+    /// Tokens per reply at most.
+    #[arg(long, default_value_t = 8, value_parser = at_least_one)]
+    pub max_tokens: usize,
+    /// KV cache positions (the conversation shifts when it outgrows them).
+    #[arg(long, default_value_t = 160, value_parser = clap::value_parser!(u32).range(64..))]
+    pub ctx: u32,
+    /// Growth of resident or GPU memory, in percent, that fails the soak.
+    #[arg(long, default_value_t = 5.0, value_parser = float_in(0.0, 1000.0))]
+    pub max_growth: f32,
+    /// Decode precision.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Exact)]
+    pub precision: PrecisionArg,
 }
 
 #[derive(Args)]

@@ -24,6 +24,8 @@ mod logits;
 mod run;
 #[cfg(not(target_arch = "wasm32"))]
 mod serve;
+#[cfg(not(target_arch = "wasm32"))]
+mod soak;
 
 #[cfg(not(target_arch = "wasm32"))]
 fn main() -> std::process::ExitCode {
@@ -42,6 +44,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Logits(a) => logits::run(a),
         cli::Command::Bench(a) => bench::run(a),
         cli::Command::Serve(a) => serve::run(a),
+        cli::Command::Soak(a) => soak::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
