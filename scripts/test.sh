@@ -7,7 +7,8 @@
 # GPU dequant against gguf-py's own dequantize; a short soak (memory stays flat); `wisp serve`
 # against the official openai client;
 # then the npm package in headless Chromium
-# (download, resume, corruption, greedy tokens vs llama.cpp, memory, the demo page).
+# (download, resume, corruption, greedy tokens vs llama.cpp, memory, the demo page, device loss;
+# two pages sharing one store, cut downloads, a chat soak).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -33,8 +34,12 @@ part "default model on lavapipe, 16 MiB binding limit, cooperative kernels, tier
 WISP_ADAPTER=llvmpipe WISP_MAX_BINDING=16M WISP_KERNELS=workgroup WISP_TIER=0 $W check | tail -1
 part "wisp dequant (GPU) against gguf-py's dequantize, one tensor of each type"
 "$WISP_PY" scripts/compare_dequant.py "$W" "$MODEL"
-part "soak: 30 chat turns in one process (resets, stopped replies, JSON output); memory flat (SmolLM2 on lavapipe)"
-WISP_ADAPTER=llvmpipe $W soak -m "$WISP_SMOLLM2_MODEL" -n 30 --max-tokens 4 | tail -1
+part "soak: 500 chat turns in one process (resets, stopped replies, context shifts, JSON output); memory stays flat"
+# A tiny random-weight model with SmolLM2-Instruct's tokenizer and chat template: every path of
+# a real chat at milliseconds per turn. `wisp soak -m MODEL` soaks a real model (README).
+TINY_CHAT="$(dirname "$WISP_SMOLLM2_MODEL")/wisp-test-tiny-chat.gguf"
+[ -f "$TINY_CHAT" ] || "$WISP_PY" scripts/gen_tiny_chat_gguf.py "$WISP_SMOLLM2_MODEL" "$TINY_CHAT"
+WISP_ADAPTER=llvmpipe $W soak -m "$TINY_CHAT" -n 500 | tail -1
 part "wisp serve with the official openai client (SmolLM2 on lavapipe)"
 "$WISP_PY" tests/serve_openai.py "$W" "$WISP_SMOLLM2_MODEL"
 part "browser: the npm package in headless Chromium on SwiftShader"
@@ -42,4 +47,7 @@ scripts/build-web.sh | tail -1
 scripts/test-wasm.sh
 node www/tests/protocol.mjs
 node www/tests/browser.mjs
+part "browser: two pages loading one model, 20 cut downloads, a 200-turn chat soak"
+node www/tests/store.mjs
+node www/tests/soak.mjs -n 200
 part "all tests passed"

@@ -354,6 +354,16 @@ impl Engine {
         self.info.to_string()
     }
 
+    /// What the engine has allocated on the GPU since it was created (JSON `{"buffers",
+    /// "buffer_bytes", "bind_groups", "pipelines"}`): every allocation goes through it, so a
+    /// figure that stops growing after warm-up means GPU memory is flat.
+    pub fn gpu_allocations(&self) -> String {
+        let c = self.gpu.counts();
+        json!({"buffers": c.buffers, "buffer_bytes": c.buffer_bytes,
+               "bind_groups": c.bind_groups, "pipelines": c.pipelines})
+        .to_string()
+    }
+
     /// Generates after raw `prompt` text (BOS as the model says, no template), from an empty
     /// context. `on_token(json)` gets `{"id", "text"}` per token and returns false to stop.
     pub async fn generate(

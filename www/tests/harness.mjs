@@ -41,14 +41,17 @@ export async function startServer() {
   };
 }
 
-/** Launches headless Chromium with WebGPU; returns { browser, context, open(url) }. */
-export async function startBrowser() {
+/**
+ * Launches headless Chromium with WebGPU (`extraArgs` added to its command line); returns
+ * { browser, context, open(url) }.
+ */
+export async function startBrowser(extraArgs = []) {
   const { chromium } = await import(join(cache, "tools/node/node_modules/playwright-core/index.mjs"));
   const browser = await chromium.launch({
     executablePath: "/usr/bin/chromium",
     args: [
       "--no-sandbox", "--no-first-run", "--disable-background-networking", "--disable-component-update",
-      "--disable-sync", "--disable-quic", "--enable-unsafe-webgpu",
+      "--disable-sync", "--disable-quic", "--enable-unsafe-webgpu", ...extraArgs,
     ],
   });
   const context = await browser.newContext();

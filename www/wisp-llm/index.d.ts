@@ -158,7 +158,13 @@ export interface Engine {
   interrupt(): void;
   resetChat(): Promise<void>;
   info(): Promise<EngineInfo>;
-  memory(): Promise<{ wasm_bytes: number }>;
+  memory(): Promise<{
+    wasm_bytes: number;
+    /** Every GPU allocation of the loaded engine, counted since its load; null before one. */
+    gpu: { buffers: number; buffer_bytes: number; bind_groups: number; pipelines: number } | null;
+    /** The engine worker's JavaScript heap (Chromium's performance.memory), else null. */
+    js_heap_bytes: number | null;
+  }>;
   unload(): Promise<void>;
 }
 

@@ -195,7 +195,10 @@ class Engine {
     return this.proxy.call("info");
   }
 
-  /** Bytes of wasm memory (it only grows, so this is also the peak). */
+  /**
+   * Bytes of wasm memory (it only grows, so this is also the peak), what the engine allocated
+   * on the GPU since its load, and (in Chromium) the worker's JavaScript heap.
+   */
   memory() {
     return this.proxy.call("memory");
   }

@@ -20,6 +20,14 @@ async function handle(id, op, a) {
     case "load":
       if (self.engine) self.engine.free();
       self.engine = null;
+      // The download first, one tab at a time; then the load finds every chunk stored. A
+      // failed download (no IndexedDB, over quota, network) is left to the load, which streams
+      // uncached or reports it; only an interrupt ends the request here.
+      try {
+        await oneDownloadAtATime(a.url, progress, () => wisp.download_model(a.url, progress));
+      } catch (err) {
+        if (String(err?.message ?? err) === "interrupted") throw err;
+      }
       self.engine = await wisp.Engine.load(a.url, JSON.stringify(a.options ?? {}), progress);
       return JSON.parse(self.engine.info());
     case "generate":
@@ -43,7 +51,7 @@ async function handle(id, op, a) {
       await wisp.delete_model(a.url);
       return null;
     case "download":
-      return JSON.parse(await wisp.download_model(a.url, progress));
+      return JSON.parse(await oneDownloadAtATime(a.url, progress, () => wisp.download_model(a.url, progress)));
     case "willItRun":
       return JSON.parse(await wisp.will_it_run(a.url, JSON.stringify(a.options ?? {})));
     case "estimate": {
@@ -51,13 +59,45 @@ async function handle(id, op, a) {
       return { usage: e.usage, quota: e.quota };
     }
     case "memory":
-      return { wasm_bytes: wasm.memory.buffer.byteLength };
+      return {
+        wasm_bytes: wasm.memory.buffer.byteLength,
+        gpu: self.engine ? JSON.parse(self.engine.gpu_allocations()) : null,
+        // Chromium only: this worker's JavaScript heap.
+        js_heap_bytes: self.performance?.memory?.usedJSHeapSize ?? null,
+      };
     case "corruptChunk":
       await wisp.corrupt_chunk_for_test(a.url, a.index);
       return null;
     default:
       throw new Error(`unknown request '${op}'`);
   }
+}
+
+// Pages of one origin share the IndexedDB store. A Web Lock per model URL (across tabs and
+// workers) keeps two pages from downloading the same file at once: the second waits, told so,
+// and then finds the chunks stored. Where Web Locks are missing, downloads are not coordinated
+// (each chunk and the metadata recording it are still written in one transaction).
+let lockWait = null;
+async function oneDownloadAtATime(url, progress, run) {
+  const locks = self.navigator?.locks;
+  if (!locks) return run();
+  const name = `wisp-download:${url}`;
+  return locks.request(name, { ifAvailable: true }, async (lock) => {
+    if (lock) return run();
+    progress(JSON.stringify({
+      phase: "notice", done: 0, total: 0, rate: 0, resumed_from_chunk: 0,
+      message: "another page is downloading this model: waiting for it",
+    }));
+    lockWait = new AbortController();
+    try {
+      return await locks.request(name, { signal: lockWait.signal }, run);
+    } catch (err) {
+      if (err?.name === "AbortError") throw new Error("interrupted");
+      throw err;
+    } finally {
+      lockWait = null;
+    }
+  });
 }
 
 function engine() {
@@ -69,6 +109,7 @@ let queue = Promise.resolve();
 self.onmessage = (e) => {
   const { id, op, args } = e.data;
   if (op === "interrupt") {
+    lockWait?.abort();
     ready.then(() => wisp.interrupt());
     return;
   }
