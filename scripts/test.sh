@@ -46,6 +46,7 @@ part "browser: the npm package in headless Chromium on SwiftShader"
 scripts/build-web.sh | tail -1
 scripts/test-wasm.sh
 node www/tests/protocol.mjs
+node www/tests/api.mjs
 node www/tests/browser.mjs
 part "browser: two pages loading one model, 20 cut downloads, a 200-turn chat soak"
 node www/tests/store.mjs

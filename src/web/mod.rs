@@ -301,6 +301,11 @@ impl Engine {
         let t0 = js::now_ms();
         let cb = on_progress.clone();
         let ctx = opts.context.unwrap_or(2048);
+        if ctx == 0 {
+            return Err(to_js(WebError::Options(
+                "'context' must be at least 1 (KV cache positions)".into(),
+            )));
+        }
         let precision = match opts.precision.as_deref() {
             None => Precision::Exact,
             Some(p) => Precision::parse(p).ok_or_else(|| {
@@ -447,6 +452,9 @@ impl Engine {
         on_token: &Function,
     ) -> Result<String, JsError> {
         INTERRUPT.with(|f| f.set(false));
+        if ids.is_empty() && cached == 0 {
+            return Err(to_js(WebError::Options("the prompt is empty".into())));
+        }
         let params = gen_params(options).map_err(to_js)?;
         let schema = if options.trim().is_empty() {
             None

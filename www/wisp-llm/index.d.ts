@@ -130,7 +130,12 @@ export interface EngineInfo {
 }
 
 /**
- * Every call rejects with an `Error` whose message names the problem. When the GPU device is
+ * Every call rejects with an `Error` whose message names the problem: a `TypeError` for an
+ * argument of the wrong type (checked before anything runs: a prompt that is neither text nor
+ * integer token ids, options that are not an object, a non-integer `max_tokens`, a message
+ * whose role is not system, developer, user or assistant), a `RangeError` for an integer option
+ * out of range, and the engine's own message for the rest. Calls run one at a time: a second
+ * call while one runs waits for it. When the GPU device is
  * lost (a driver reset, the browser reclaiming it, `device.destroy()`), the call in progress and
  * every later one reject with `name === "DeviceLostError"`; `load()` again (or a new
  * `createEngine()`) opens a new device, without a page reload.

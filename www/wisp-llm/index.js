@@ -45,6 +45,85 @@ class WorkerProxy {
   }
 }
 
+// Arguments are checked here, at the API boundary: a wrong type rejects with a TypeError that
+// names the argument, instead of being coerced (JSON turns NaN into null, Uint32Array turns 1.5
+// into 1) or reaching the wasm module. Ranges are checked by the engine.
+function bad(message) {
+  return new TypeError(message);
+}
+
+function isObject(o) {
+  return typeof o === "object" && o !== null && !Array.isArray(o);
+}
+
+function checkPrompt(prompt) {
+  if (typeof prompt === "string") {
+    if (prompt.length === 0) throw bad("the prompt is empty");
+    return;
+  }
+  if (!Array.isArray(prompt)) {
+    throw bad(`the prompt must be a string or an array of token ids, not ${describe(prompt)}`);
+  }
+  if (prompt.length === 0) throw bad("the prompt is empty");
+  const i = prompt.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= 2 ** 32);
+  if (i >= 0) throw bad(`prompt token ${i} is ${describe(prompt[i])}: token ids are integers from 0`);
+}
+
+function describe(v) {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  if (typeof v === "string") return JSON.stringify(v.length > 20 ? `${v.slice(0, 20)}…` : v);
+  if (typeof v === "number") return String(v);
+  return `a value of type ${typeof v}`;
+}
+
+// Integer options and their ranges (the engine checks the rest of each range).
+const INTEGER_OPTIONS = { max_tokens: [1, 2 ** 31 - 1], top_k: [0, 2 ** 31 - 1], seed: [0, Number.MAX_SAFE_INTEGER] };
+const NUMBER_OPTIONS = ["temperature", "top_p", "min_p", "repetition_penalty", "frequency_penalty_multiplier"];
+
+function checkOptions(o, what) {
+  if (o === undefined) return;
+  if (!isObject(o)) throw bad(`${what} must be an object, not ${describe(o)}`);
+  for (const [k, [lo, hi]] of Object.entries(INTEGER_OPTIONS)) {
+    const v = o[k];
+    if (v === undefined || v === null) continue;
+    if (!Number.isInteger(v)) throw bad(`'${k}' must be an integer, not ${describe(v)}`);
+    if (v < lo || v > hi) throw new RangeError(`'${k}' is ${v}: it must be between ${lo} and ${hi}`);
+  }
+  for (const k of NUMBER_OPTIONS) {
+    if (o[k] !== undefined && o[k] !== null && !Number.isFinite(o[k])) {
+      throw bad(`'${k}' must be a finite number, not ${describe(o[k])}`);
+    }
+  }
+  if (o.onToken !== undefined && typeof o.onToken !== "function") throw bad("'onToken' must be a function");
+}
+
+const ROLES = ["system", "developer", "user", "assistant"];
+
+/** Chat messages as the worker takes them: content as text (OpenAI's text parts joined). */
+function checkMessages(messages) {
+  if (!Array.isArray(messages) || messages.length === 0) {
+    throw bad(`'messages' must be a non-empty array of {role, content}, not ${describe(messages)}`);
+  }
+  return messages.map((m, i) => {
+    if (!isObject(m)) throw bad(`messages[${i}] must be an object {role, content}`);
+    if (!ROLES.includes(m.role)) {
+      throw bad(`messages[${i}].role is ${describe(m.role)}: expected one of ${ROLES.join(", ")}`);
+    }
+    let content = m.content;
+    if (Array.isArray(content)) {
+      if (!content.every((p) => isObject(p) && p.type === "text" && typeof p.text === "string")) {
+        throw bad(`messages[${i}].content parts must be {type: "text", text} (only text is supported)`);
+      }
+      content = content.map((p) => p.text).join("");
+    }
+    if (typeof content !== "string") {
+      throw bad(`messages[${i}].content must be a string or text parts, not ${describe(m.content)}`);
+    }
+    return { role: m.role, content };
+  });
+}
+
 function genOptions(o = {}) {
   const { max_tokens, temperature, top_p, top_k, min_p, seed, stop, response_format } = o;
   const repetition_penalty = o.repetition_penalty ?? o.frequency_penalty_multiplier;
@@ -117,7 +196,14 @@ class Engine {
   }
 
   /** Loads (downloading into IndexedDB, resumable) the model at `url`. */
-  async load(url, { onProgress, context, precision, contextShift } = {}) {
+  async load(url, opts = {}) {
+    if (typeof url !== "string" || url.length === 0) throw bad(`load(url): url must be a string, not ${describe(url)}`);
+    if (!isObject(opts)) throw bad(`load's options must be an object, not ${describe(opts)}`);
+    const { onProgress, context, precision, contextShift } = opts;
+    if (context !== undefined && (!Number.isInteger(context) || context < 1)) {
+      throw bad(`'context' must be a positive integer (KV cache positions), not ${describe(context)}`);
+    }
+    if (onProgress !== undefined && typeof onProgress !== "function") throw bad("'onProgress' must be a function");
     this.model = url;
     const options = Object.fromEntries(
       Object.entries({ context, precision, contextShift }).filter(([, v]) => v !== undefined),
@@ -133,7 +219,9 @@ class Engine {
   }
 
   /** Raw-text generation from an empty context: { text, token_ids, usage, timings }. */
-  generate(prompt, options = {}) {
+  async generate(prompt, options = {}) {
+    checkPrompt(prompt);
+    checkOptions(options, "generate's options");
     const onToken = options.onToken;
     const args = { options: genOptions(options) };
     const op = Array.isArray(prompt) ? "generateIds" : "generate";
@@ -142,11 +230,13 @@ class Engine {
     return this.proxy.call(op, args, (ev, d) => ev === "token" && onToken?.(d));
   }
 
-  #chatCompletion(req) {
+  async #chatCompletion(req) {
+    if (!isObject(req)) throw bad(`chat.completions.create needs a request object, not ${describe(req)}`);
+    checkOptions(req, "the request");
+    const messages = checkMessages(req.messages);
     const id = `chatcmpl-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
     const created = Math.floor(Date.now() / 1000);
     const base = { id, created, model: this.model };
-    const messages = req.messages.map(({ role, content }) => ({ role, content: String(content) }));
     const args = { messages, options: genOptions(req) };
     if (!req.stream) {
       return this.proxy.call("chat", args).then((r) => ({
@@ -177,7 +267,7 @@ class Engine {
         ch.end();
       })
       .catch((e) => ch.fail(e));
-    return Promise.resolve(ch);
+    return ch;
   }
 
   /** Stops the running download or generation at its next chunk or token. */
