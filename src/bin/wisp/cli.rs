@@ -94,7 +94,7 @@ pub struct ServeArgs {
     pub precision: PrecisionArg,
 }
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct ModelArg {
     /// GGUF file (default: $WISP_MODEL, else the default model in the cache).
     #[arg(short = 'm', long = "model")]

@@ -66,6 +66,10 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         ctx: args.ctx,
         shift: args.context_shift,
         grammar: None,
+        reload: {
+            let (model, ctx, precision) = (args.model.clone(), args.ctx, args.precision.get());
+            Box::new(move || load(&model, ctx, precision).map_err(|e| e.to_string()))
+        },
     };
     std::thread::Builder::new()
         .name("wisp-engine".into())

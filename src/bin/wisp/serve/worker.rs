@@ -75,7 +75,14 @@ pub struct EngineStatus {
     /// The last finished generation: its `finish_reason` and completion tokens.
     pub last_finish_reason: Option<&'static str>,
     pub last_completion_tokens: usize,
+    /// GPU devices lost so far; after each the model was loaded again on a new device.
+    pub device_losses: u64,
+    /// Why the last reload after a device loss failed (the server then answers 503).
+    pub reload_error: Option<String>,
 }
+
+/// Opens a new device and loads the model again (after a device loss).
+pub type Reload = Box<dyn Fn() -> Result<Loaded, String> + Send>;
 
 pub type SharedStatus = std::sync::Arc<std::sync::Mutex<EngineStatus>>;
 
@@ -88,7 +95,11 @@ pub struct Worker {
     pub shift: bool,
     /// Structured output's view of the vocabulary, built at the first request that needs it.
     pub grammar: Option<Grammar>,
+    pub reload: Reload,
 }
+
+/// The `code` of the error a request gets when the device is lost under it.
+const DEVICE_LOST: &str = "device_lost";
 
 fn model_error(e: ModelError) -> ApiError {
     match e {
@@ -102,6 +113,12 @@ fn model_error(e: ModelError) -> ApiError {
         .with_code("context_length_exceeded"),
         ModelError::BadToken { .. } => ApiError::invalid(e.to_string(), Some("prompt")),
         ModelError::Chat(e) => ApiError::invalid(e.to_string(), Some("messages")),
+        ModelError::Gpu(wisp::gpu::GpuError::DeviceLost(reason)) => ApiError::server(format!(
+            "the GPU device was lost ({reason}); the server is loading the model on a new \
+             device: retry the request"
+        ))
+        .with_status(axum::http::StatusCode::SERVICE_UNAVAILABLE)
+        .with_code(DEVICE_LOST),
         other => ApiError::server(other.to_string()),
     }
 }
@@ -119,16 +136,63 @@ impl Worker {
                 continue;
             }
             self.update(|s| s.busy = true);
-            let r = self.serve(&job);
+            let r = if let Some(why) = self.status_reload_error() {
+                Err(ApiError::server(format!(
+                    "the GPU device was lost and loading the model again failed: {why}"
+                ))
+                .with_status(axum::http::StatusCode::SERVICE_UNAVAILABLE)
+                .with_code(DEVICE_LOST))
+            } else {
+                self.serve(&job)
+            };
             if let Err(e) = r {
+                let lost = e.code == Some(DEVICE_LOST);
                 // The cache may hold a half-run step: forget it.
                 self.loaded.model.reset();
                 let _ = job.events.send(Event::Error(e));
+                if lost {
+                    self.recover();
+                }
             }
             self.update(|s| {
                 s.busy = false;
                 s.served += 1;
             });
+        }
+    }
+
+    /// After a device loss: a new device and the model loaded on it, so later requests are
+    /// served without a restart. A failed reload is kept in the status and retried at the next
+    /// request.
+    fn recover(&mut self) {
+        eprintln!("serve: the GPU device was lost; loading the model on a new device");
+        self.update(|s| s.device_losses += 1);
+        match (self.reload)() {
+            Ok(l) => {
+                self.loaded = l;
+                self.update(|s| s.reload_error = None);
+                eprintln!("serve: model loaded again");
+            }
+            Err(e) => {
+                eprintln!("serve: loading the model again failed: {e}");
+                self.update(|s| s.reload_error = Some(e));
+            }
+        }
+    }
+
+    fn status_reload_error(&mut self) -> Option<String> {
+        let why = self.status.lock().ok()?.reload_error.clone()?;
+        // Try again: the driver may be back.
+        match (self.reload)() {
+            Ok(l) => {
+                self.loaded = l;
+                self.update(|s| s.reload_error = None);
+                None
+            }
+            Err(e) => {
+                self.update(|s| s.reload_error = Some(e.clone()));
+                Some(format!("{why}; again: {e}"))
+            }
         }
     }
 
@@ -263,5 +327,109 @@ fn piece(tok: &Tokenizer, id: u32, logprob: f32) -> TokenLogprob {
         token: String::from_utf8_lossy(&bytes).into_owned(),
         bytes,
         logprob,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::ModelArg;
+
+    /// SmolLM2-135M-Instruct from the cache (`scripts/fetch-model.sh smollm2`); with
+    /// `WISP_REQUIRE_MODELS=1` (the test script) its absence fails instead of skipping.
+    fn smollm2() -> Option<std::path::PathBuf> {
+        let p = std::env::var_os("WISP_SMOLLM2_MODEL")
+            .map(std::path::PathBuf::from)
+            .or_else(|| crate::cli::cached_model(crate::cli::CHAT_MODEL));
+        if p.is_none() && std::env::var_os("WISP_REQUIRE_MODELS").is_some() {
+            panic!("SmolLM2-135M-Instruct is missing: scripts/fetch-model.sh smollm2");
+        }
+        p
+    }
+
+    fn job(events: UnboundedSender<Event>) -> Job {
+        Job {
+            input: Input::Ids(vec![1, 9690, 198, 2683, 314]),
+            settings: Settings {
+                max_tokens: Some(3),
+                sampler: wisp::model::sampler::SamplerConfig::default(),
+                stop: Vec::new(),
+            },
+            logprobs: None,
+            schema: None,
+            events,
+        }
+    }
+
+    /// Runs one job; returns its event names and generated text, or the error.
+    fn serve_one(
+        jobs: &std::sync::mpsc::SyncSender<Job>,
+        status: &SharedStatus,
+    ) -> Result<usize, ApiError> {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let served = status.lock().map(|s| s.served).unwrap_or(0);
+        jobs.send(job(tx)).expect("engine alive");
+        let mut tokens = 0;
+        loop {
+            match rx.blocking_recv() {
+                Some(Event::Token { .. }) => tokens += 1,
+                Some(Event::Done { .. }) => break,
+                Some(Event::Error(e)) => {
+                    // Wait for the engine to finish its recovery before the next job.
+                    while status.lock().map(|s| s.served).unwrap_or(0) == served {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                    return Err(e);
+                }
+                Some(Event::Start { .. }) => {}
+                None => panic!("the engine dropped the job"),
+            }
+        }
+        Ok(tokens)
+    }
+
+    /// A device lost under the server (forced with `device.destroy()` between requests) fails
+    /// the next request with 503 `device_lost`; the engine then loads the model on a new device
+    /// and serves the request after it.
+    #[test]
+    fn serve_recovers_from_a_lost_device() {
+        let Some(path) = smollm2() else {
+            eprintln!("skipped: no SmolLM2 model");
+            return;
+        };
+        let arg = ModelArg { model: Some(path) };
+        let reload_arg = arg.clone();
+        let precision = wisp::ops::matvec::Precision::Exact;
+        let loaded = crate::load::load(&arg, 64, precision).expect("loads");
+        let device = loaded.gpu.device.clone();
+        let template = ChatTemplate::for_model(&loaded.tokenizer).expect("template");
+        let status = SharedStatus::default();
+        let worker = Worker {
+            status: status.clone(),
+            loaded,
+            template,
+            ctx: 64,
+            shift: false,
+            grammar: None,
+            reload: Box::new(move || {
+                crate::load::load(&reload_arg, 64, precision).map_err(|e| e.to_string())
+            }),
+        };
+        let (jobs, rx) = std::sync::mpsc::sync_channel::<Job>(4);
+        let engine = std::thread::spawn(move || worker.run(rx));
+        assert_eq!(serve_one(&jobs, &status).expect("first request"), 3);
+        device.destroy();
+        let err = serve_one(&jobs, &status).expect_err("the request on a lost device fails");
+        assert_eq!(err.status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(err.code, Some(DEVICE_LOST));
+        assert!(err.message.contains("device was lost"), "{}", err.message);
+        assert_eq!(
+            serve_one(&jobs, &status).expect("served after the reload"),
+            3
+        );
+        let s = status.lock().expect("status").clone();
+        assert_eq!((s.device_losses, s.reload_error), (1, None));
+        drop(jobs);
+        engine.join().expect("engine thread");
     }
 }
