@@ -170,8 +170,8 @@ try {
     const e = window.engine;
     const cases = [
       ["max_tokens 0", () => e.generate("x", { max_tokens: 0 }), /max_tokens/],
-      ["max_tokens -1", () => e.generate("x", { max_tokens: -1 }), /invalid value|max_tokens/],
-      ["max_tokens wrong type", () => e.generate("x", { max_tokens: "ten" }), /invalid type/],
+      ["max_tokens -1", () => e.generate("x", { max_tokens: -1 }), /'max_tokens' is -1/],
+      ["max_tokens wrong type", () => e.generate("x", { max_tokens: "ten" }), /must be an integer/],
       ["temperature -1", () => e.generate("x", { temperature: -1 }), /temperature/],
       ["top_p 2", () => e.generate("x", { top_p: 2 }), /top_p/],
       ["min_p 1.5", () => e.generate("x", { min_p: 1.5 }), /min_p/],
