@@ -128,7 +128,7 @@ impl GpuWeight {
             });
             first += n;
         }
-        gpu.check(&format!("allocating '{name}'"))?;
+        gpu.check_now(&format!("allocating '{name}'"))?;
         Ok(GpuWeight {
             name: name.to_string(),
             ty,
@@ -236,7 +236,7 @@ impl<'a> WeightWriter<'a> {
                 ),
             });
         }
-        gpu.check(&format!("uploading '{}'", self.w.name))
+        gpu.check_now(&format!("uploading '{}'", self.w.name))
     }
 }
 

@@ -378,9 +378,19 @@ impl Gpu {
         }
     }
 
+    /// [`check`](Self::check) after a non-blocking poll, so that a loss since the last poll is
+    /// seen: for uploads, which no blocking wait follows (a step's readback waits, and that
+    /// wait runs the lost callback).
+    pub fn check_now(&self, what: &str) -> Result<(), GpuError> {
+        if let Some(reason) = self.lost_reason() {
+            return Err(GpuError::DeviceLost(reason));
+        }
+        self.check(what)
+    }
+
     /// Turns errors the device reported since the last check into a [`GpuError`].
     pub fn check(&self, what: &str) -> Result<(), GpuError> {
-        if let Some(reason) = self.lost_reason() {
+        if let Some(reason) = self.lost.lock().ok().and_then(|l| l.clone()) {
             return Err(GpuError::DeviceLost(reason));
         }
         let mut errs = self

@@ -427,7 +427,7 @@ impl Weights {
         } else {
             Some(l.matrix("output.weight", cfg.n_vocab, e).await?)
         };
-        gpu.check("loading weights")?;
+        gpu.check_now("loading weights")?;
         Ok(Weights {
             token_embd,
             layers,

@@ -212,7 +212,7 @@ impl KvCache {
                 )
             })
             .collect();
-        gpu.check("allocating the kv cache")?;
+        gpu.check_now("allocating the kv cache")?;
         Ok(KvCache {
             shape: KvShape {
                 n_layers,
