@@ -5,24 +5,14 @@
 // generate while one runs waits its turn and gives what it gives alone; calls after unload
 // reject at once.
 // Usage: node www/tests/api.mjs   (after scripts/build-web.sh)
-import { existsSync } from "node:fs";
-import { join } from "node:path";
-import { execFileSync } from "node:child_process";
-import { cache, repo, startServer, startBrowser } from "./harness.mjs";
+import { startServer, startBrowser, checker, finish, tinyChatModel } from "./harness.mjs";
 
-const TINY = "wisp-test-tiny-chat.gguf";
-if (!existsSync(join(cache, TINY))) {
-  execFileSync(process.env.WISP_PY ?? "python3", [join(repo, "scripts/gen_tiny_chat_gguf.py"),
-    join(cache, "SmolLM2-135M-Instruct.Q4_1.gguf"), join(cache, TINY)]);
-}
-let failures = 0;
-function check(cond, what) {
-  console.log(`${cond ? "ok  " : "FAIL"} ${what}`);
-  if (!cond) failures++;
-}
+const TINY = tinyChatModel();
+const t = checker();
+const { check } = t;
 const server = await startServer();
 const { browser, open } = await startBrowser();
-try {
+await finish(t, { browser, server }, "all API tests passed", async () => {
   const page = await open(server.base);
   const results = await page.evaluate(async (url) => {
     const e = await createEngine();
@@ -62,6 +52,10 @@ try {
       ["an image part", () => e.chat.completions.create(msg([{ type: "image_url", image_url: {} }])), /only text/],
       ["max_tokens as a string in a request", () => e.chat.completions.create({ ...msg("x"), max_tokens: "9" }), /'max_tokens' must be an integer/],
       ["response_format unknown", () => e.chat.completions.create({ ...msg("x"), response_format: { type: "yaml" } }), /response_format/],
+      ["a schema that is not one", () => e.chat.completions.create({ ...msg("x"), response_format: { type: "json_schema", json_schema: { schema: { type: "integr" } } } }), /schema/],
+      ["min_p 1.5", () => e.generate("x", { min_p: 1.5 }), /min_p/],
+      ["top_p 2", () => e.generate("x", { top_p: 2 }), /top_p/],
+      ["a prompt longer than the context", () => e.generate("word ".repeat(100), { max_tokens: 1 }), /context/],
     ];
     const out = [];
     for (const [what, call, want] of cases) {
@@ -122,12 +116,4 @@ try {
     return out;
   }, `${server.base}/models/${TINY}`);
   for (const [what, ok, message] of results) check(ok, `${what}: ${message}`);
-} catch (e) {
-  console.log(`FAIL ${e.stack ?? e}`);
-  failures++;
-} finally {
-  await browser.close();
-  server.stop();
-}
-console.log(failures ? `${failures} FAILED` : "all API tests passed");
-process.exit(failures ? 1 : 0);
+});

@@ -1,8 +1,8 @@
 // Shared by the browser test and benchmark: the Range server (scripts/serve.mjs) on a free
 // port with its request log, and headless Chromium (playwright-core, /usr/bin/chromium, WebGPU
 // on SwiftShader) with a page that has imported the npm package.
-import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { spawn, execFileSync } from "node:child_process";
+import { readFileSync, existsSync } from "node:fs";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { homedir, tmpdir } from "node:os";
@@ -113,4 +113,50 @@ export function objectsCreated(perToken) {
   return ["GPUDevice.createBuffer", "GPUDevice.createBindGroup", "GPUDevice.createComputePipeline",
     "GPUDevice.createComputePipelineAsync", "GPUDevice.createShaderModule", "GPUDevice.createBindGroupLayout"]
     .reduce((a, k) => a + (perToken[k] ?? 0), 0);
+}
+
+/** Test bookkeeping: `check(cond, what)` prints ok/FAIL and counts failures; `secs()` since now. */
+export function checker() {
+  const t0 = Date.now();
+  const t = {
+    failures: 0,
+    secs: () => ((Date.now() - t0) / 1000).toFixed(1),
+    check(cond, what) {
+      console.log(`${cond ? "ok  " : "FAIL"} ${what}`);
+      if (!cond) t.failures++;
+    },
+  };
+  return t;
+}
+
+/**
+ * Runs `body()` (a throw counts as a failure), then closes `browser` and `server`, prints the
+ * outcome (`passed` when nothing failed) and exits with its status.
+ */
+export async function finish(t, { browser, server }, passed, body) {
+  try {
+    await body();
+  } catch (e) {
+    console.log(`FAIL ${e.stack ?? e}`);
+    t.failures++;
+  } finally {
+    await browser.close();
+    server.stop();
+  }
+  console.log(`[${t.secs()} s] ${t.failures ? `${t.failures} FAILED` : passed}`);
+  process.exit(t.failures ? 1 : 0);
+}
+
+export const TINY_CHAT = "wisp-test-tiny-chat.gguf";
+
+/**
+ * The tiny chat model (scripts/gen_tiny_chat_gguf.py: SmolLM2-Instruct's tokenizer and chat
+ * template on random weights), written into the cache when missing; returns its file name.
+ */
+export function tinyChatModel() {
+  if (!existsSync(join(cache, TINY_CHAT))) {
+    execFileSync(process.env.WISP_PY ?? "python3", [join(repo, "scripts/gen_tiny_chat_gguf.py"),
+      join(cache, "SmolLM2-135M-Instruct.Q4_1.gguf"), join(cache, TINY_CHAT)]);
+  }
+  return TINY_CHAT;
 }

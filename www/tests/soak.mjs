@@ -10,34 +10,20 @@
 // soaks a real one: SmolLM2-135M-Instruct takes about 12 s per turn here.
 // Usage: node www/tests/soak.mjs [-n TURNS] [--model FILE]   (after scripts/build-web.sh, with
 // SmolLM2-135M-Instruct in the cache: scripts/fetch-model.sh smollm2)
-import { existsSync } from "node:fs";
-import { join } from "node:path";
-import { execFileSync } from "node:child_process";
-import { cache, repo, startServer, startBrowser } from "./harness.mjs";
+import { startServer, startBrowser, checker, finish, tinyChatModel } from "./harness.mjs";
 
 const args = process.argv.slice(2);
 const opt = (name) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
 const n = Number(opt("-n") ?? 200);
-const TINY = "wisp-test-tiny-chat.gguf";
-const MODEL = opt("--model") ?? TINY;
-if (MODEL === TINY && !existsSync(join(cache, TINY))) {
-  execFileSync(process.env.WISP_PY ?? "python3", [join(repo, "scripts/gen_tiny_chat_gguf.py"),
-    join(cache, "SmolLM2-135M-Instruct.Q4_1.gguf"), join(cache, TINY)]);
-}
+const MODEL = opt("--model") ?? tinyChatModel();
 const WARMUP = Math.min(14, n);
 const MAX_GROWTH = 0.05;
 
-let failures = 0;
-function check(cond, what) {
-  console.log(`${cond ? "ok  " : "FAIL"} ${what}`);
-  if (!cond) failures++;
-}
-const t0 = Date.now();
-const secs = () => ((Date.now() - t0) / 1000).toFixed(1);
-
+const t = checker();
+const { check, secs } = t;
 const server = await startServer();
 const { browser, open } = await startBrowser(["--js-flags=--expose-gc"]);
-try {
+await finish(t, { browser, server }, "browser soak passed", async () => {
   const page = await open(server.base);
   const url = `${server.base}/models/${MODEL}`;
   await page.evaluate(async (url) => {
@@ -111,12 +97,4 @@ try {
   }
   check(end.gpuObjects === start.gpuObjects, `no GPU object is created after the warm-up (${start.gpuObjects} → ${end.gpuObjects})`);
   check(kinds.reset > 0 && kinds.interrupted > 0 && kinds.sampled > 0, `every kind of turn ran: ${JSON.stringify(kinds)}`);
-} catch (e) {
-  console.log(`FAIL ${e.stack ?? e}`);
-  failures++;
-} finally {
-  await browser.close();
-  server.stop();
-}
-console.log(`[${secs()} s] ${failures ? `${failures} FAILED` : "browser soak passed"}`);
-process.exit(failures ? 1 : 0);
+});

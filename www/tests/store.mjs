@@ -9,7 +9,7 @@
 // Usage: node www/tests/store.mjs [--cuts N] [--seed S]   (after scripts/build-web.sh)
 import { createHash } from "node:crypto";
 import { openSync, readSync, closeSync, statSync } from "node:fs";
-import { modelPath, oracle, startServer, startBrowser } from "./harness.mjs";
+import { modelPath, oracle, startServer, startBrowser, checker, finish } from "./harness.mjs";
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -28,13 +28,8 @@ const rand = () => {
 console.log(`seed ${seed} (rerun the same cut points with --seed ${seed})`);
 
 const CHUNK = 16 << 20;
-let failures = 0;
-function check(cond, what) {
-  console.log(`${cond ? "ok  " : "FAIL"} ${what}`);
-  if (!cond) failures++;
-}
-const t0 = Date.now();
-const secs = () => ((Date.now() - t0) / 1000).toFixed(1);
+const t = checker();
+const { check, secs } = t;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 const size = statSync(modelPath).size;
@@ -70,7 +65,7 @@ const stored = (page) =>
     return m ?? null;
   }, modelUrl);
 
-try {
+await finish(t, { browser, server }, "all store tests passed", async () => {
   // 1. Two pages, one profile, one model, at the same time.
   const context = await browser.newContext();
   const [p1, p2] = [await newPage(context), await newPage(context)];
@@ -155,12 +150,4 @@ try {
   check(JSON.stringify(final.ids) === JSON.stringify(oracle.greedy_ids.slice(0, 4)),
     `and the load gives llama.cpp's greedy tokens: ${JSON.stringify(final.ids)}`);
   await cctx.close();
-} catch (e) {
-  console.log(`FAIL ${e.stack ?? e}`);
-  failures++;
-} finally {
-  await browser.close();
-  server.stop();
-}
-console.log(`[${secs()} s] ${failures ? `${failures} FAILED` : "all store tests passed"}`);
-process.exit(failures ? 1 : 0);
+});
