@@ -133,12 +133,114 @@ pub fn shader_source(key: &PipelineKey) -> Option<String> {
             op_source(key.op)
         ),
     };
-    Some(preprocess(&full, &flags))
+    Some(unroll(&preprocess(&full, &flags)))
+}
+
+/// Loops longer than this stay loops.
+const MAX_UNROLL: u32 = 16;
+
+/// Unrolls every `for (var i = 0u; i < Nu; i++) { … }` with a literal bound N of at most
+/// [`MAX_UNROLL`] whose body neither assigns `i` nor leaves the loop: each copy is a block
+/// `{ const i = Ku; … }`.
+///
+/// Why: with a constant index, the 32-value pieces (`V32`, `Q32`) and the words they are cut
+/// from become plain registers. LLVM (lavapipe, and real GPUs' compilers) unrolls such loops
+/// itself, but SwiftShader's Subzero JIT does not: it keeps each array in memory, indexes it per
+/// lane, and first copies every indexed `let` array to a local variable. On SwiftShader this
+/// doubles or triples every weight kernel. Loops bounded by a named constant (the row kernel's
+/// `ROWS`) stay loops: unrolling them too made code four times larger to compile and slower
+/// to run.
+pub fn unroll(src: &str) -> String {
+    let mut out = String::with_capacity(src.len() * 2);
+    let mut rest = src;
+    while let Some(at) = rest.find("for (var ") {
+        let (before, from) = rest.split_at(at);
+        out.push_str(before);
+        match unrollable(from) {
+            Some((var, n, body, len)) => {
+                // Inner loops first: the body is unrolled before it is copied.
+                let body = unroll(body);
+                for k in 0..n {
+                    out.push_str(&format!("{{ const {var} = {k}u;{body}}}"));
+                }
+                rest = &from[len..];
+            }
+            None => {
+                out.push_str("for (var ");
+                rest = &from["for (var ".len()..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// For text starting with `for (var `: (variable, trip count, body without its braces, length of
+/// the whole loop) when the loop can be unrolled.
+fn unrollable(s: &str) -> Option<(&str, u32, &str, usize)> {
+    let close = s.find(')')?;
+    let head = &s["for (var ".len()..close];
+    let mut parts = head.split(';').map(str::trim);
+    let (var, init) = parts.next()?.split_once('=')?;
+    let var = var.trim();
+    if init.trim() != "0u" {
+        return None;
+    }
+    let (cv, bound) = parts.next()?.split_once('<')?;
+    if cv.trim() != var || parts.next()? != format!("{var}++") {
+        return None;
+    }
+    let bound = bound.trim();
+    let n: u32 = bound.strip_suffix('u')?.parse().ok()?;
+    if n == 0 || n > MAX_UNROLL {
+        return None;
+    }
+    let open = close + s[close..].find('{')?;
+    if !s[close + 1..open].trim().is_empty() {
+        return None;
+    }
+    let mut depth = 0usize;
+    let mut end = None;
+    for (i, c) in s[open..].char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    end = Some(open + i);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let end = end?;
+    let body = &s[open + 1..end];
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let assigns_var = body.match_indices(var).any(|(i, _)| {
+        let before = body[..i].chars().next_back().is_some_and(is_ident);
+        let after = &body[i + var.len()..];
+        !before
+            && !after.starts_with(is_ident)
+            && ["++", "--", "+=", "-=", "= ", "=\t"].iter().any(|op| {
+                after.trim_start().starts_with(op) && !after.trim_start().starts_with("==")
+            })
+    });
+    let leaves = ["break", "continue", "return"].iter().any(|w| {
+        body.match_indices(w).any(|(i, _)| {
+            !body[..i].chars().next_back().is_some_and(is_ident)
+                && !body[i + w.len()..].starts_with(is_ident)
+        })
+    });
+    if assigns_var || leaves {
+        return None;
+    }
+    Some((var, n, body, end + 1))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::preprocess;
+    use super::{preprocess, unroll};
 
     #[test]
     fn preprocessor_selects_branches() {
@@ -152,6 +254,29 @@ mod tests {
         assert_eq!(only(preprocess(src, &["X"])), "abcf");
         assert_eq!(only(preprocess(src, &["X", "Y"])), "abdf");
         assert_eq!(only(preprocess(src, &[])), "aef");
+    }
+
+    #[test]
+    fn unroll_copies_constant_loops_only() {
+        let src =
+            "for (var r = 0u; r < 2u; r++) { for (var i = 0u; i < 2u; i++) { a[r] += b[i]; } }";
+        assert_eq!(
+            unroll(src),
+            "{ const r = 0u; { const i = 0u; a[r] += b[i]; }{ const i = 1u; a[r] += b[i]; } }\
+             { const r = 1u; { const i = 0u; a[r] += b[i]; }{ const i = 1u; a[r] += b[i]; } }"
+        );
+        // Kept as loops: a bound that is not a literal, too many trips, a body that leaves the
+        // loop or assigns the variable, a step other than ++.
+        for kept in [
+            "for (var i = 0u; i < ROWS; i++) { a += 1.0; }",
+            "for (var i = 0u; i < n; i++) { a += 1.0; }",
+            "for (var i = 0u; i < 64u; i++) { a += 1.0; }",
+            "for (var i = 0u; i < 4u; i++) { if (a > 1.0) { break; } }",
+            "for (var i = 0u; i < 4u; i++) { i += 1u; }",
+            "for (var i = 0u; i < 4u; i += 2u) { a += 1.0; }",
+        ] {
+            assert_eq!(unroll(kept), kept);
+        }
     }
 }
 
