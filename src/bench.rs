@@ -1,9 +1,9 @@
-//! Kernel benchmarks (native only): the adapter's read roofline and each format's matvec and
-//! matmul, timed in the same run so results are ratios on the same adapter.
+//! Kernel benchmarks: the adapter's read roofline and each format's matvec and matmul, timed in
+//! the same run so results are ratios on the same adapter; and the measurement that picks a
+//! model's kernel family ([`FamilyProbe`]), natively and in the browser.
 
-use std::time::Instant;
-
-use crate::gpu::{Encoder, Gpu, GpuError, GpuWeight};
+use crate::gguf::Gguf;
+use crate::gpu::{Encoder, Gpu, GpuError, GpuWeight, KernelFamily};
 use crate::ops::{bandwidth, matmul, matvec};
 use crate::quant::GgmlType;
 
@@ -17,16 +17,46 @@ where
     for i in 0..=iters {
         let mut enc = Encoder::new(gpu);
         record(&mut enc).await?;
-        let t = Instant::now();
+        let t = now_s();
         enc.submit();
-        gpu.wait()?;
-        let dt = t.elapsed().as_secs_f64();
+        gpu.done().await?;
+        let dt = now_s() - t;
         if i > 0 {
             best = best.min(dt);
         }
     }
     gpu.check("benchmark")?;
     Ok(best)
+}
+
+/// Seconds from an arbitrary start: `Instant` natively, `performance.now()` in a browser (a
+/// window or a worker; `Date.now()` where it is missing).
+fn now_s() -> f64 {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        START
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_secs_f64()
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        use wasm_bindgen::JsCast;
+        let perf = js_sys::Reflect::get(&js_sys::global(), &"performance".into())
+            .ok()
+            .filter(|p| !p.is_undefined());
+        let now = perf.as_ref().and_then(|p| {
+            js_sys::Reflect::get(p, &"now".into())
+                .ok()?
+                .dyn_into::<js_sys::Function>()
+                .ok()?
+                .call0(p)
+                .ok()?
+                .as_f64()
+        });
+        now.unwrap_or_else(js_sys::Date::now) / 1e3
+    }
 }
 
 /// The adapter's measured read bandwidth: the faster of the two read shapes, in GB/s.
@@ -177,17 +207,15 @@ pub async fn time_families(
     gpu: &mut Gpu,
     shapes: &[(GgmlType, u64, u64, f64)],
     iters: usize,
-) -> Result<Vec<(crate::gpu::KernelFamily, f64)>, GpuError> {
+    precision: matvec::Precision,
+) -> Result<Vec<(KernelFamily, f64)>, GpuError> {
     let before = gpu.caps.family;
     let mut out = Vec::new();
-    for family in [
-        crate::gpu::KernelFamily::Row,
-        crate::gpu::KernelFamily::Workgroup,
-    ] {
+    for family in [KernelFamily::Row, KernelFamily::Workgroup] {
         gpu.set_family(family);
         let mut total = 0.0;
         for &(ty, rows, k, weight) in shapes {
-            match matvec(gpu, ty, rows, k, iters, matvec::Precision::Exact).await {
+            match matvec(gpu, ty, rows, k, iters, precision).await {
                 Ok(r) => total += weight * r.seconds,
                 Err(e) => {
                     gpu.set_family(before);
@@ -200,4 +228,120 @@ pub async fn time_families(
     }
     out.sort_by(|a, b| a.1.total_cmp(&b.1));
     Ok(out)
+}
+
+/// How a model's kernel family is picked by measuring, not by device type: both families time a
+/// decode step's two kinds of matrix on random weights of the model's block types, at the
+/// precision it will run (a fraction of a second on a real GPU): its largest layer matrix,
+/// counted once per layer, and the output projection (at most 16 384 of its rows, scaled up).
+///
+/// The caller keeps the result under [`key`](Self::key) (the adapter, its driver, backend and
+/// tier, the shapes and the precision): in the cache folder natively, in IndexedDB in the
+/// browser. A failed measurement keeps the default family: the choice is an optimization, never a
+/// reason not to run.
+pub struct FamilyProbe {
+    pub key: String,
+    shapes: Vec<(GgmlType, u64, u64, f64)>,
+    precision: matvec::Precision,
+}
+
+/// What a [`FamilyProbe`] measured: the faster family and each family's estimated matvec time of
+/// a decode step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FamilyChoice {
+    pub family: KernelFamily,
+    pub step_matvec_ms: Vec<(KernelFamily, f64)>,
+}
+
+impl FamilyProbe {
+    /// `None` when the model has no matrix to time (nothing to choose).
+    pub fn new(gpu: &Gpu, g: &Gguf, precision: matvec::Precision) -> Option<FamilyProbe> {
+        let matrix = |t: &&crate::gguf::TensorInfo| t.dims.len() == 2 && t.ty.is_supported();
+        let layer = g
+            .tensors
+            .iter()
+            .filter(|t| t.name.starts_with("blk.") && matrix(t))
+            .max_by_key(|t| t.n_bytes)?;
+        let out = g
+            .tensor("output.weight")
+            .or_else(|| g.tensor("token_embd.weight"))
+            .filter(matrix)?;
+        let n_layer = g
+            .get_u32(&format!(
+                "{}.block_count",
+                g.architecture().unwrap_or_default()
+            ))
+            .unwrap_or(1);
+        let out_rows = out.rows().min(16_384);
+        let shapes = vec![
+            (layer.ty, layer.rows(), layer.row_len(), f64::from(n_layer)),
+            (
+                out.ty,
+                out_rows,
+                out.row_len(),
+                out.rows() as f64 / out_rows as f64,
+            ),
+        ];
+        let c = &gpu.caps;
+        let key = format!(
+            "{} | {} | {} | {:?} | {} {}x{} + {} {}x{} x{n_layer} | {}",
+            c.adapter.name,
+            c.adapter.driver,
+            c.adapter.backend,
+            c.tier,
+            layer.ty,
+            layer.rows(),
+            layer.row_len(),
+            out.ty,
+            out.rows(),
+            out.row_len(),
+            precision.name()
+        );
+        Some(FamilyProbe {
+            key,
+            shapes,
+            precision,
+        })
+    }
+
+    /// Times both families (best of two runs after a warm-up each); `gpu`'s family is restored.
+    pub async fn measure(&self, gpu: &mut Gpu) -> Result<FamilyChoice, GpuError> {
+        let times = time_families(gpu, &self.shapes, 2, self.precision).await?;
+        let family = times.first().map_or(gpu.caps.family, |t| t.0);
+        Ok(FamilyChoice {
+            family,
+            step_matvec_ms: times.into_iter().map(|(f, s)| (f, s * 1e3)).collect(),
+        })
+    }
+}
+
+impl FamilyChoice {
+    /// `{"family": "row", "step_matvec_ms": {"row": 12.5, "workgroup": 30.1}}`: what the caches
+    /// keep.
+    pub fn to_json(&self) -> serde_json::Value {
+        let ms: serde_json::Map<String, serde_json::Value> = self
+            .step_matvec_ms
+            .iter()
+            .map(|(f, ms)| (f.name().to_string(), serde_json::json!(ms)))
+            .collect();
+        serde_json::json!({"family": self.family.name(), "step_matvec_ms": ms})
+    }
+
+    /// The family of a cached [`to_json`](Self::to_json) value; `None` when it names none.
+    pub fn family_of(v: &serde_json::Value) -> Option<KernelFamily> {
+        match v.get("family")?.as_str()? {
+            "row" => Some(KernelFamily::Row),
+            "workgroup" => Some(KernelFamily::Workgroup),
+            _ => None,
+        }
+    }
+
+    /// "row 12.5 ms, workgroup 30.1 ms".
+    pub fn report(&self) -> String {
+        self.step_matvec_ms
+            .iter()
+            .map(|(f, ms)| format!("{} {ms:.1} ms", f.name()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }

@@ -6,7 +6,7 @@
 //! - [`gpu`]: device, capability tiers, pipeline cache, buffers, readback;
 //! - [`gguf`] and [`quant`]: the file format and the block formats, no GPU needed.
 
-#[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
+#[cfg(feature = "gpu")]
 pub mod bench;
 pub mod gguf;
 #[cfg(feature = "gpu")]

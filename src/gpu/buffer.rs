@@ -302,6 +302,22 @@ impl Gpu {
         Ok(())
     }
 
+    /// Resolves when everything submitted so far has run (natively it also drives the device;
+    /// in the browser the event loop does): what timing a submission waits for.
+    pub async fn done(&self) -> Result<(), GpuError> {
+        let (tx, rx) = futures_channel::oneshot::channel();
+        self.queue.on_submitted_work_done(move || {
+            let _ = tx.send(());
+        });
+        self.wait()?;
+        if rx.await.is_err() {
+            return Err(self.explain(GpuError::Readback(
+                "the GPU dropped its work-done callback".into(),
+            )));
+        }
+        self.check("wait")
+    }
+
     /// Copies `bytes` bytes from the start of `src` back to the CPU.
     pub async fn read_bytes(&self, src: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>, GpuError> {
         let size = bytes.div_ceil(4) * 4;

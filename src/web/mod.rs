@@ -196,6 +196,58 @@ pub fn gen_params(options: &str) -> Result<GenParams, WebError> {
     Ok(o.params())
 }
 
+/// Picks the kernel family by measuring ([`crate::bench::FamilyProbe`]), as the CLI does, and keeps
+/// the choice per adapter, model shape and precision in IndexedDB's `settings`: the first load on
+/// an adapter times both families, later loads read the choice. Without a store it measures every
+/// time; a failed measurement keeps the device-type default. Returns what `info().adapter.kernels`
+/// reports: `{source: "measured" | "cached" | "default", step_matvec_ms?}`.
+async fn choose_family(
+    gpu: &mut Gpu,
+    store: Option<&Store>,
+    gguf: &crate::gguf::Gguf,
+    precision: Precision,
+    notice: &dyn Fn(String),
+) -> serde_json::Value {
+    use crate::bench::{FamilyChoice, FamilyProbe};
+    let Some(probe) = FamilyProbe::new(gpu, gguf, precision) else {
+        return json!({"source": "default"});
+    };
+    let key = format!("kernel-family | {}", probe.key);
+    if let Some(s) = store {
+        let cached = s.setting(&key).await.ok().flatten();
+        if let Some(v) = cached.and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()) {
+            if let Some(f) = FamilyChoice::family_of(&v) {
+                gpu.set_family(f);
+                return json!({"source": "cached", "step_matvec_ms": v.get("step_matvec_ms")});
+            }
+        }
+    }
+    match probe.measure(gpu).await {
+        Ok(choice) => {
+            gpu.set_family(choice.family);
+            let v = choice.to_json();
+            if let Some(s) = store {
+                if let Err(e) = s.put_setting(&key, &v.to_string()).await {
+                    notice(format!("the kernel family could not be kept ({e})"));
+                }
+            }
+            log::info!(
+                "kernel family: {} ({})",
+                choice.family.name(),
+                choice.report()
+            );
+            json!({"source": "measured", "step_matvec_ms": v.get("step_matvec_ms")})
+        }
+        Err(e) => {
+            notice(format!(
+                "timing the kernel families failed ({e}); keeping {}",
+                gpu.caps.family.name()
+            ));
+            json!({"source": "default"})
+        }
+    }
+}
+
 fn report(cb: &Function, p: &Progress) {
     if let Ok(s) = serde_json::to_string(p) {
         let _ = cb.call1(&JsValue::NULL, &JsValue::from_str(&s));
@@ -296,10 +348,6 @@ impl Engine {
             .map_err(to_js)?;
         let tokenizer = Tokenizer::from_gguf(&gguf).map_err(to_js)?;
         let template = ChatTemplate::for_model(&tokenizer).map_err(to_js)?;
-        let gpu = Gpu::new(&GpuOptions::default()).await.map_err(to_js)?;
-        let src = StoreSource::new(store.as_ref(), meta.clone(), gguf);
-        let t0 = js::now_ms();
-        let cb = on_progress.clone();
         let ctx = opts.context.unwrap_or(2048);
         if ctx == 0 {
             return Err(to_js(WebError::Options(
@@ -314,6 +362,11 @@ impl Engine {
                 )))
             })?,
         };
+        let mut gpu = Gpu::new(&GpuOptions::default()).await.map_err(to_js)?;
+        let kernels = choose_family(&mut gpu, store.as_ref(), &gguf, precision, &notice).await;
+        let src = StoreSource::new(store.as_ref(), meta.clone(), gguf);
+        let t0 = js::now_ms();
+        let cb = on_progress.clone();
         let mut model = Model::load(&gpu, &src, ctx, &mut |done, total| {
             let secs = ((js::now_ms() - t0) / 1e3).max(1e-3);
             report(
@@ -337,7 +390,7 @@ impl Engine {
             "url": url, "size": meta.size, "cached": store.is_some(),
             "refetched_chunks": refetched,
             "adapter": {"name": c.adapter.name, "backend": c.adapter.backend, "tier": format!("{:?}", c.tier),
-                        "shader_f16": c.shader_f16, "family": c.family.name()},
+                        "shader_f16": c.shader_f16, "family": c.family.name(), "kernels": kernels},
             "model": {"arch": format!("{:?}", model.cfg.arch), "n_layer": model.cfg.n_layer,
                       "n_vocab": model.cfg.n_vocab, "context": ctx,
                       "precision": precision.name()},

@@ -16,6 +16,10 @@ use super::WebError;
 const DB: &str = "wisp";
 const FILES: &str = "files";
 const CHUNKS: &str = "chunks";
+/// Small records other than models, as JSON text by key (the measured kernel family per adapter).
+const SETTINGS: &str = "settings";
+/// Version 2 added `settings`; an upgrade from 1 keeps the stored models.
+const DB_VERSION: u32 = 2;
 
 /// Default chunk size: one HTTP Range request and one IndexedDB record.
 pub const CHUNK_SIZE: u64 = 16 << 20;
@@ -84,7 +88,7 @@ impl Store {
     pub async fn open() -> Result<Store, WebError> {
         let factory: IdbFactory = js::global_get("indexedDB")?.unchecked_into();
         let req: IdbOpenDbRequest = factory
-            .open_with_u32(DB, 1)
+            .open_with_u32(DB, DB_VERSION)
             .map_err(|e| WebError::from_js("indexedDB.open", e))?;
         let upgrade = wasm_bindgen::closure::Closure::once_into_js(
             move |e: web_sys::IdbVersionChangeEvent| {
@@ -95,8 +99,10 @@ impl Store {
                 let Ok(db) = req.result().and_then(|r| r.dyn_into::<IdbDatabase>()) else {
                     return;
                 };
+                // Stores that exist already fail to be created again; that is fine.
                 let _ = db.create_object_store(FILES);
                 let _ = db.create_object_store(CHUNKS);
+                let _ = db.create_object_store(SETTINGS);
             },
         );
         req.set_onupgradeneeded(Some(upgrade.unchecked_ref()));
@@ -234,6 +240,25 @@ impl Store {
             .delete(&JsValue::from_str(url))
             .map_err(|e| WebError::from_js("IndexedDB delete", e))?;
         js::request(&req).await?;
+        Ok(())
+    }
+
+    /// The setting `key` (JSON text), if any.
+    pub async fn setting(&self, key: &str) -> Result<Option<String>, WebError> {
+        let s = self.store(&[SETTINGS], SETTINGS, false)?;
+        let req = s
+            .get(&JsValue::from_str(key))
+            .map_err(|e| WebError::from_js("IndexedDB get", e))?;
+        Ok(js::request(&req).await?.as_string())
+    }
+
+    /// Writes the setting `key`.
+    pub async fn put_setting(&self, key: &str, value: &str) -> Result<(), WebError> {
+        let s = self.store(&[SETTINGS], SETTINGS, true)?;
+        let req = s
+            .put_with_key(&JsValue::from_str(value), &JsValue::from_str(key))
+            .map_err(|e| put_error(WebError::from_js("IndexedDB put", e)))?;
+        js::request(&req).await.map_err(put_error)?;
         Ok(())
     }
 }

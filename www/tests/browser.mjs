@@ -117,6 +117,11 @@ try {
   const m = loaded.list.find((x) => x.url === modelUrl);
   check(m.complete && JSON.stringify(m.hashes) === JSON.stringify(fileHashes), `the ${fileHashes.length} stored chunks hash equal to the file`);
   check(loaded.info.refetched_chunks.length === 0, "no chunk needed re-fetching");
+  // The kernel family is measured on the first load in this profile and kept in IndexedDB.
+  const k1 = loaded.info.adapter.kernels;
+  const ms = k1?.step_matvec_ms ?? {};
+  check(k1?.source === "measured" && ms.row > 0 && ms.workgroup > 0, `the first load times both kernel families: ${JSON.stringify(k1)}`);
+  check(loaded.info.adapter.family === (ms.row <= ms.workgroup ? "row" : "workgroup"), `and keeps the faster: ${loaded.info.adapter.family}`);
 
   // 3. Greedy tokens equal llama.cpp's.
   const gen = await page.evaluate(async (ids) => {
@@ -196,6 +201,7 @@ try {
     return { info, text: r.text };
   }, modelUrl);
   const refetch = modelRequests().slice(before2);
+  check(again.info.adapter.kernels?.source === "cached" && again.info.adapter.family === loaded.info.adapter.family, `a later load reads the family from IndexedDB: ${JSON.stringify(again.info.adapter)}`);
   check(JSON.stringify(again.info.refetched_chunks) === "[3]", `the damaged chunk is detected: re-fetched ${JSON.stringify(again.info.refetched_chunks)}`);
   check(refetch.length === 1 && refetch[0].range[0] === 3 * CHUNK, "only that chunk is fetched again");
   check(again.text === ", there", "the model still generates correctly");

@@ -124,7 +124,20 @@ export interface EngineInfo {
   size: number;
   cached: boolean;
   refetched_chunks: number[];
-  adapter: { name: string; backend: string; tier: string; shader_f16: boolean; family: string };
+  adapter: {
+    name: string;
+    backend: string;
+    tier: string;
+    shader_f16: boolean;
+    /** The kernel family in use: "row" (software adapters' shape) or "workgroup". */
+    family: string;
+    /**
+     * How the family was chosen: timed on this load ("measured"; both families' estimated
+     * matvec time of a decode step, in ms), read from IndexedDB where an earlier load on this
+     * adapter measured it ("cached"), or the device-type default when timing failed.
+     */
+    kernels: { source: "measured" | "cached" | "default"; step_matvec_ms?: { row: number; workgroup: number } };
+  };
   model: { arch: string; n_layer: number; n_vocab: number; context: number; precision: Precision };
   template: string;
 }

@@ -28,7 +28,7 @@ pub fn load(
     let opts = GpuOptions::from_env()?;
     let mut gpu = pollster::block_on(Gpu::new(&opts))?;
     if opts.family.is_none() {
-        choose_family(&mut gpu, file.gguf());
+        choose_family(&mut gpu, file.gguf(), precision);
     }
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template(
@@ -66,102 +66,38 @@ fn family_cache() -> Option<std::path::PathBuf> {
         .map(|d| d.join("kernel-family.json"))
 }
 
-/// Picks the kernel family by measuring, not by device type: the first time a model's shape
-/// runs on an adapter (name, driver, backend, tier), both families time a decode step's two
-/// kinds of matrix, on random weights of the model's block types (a fraction of a second): its
-/// largest layer matrix, counted once per layer, and the output projection (at most 16 384 of
-/// its rows, scaled up). The faster family is kept in the cache file for later runs.
-/// `WISP_KERNELS` overrides (the caller skips this). A failure keeps the default: the choice is
-/// an optimization, never a reason not to run.
-fn choose_family(gpu: &mut Gpu, g: &wisp::gguf::Gguf) {
-    use wisp::gpu::KernelFamily;
-    let matrix = |t: &&wisp::gguf::TensorInfo| t.dims.len() == 2 && t.ty.is_supported();
-    let Some(layer) = g
-        .tensors
-        .iter()
-        .filter(|t| t.name.starts_with("blk.") && matrix(t))
-        .max_by_key(|t| t.n_bytes)
-    else {
+/// Picks the kernel family by measuring, not by device type ([`wisp::bench::FamilyProbe`]): the
+/// first time a model's shapes run on an adapter at a precision, both families are timed and the
+/// faster is kept in the cache file for later runs. `WISP_KERNELS` overrides (the caller skips
+/// this). A failure keeps the default: the choice is an optimization, never a reason not to run.
+fn choose_family(gpu: &mut Gpu, g: &wisp::gguf::Gguf, precision: wisp::ops::matvec::Precision) {
+    use wisp::bench::{FamilyChoice, FamilyProbe};
+    let Some(probe) = FamilyProbe::new(gpu, g, precision) else {
         return;
     };
-    let Some(out) = g
-        .tensor("output.weight")
-        .or_else(|| g.tensor("token_embd.weight"))
-        .filter(matrix)
-    else {
-        return;
-    };
-    let n_layer = g
-        .get_u32(&format!(
-            "{}.block_count",
-            g.architecture().unwrap_or_default()
-        ))
-        .unwrap_or(1);
-    let out_rows = out.rows().min(16_384);
-    let shapes = [
-        (layer.ty, layer.rows(), layer.row_len(), f64::from(n_layer)),
-        (
-            out.ty,
-            out_rows,
-            out.row_len(),
-            out.rows() as f64 / out_rows as f64,
-        ),
-    ];
-    let c = &gpu.caps;
-    let key = format!(
-        "{} | {} | {} | {:?} | {} {}x{} + {} {}x{} x{n_layer}",
-        c.adapter.name,
-        c.adapter.driver,
-        c.adapter.backend,
-        c.tier,
-        layer.ty,
-        layer.rows(),
-        layer.row_len(),
-        out.ty,
-        out.rows(),
-        out.row_len()
-    );
     let path = family_cache();
     let mut cache: serde_json::Map<String, serde_json::Value> = path
         .as_ref()
         .and_then(|p| std::fs::read_to_string(p).ok())
         .and_then(|s| serde_json::from_str(&s).ok())
         .unwrap_or_default();
-    let known = cache
-        .get(&key)
-        .and_then(|v| v.get("family"))
-        .and_then(|f| f.as_str())
-        .and_then(|f| match f {
-            "row" => Some(KernelFamily::Row),
-            "workgroup" => Some(KernelFamily::Workgroup),
-            _ => None,
-        });
-    if let Some(f) = known {
+    if let Some(f) = cache.get(&probe.key).and_then(FamilyChoice::family_of) {
         gpu.set_family(f);
         return;
     }
-    let Ok(times) = pollster::block_on(wisp::bench::time_families(gpu, &shapes, 2)) else {
+    let Ok(choice) = pollster::block_on(probe.measure(gpu)) else {
         return;
     };
-    let Some(&(best, _)) = times.first() else {
-        return;
-    };
-    gpu.set_family(best);
-    let report: Vec<String> = times
-        .iter()
-        .map(|(f, s)| format!("{} {:.1} ms", f.name(), s * 1e3))
-        .collect();
+    gpu.set_family(choice.family);
     eprintln!(
-        "kernel family for {}: {} (estimated matvec time of a decode step: {}; kept in the cache)",
+        "kernel family for {} at {} precision: {} (estimated matvec time of a decode step: {}; \
+         kept in the cache)",
         c_name(gpu),
-        best.name(),
-        report.join(", ")
+        precision.name(),
+        choice.family.name(),
+        choice.report()
     );
-    let ms: serde_json::Map<String, serde_json::Value> = times
-        .iter()
-        .map(|(f, s)| (f.name().to_string(), json!(s * 1e3)))
-        .collect();
-    cache.insert(key, json!({"family": best.name(), "step_matvec_ms": ms}));
+    cache.insert(probe.key, choice.to_json());
     if let Some(p) = path {
         if let Some(dir) = p.parent() {
             let _ = std::fs::create_dir_all(dir);
