@@ -138,8 +138,26 @@ pub async fn matvec(
     iters: usize,
     precision: matvec::Precision,
 ) -> Result<KernelResult, GpuError> {
+    matvec_spread(gpu, ty, rows, k, iters, precision, 0).await
+}
+
+/// [`matvec`] over as many copies of the weights as make `min_bytes`, one after another in one
+/// submission (the time is per copy): a small matrix is then read from memory, as in a model's
+/// decode step, and not from a CPU adapter's cache, and one submission's fixed cost is shared.
+async fn matvec_spread(
+    gpu: &Gpu,
+    ty: GgmlType,
+    rows: u64,
+    k: u64,
+    iters: usize,
+    precision: matvec::Precision,
+    min_bytes: u64,
+) -> Result<KernelResult, GpuError> {
     let data = crate::ops::synth::random_weight(ty, rows, k, 0x5eed ^ u64::from(ty.0));
-    let w = GpuWeight::upload(gpu, &format!("bench {ty}"), ty, k, rows, &data)?;
+    let copies = min_bytes.div_ceil(data.len().max(1) as u64).max(1);
+    let ws = (0..copies)
+        .map(|_| GpuWeight::upload(gpu, &format!("bench {ty}"), ty, k, rows, &data))
+        .collect::<Result<Vec<_>, _>>()?;
     let xs: Vec<f32> = (0..k).map(|i| ((i % 17) as f32 - 8.0) / 8.0).collect();
     let x = gpu.storage_from("x", &xs);
     let y = gpu.storage("y", rows * 4);
@@ -154,9 +172,13 @@ pub async fn matvec(
         }
     };
     let t = best_time(gpu, iters, async |enc| {
-        matvec::encode_input(gpu, enc, &w, input, &y).await
+        for w in &ws {
+            matvec::encode_input(gpu, enc, w, input, &y).await?;
+        }
+        Ok(())
     })
-    .await?;
+    .await?
+        / copies as f64;
     Ok(KernelResult {
         ty,
         op: match precision {
@@ -199,10 +221,15 @@ pub async fn matmul(
     })
 }
 
+/// Weight bytes each matrix of [`time_families`] is spread over: more than a CPU adapter's
+/// last-level cache.
+const SPREAD_BYTES: u64 = 16 << 20;
+
 /// Estimates a decode step's matvec time with each kernel family from a few matrices:
 /// `shapes` holds `(ty, rows, k, weight)`, each timed (random weights, best of `iters` after a
 /// warm-up) and counted `weight` times. Returns `(family, seconds)` for both, fastest first;
-/// `gpu`'s family is restored.
+/// `gpu`'s family is restored. A family stops being timed once it is slower than the one before
+/// (its time is then a lower bound): on a software adapter the slow family is slow by a lot.
 pub async fn time_families(
     gpu: &mut Gpu,
     shapes: &[(GgmlType, u64, u64, f64)],
@@ -214,8 +241,15 @@ pub async fn time_families(
     for family in [KernelFamily::Row, KernelFamily::Workgroup] {
         gpu.set_family(family);
         let mut total = 0.0;
+        let leader = out
+            .first()
+            .map_or(f64::INFINITY, |o: &(KernelFamily, f64)| o.1);
         for &(ty, rows, k, weight) in shapes {
-            match matvec(gpu, ty, rows, k, iters, precision).await {
+            // Already slower than the family before it: the rest cannot change the order.
+            if total > leader {
+                break;
+            }
+            match matvec_spread(gpu, ty, rows, k, iters, precision, SPREAD_BYTES).await {
                 Ok(r) => total += weight * r.seconds,
                 Err(e) => {
                     gpu.set_family(before);
@@ -231,13 +265,14 @@ pub async fn time_families(
 }
 
 /// How a model's kernel family is picked by measuring, not by device type: both families time a
-/// decode step's two kinds of matrix on random weights of the model's block types, at the
-/// precision it will run (a fraction of a second on a real GPU): its largest layer matrix,
-/// counted once per layer, and the output projection (at most 16 384 of its rows, scaled up).
+/// decode step's matrices on random weights of the model's block types, at the precision it will
+/// run (a fraction of a second on a real GPU): every distinct layer matrix (type and shape),
+/// counted as often as the layers hold it, and the output projection (at most 16 384 of its
+/// rows, scaled up).
 ///
 /// The caller keeps the result under [`key`](Self::key) (the adapter, its driver, backend and
-/// tier, the shapes and the precision): in the cache folder natively, in IndexedDB in the
-/// browser. A failed measurement keeps the default family: the choice is an optimization, never a
+/// tier, the shapes, the precision and a hash of the kernels' sources): in the cache folder
+/// natively, in IndexedDB in the browser. A failed measurement keeps the default family: the choice is an optimization, never a
 /// reason not to run.
 pub struct FamilyProbe {
     pub key: String,
@@ -257,45 +292,50 @@ impl FamilyProbe {
     /// `None` when the model has no matrix to time (nothing to choose).
     pub fn new(gpu: &Gpu, g: &Gguf, precision: matvec::Precision) -> Option<FamilyProbe> {
         let matrix = |t: &&crate::gguf::TensorInfo| t.dims.len() == 2 && t.ty.is_supported();
-        let layer = g
+        // Every distinct layer matrix (type and shape), counted as often as the layers hold it.
+        let mut shapes: Vec<(GgmlType, u64, u64, f64)> = Vec::new();
+        for t in g
             .tensors
             .iter()
-            .filter(|t| t.name.starts_with("blk.") && matrix(t))
-            .max_by_key(|t| t.n_bytes)?;
+            .filter(|t| t.name.starts_with("blk."))
+            .filter(matrix)
+        {
+            let (ty, rows, k) = (t.ty, t.rows(), t.row_len());
+            match shapes.iter_mut().find(|s| (s.0, s.1, s.2) == (ty, rows, k)) {
+                Some(s) => s.3 += 1.0,
+                None => shapes.push((ty, rows, k, 1.0)),
+            }
+        }
+        if shapes.is_empty() {
+            return None;
+        }
         let out = g
             .tensor("output.weight")
             .or_else(|| g.tensor("token_embd.weight"))
             .filter(matrix)?;
-        let n_layer = g
-            .get_u32(&format!(
-                "{}.block_count",
-                g.architecture().unwrap_or_default()
-            ))
-            .unwrap_or(1);
         let out_rows = out.rows().min(16_384);
-        let shapes = vec![
-            (layer.ty, layer.rows(), layer.row_len(), f64::from(n_layer)),
-            (
-                out.ty,
-                out_rows,
-                out.row_len(),
-                out.rows() as f64 / out_rows as f64,
-            ),
-        ];
+        shapes.push((
+            out.ty,
+            out_rows,
+            out.row_len(),
+            out.rows() as f64 / out_rows as f64,
+        ));
+        let mut desc: Vec<String> = shapes
+            .iter()
+            .map(|(ty, rows, k, n)| format!("{ty} {rows}x{k} x{n}"))
+            .collect();
+        desc.sort();
         let c = &gpu.caps;
+        // The kernels' sources are part of the key: a new build measures again.
         let key = format!(
-            "{} | {} | {} | {:?} | {} {}x{} + {} {}x{} x{n_layer} | {}",
+            "{} | {} | {} | {:?} | {} | {} | kernels {:016x}",
             c.adapter.name,
             c.adapter.driver,
             c.adapter.backend,
             c.tier,
-            layer.ty,
-            layer.rows(),
-            layer.row_len(),
-            out.ty,
-            out.rows(),
-            out.row_len(),
-            precision.name()
+            desc.join(" + "),
+            precision.name(),
+            crate::gpu::kernels_hash()
         );
         Some(FamilyProbe {
             key,

@@ -32,6 +32,38 @@ fn padded_len(len: u64) -> u64 {
     len.div_ceil(16) * 16 + 48
 }
 
+/// Q8_0 blocks per repacked group, and the group's bytes (the same as its 8 GGUF blocks).
+const Q8_GROUP_BLOCKS: usize = 8;
+const Q8_BLOCK: usize = 34;
+const Q8_GROUP: usize = Q8_GROUP_BLOCKS * Q8_BLOCK;
+
+/// Whether `ty` is stored on the GPU in another layout than GGUF's. Q8_0 is: every 8 consecutive
+/// blocks of a buffer become one 272-byte group of their 8 f16 scales, then their 8 × 32 quants,
+/// so that each block's quants are 16-byte aligned (`shaders/formats/q8_0.wgsl` reads them).
+fn repacked(ty: GgmlType) -> bool {
+    ty == GgmlType::Q8_0
+}
+
+/// Bytes on the GPU of `len` GGUF bytes of type `ty` (a repacked last group is whole).
+fn stored_len(ty: GgmlType, len: u64) -> u64 {
+    if repacked(ty) {
+        len.div_ceil(Q8_GROUP as u64) * Q8_GROUP as u64
+    } else {
+        len
+    }
+}
+
+/// Appends the repacked group of `raw` (up to 8 whole Q8_0 blocks; missing blocks are zero).
+fn repack_q8_0(raw: &[u8], out: &mut Vec<u8>) {
+    let start = out.len();
+    out.resize(start + Q8_GROUP, 0);
+    let g = &mut out[start..];
+    for (j, blk) in raw.chunks_exact(Q8_BLOCK).enumerate() {
+        g[2 * j..2 * j + 2].copy_from_slice(&blk[..2]);
+        g[16 + 32 * j..48 + 32 * j].copy_from_slice(&blk[2..]);
+    }
+}
+
 impl GpuWeight {
     /// Rows per chunk so that the chunk's bytes, and `out_bytes_per_row` of output per row, each fit a binding.
     pub fn rows_per_chunk(
@@ -113,7 +145,7 @@ impl GpuWeight {
         let mut first = 0u64;
         while first < rows {
             let n = per_chunk.min(rows - first);
-            let size = padded_len(n * row_bytes);
+            let size = padded_len(stored_len(ty, n * row_bytes));
             gpu.count_buffer(size);
             let buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(name),
@@ -147,13 +179,19 @@ impl GpuWeight {
 
 /// Fills a [`GpuWeight`]'s buffers from the tensor's bytes handed over in order, in pieces of any
 /// size (a memory map at once, or IndexedDB records in the browser). Writes are 4-byte aligned,
-/// as WebGPU requires, with at most 3 bytes carried from one piece to the next.
+/// as WebGPU requires, with at most 3 bytes carried from one piece to the next. Q8_0 is repacked
+/// on the way (see [`repacked`]): whole groups of 8 blocks are rearranged and staged, at most one
+/// group's bytes are carried.
 pub struct WeightWriter<'a> {
     w: &'a GpuWeight,
     chunk: usize,
     /// Bytes written to the current chunk's buffer (a multiple of 4).
     off: u64,
     carry: Vec<u8>,
+    /// Repacked types: GGUF bytes of the current chunk received so far, and repacked bytes
+    /// waiting to be written.
+    raw_in: u64,
+    staged: Vec<u8>,
 }
 
 impl<'a> WeightWriter<'a> {
@@ -163,7 +201,58 @@ impl<'a> WeightWriter<'a> {
             chunk: 0,
             off: 0,
             carry: Vec::with_capacity(4),
+            raw_in: 0,
+            staged: Vec::new(),
         }
+    }
+
+    /// [`push`](Self::push) for a repacked type.
+    fn push_repacked(&mut self, gpu: &Gpu, mut bytes: &[u8]) -> Result<(), GpuError> {
+        const PIECE: usize = 4 << 20;
+        while !bytes.is_empty() {
+            let Some(chunk) = self.w.chunks.get(self.chunk) else {
+                return Err(GpuError::Shape {
+                    tensor: self.w.name.clone(),
+                    detail: format!("more than its {} bytes of data", self.w.bytes()),
+                });
+            };
+            let len = self.chunk_len(self.chunk);
+            let room = (len - self.raw_in) as usize;
+            let (mut now, rest) = bytes.split_at(room.min(bytes.len()));
+            bytes = rest;
+            self.raw_in += now.len() as u64;
+            while !now.is_empty() {
+                let n = (Q8_GROUP - self.carry.len()).min(now.len());
+                self.carry.extend_from_slice(&now[..n]);
+                now = &now[n..];
+                if self.carry.len() == Q8_GROUP {
+                    repack_q8_0(&self.carry, &mut self.staged);
+                    self.carry.clear();
+                }
+                if self.staged.len() >= PIECE {
+                    gpu.queue
+                        .write_buffer(&chunk.buffer, self.off, &self.staged);
+                    self.off += self.staged.len() as u64;
+                    self.staged.clear();
+                }
+            }
+            if self.raw_in == len {
+                // The chunk is complete: its last group goes out whole, zero-filled.
+                if !self.carry.is_empty() {
+                    repack_q8_0(&self.carry, &mut self.staged);
+                    self.carry.clear();
+                }
+                if !self.staged.is_empty() {
+                    gpu.queue
+                        .write_buffer(&chunk.buffer, self.off, &self.staged);
+                    self.staged.clear();
+                }
+                self.chunk += 1;
+                self.off = 0;
+                self.raw_in = 0;
+            }
+        }
+        Ok(())
     }
 
     fn chunk_len(&self, i: usize) -> u64 {
@@ -175,6 +264,9 @@ impl<'a> WeightWriter<'a> {
 
     /// Writes the next `bytes` of the tensor.
     pub fn push(&mut self, gpu: &Gpu, mut bytes: &[u8]) -> Result<(), GpuError> {
+        if repacked(self.w.ty) {
+            return self.push_repacked(gpu, bytes);
+        }
         // Staged in pieces so a large tensor from a memory map never needs one big heap copy.
         const PIECE: usize = 16 << 20;
         while !bytes.is_empty() {
@@ -225,9 +317,12 @@ impl<'a> WeightWriter<'a> {
     /// Checks that every byte of the tensor arrived.
     pub fn finish(self, gpu: &Gpu) -> Result<(), GpuError> {
         if self.chunk < self.w.chunks.len() {
-            let done: u64 = (0..self.chunk).map(|i| self.chunk_len(i)).sum::<u64>()
-                + self.off
-                + self.carry.len() as u64;
+            let in_chunk = if repacked(self.w.ty) {
+                self.raw_in
+            } else {
+                self.off + self.carry.len() as u64
+            };
+            let done: u64 = (0..self.chunk).map(|i| self.chunk_len(i)).sum::<u64>() + in_chunk;
             return Err(GpuError::Shape {
                 tensor: self.w.name.clone(),
                 detail: format!(

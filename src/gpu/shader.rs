@@ -31,6 +31,30 @@ fn format_source(ty: GgmlType) -> Option<&'static str> {
     })
 }
 
+/// A hash (FNV-1a) of every weight kernel's source: what a cached measurement of the kernels
+/// (the kernel family) is only valid for.
+pub fn kernels_hash() -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let ops = [
+        Op::Dequant,
+        Op::MatvecRow,
+        Op::MatvecWg,
+        Op::MatmulRow,
+        Op::MatmulTiled,
+    ];
+    let formats = GgmlType::SUPPORTED.into_iter().filter_map(format_source);
+    for src in [PARAMS, COMMON, ACT_FNS, X8]
+        .into_iter()
+        .chain(ops.into_iter().map(op_source))
+        .chain(formats)
+    {
+        for b in src.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
 fn op_source(op: Op) -> &'static str {
     match op {
         Op::Dequant => include_str!("../../shaders/dequant.wgsl"),
