@@ -15,7 +15,7 @@ const COLS: u32 = 4u;
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let row = min(wg.x * 64u + li, P.rows - 1u);
     let c0 = wg.y * COLS;
-    let base = row * P.row_bytes;
+    let base = (P.row0 + row) * P.row_bytes;
     let k4 = P.k / 4u;
     var xc: array<u32, COLS>;
     for (var c = 0u; c < COLS; c++) {

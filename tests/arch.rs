@@ -97,8 +97,8 @@ struct Spec {
     output: GgmlType,
     /// wq, wk, wv, wo, gate, up, down; layer `il` takes entry `il % len`. Phi-3 writes wq, wk, wv
     /// as one `attn_qkv` of wq's type, and gate, up as one `ffn_up` of up's type. Where gate and
-    /// up share a type the loader fuses them (one projection), elsewhere it keeps them apart:
-    /// the specs have both.
+    /// up share a type the loader fuses them (one projection), elsewhere it keeps them apart, and
+    /// likewise wq, wk and wv (one weight with three outputs): the specs have both.
     layers: &'static [[GgmlType; 7]],
     seq: usize,
     seed: u64,
@@ -176,7 +176,7 @@ const LLAMA: Spec = Spec {
     output: G::Q8_0,
     layers: &[
         [G::Q4_0, G::Q5_0, G::Q8_0, G::F16, G::Q4_1, G::Q5_0, G::Q4_K],
-        [G::Q8_0, G::Q4_0, G::Q4_1, G::Q5_0, G::F16, G::Q4_0, G::Q6_K],
+        [G::Q4_1, G::Q4_1, G::Q4_1, G::Q5_0, G::F16, G::Q4_0, G::Q6_K],
     ],
     seq: 14,
     seed: 1,
@@ -201,7 +201,7 @@ const QWEN2: Spec = Spec {
     output: G::F32, // unused: tied
     layers: &[
         [G::F32, G::Q4_0, G::Q4_1, G::Q5_0, G::F16, G::Q8_0, G::Q5_K],
-        [G::Q5_0, G::F16, G::Q8_0, G::Q4_0, G::Q4_1, G::F32, G::Q3_K],
+        [G::F16, G::F16, G::F16, G::Q4_0, G::Q4_1, G::F32, G::Q3_K],
     ],
     seq: 14,
     seed: 2,
@@ -254,7 +254,15 @@ const GEMMA3: Spec = Spec {
     layers: &[
         [G::Q8_0, G::Q4_0, G::Q5_0, G::Q5_K, G::Q4_1, G::Q8_0, G::F16],
         [G::Q4_0, G::Q8_0, G::Q4_1, G::Q6_K, G::F16, G::Q5_0, G::Q8_0],
-        [G::F16, G::Q5_0, G::Q8_0, G::Q4_K, G::Q8_0, G::Q8_0, G::Q4_0],
+        [
+            G::Q5_0,
+            G::Q5_0,
+            G::Q5_0,
+            G::Q4_K,
+            G::Q8_0,
+            G::Q8_0,
+            G::Q4_0,
+        ],
     ],
     seq: 14,
     seed: 4,

@@ -347,3 +347,124 @@ fn fused_gate_up_matches_the_unfused_ops() {
         f
     });
 }
+
+/// q, k and v in one dispatch (`matvec::encode_split`, a concatenated weight whose rows go to
+/// three outputs) against a matvec per part on its own weight, and the prefill's matmul over a
+/// row range (`matmul::encode_rows`) against a matmul on the part alone: every format, both
+/// precisions, every adapter, tier and family. Per row the same sums in the same order, so the
+/// same bits (a few ulps are allowed for a compiler's different contraction choices).
+#[test]
+fn split_qkv_matches_separate_ops() {
+    common::for_every_config(|gpu, _| {
+        let mut f = Vec::new();
+        let (mut same, mut total) = (0usize, 0usize);
+        let rows = [37u32, 13, 13];
+        let n: u64 = rows.iter().map(|&r| u64::from(r)).sum();
+        for ty in GgmlType::SUPPORTED {
+            let k = ks(ty)[0];
+            let data = weights(ty, n, k, n * 11 + k);
+            let row_bytes = data.len() / n as usize;
+            let upload = |name: &str, bytes: &[u8], r: u64| {
+                GpuWeight::upload(gpu, name, ty, k, r, bytes).map_err(|e| format!("{ty}: {e}"))
+            };
+            let fused = match upload("qkv", &data, n) {
+                Ok(w) => w,
+                Err(e) => {
+                    f.push(e);
+                    continue;
+                }
+            };
+            let mut parts = Vec::new();
+            let mut first = 0usize;
+            for &r in &rows {
+                let end = first + r as usize * row_bytes;
+                match upload("part", &data[first..end], u64::from(r)) {
+                    Ok(w) => parts.push(w),
+                    Err(e) => f.push(e),
+                }
+                first = end;
+            }
+            if parts.len() != 3 {
+                continue;
+            }
+            let x = xs(k as usize, k ^ 0x51);
+            let xb = gpu.storage_from("x", &x);
+            let q8 = matvec::X8::new(gpu, k as u32);
+            let cols = 5u32;
+            let xm: Vec<f32> = (0..cols as u64)
+                .flat_map(|c| xs(k as usize, c * 31 + k))
+                .collect();
+            let xmb = gpu.storage_from("X", &xm);
+            for fast in [false, true] {
+                let out = |r: u32, c: u32| gpu.storage("y", u64::from(r * c) * 4);
+                let sep: Vec<_> = rows.iter().map(|&r| out(r, 1)).collect();
+                let one: Vec<_> = rows.iter().map(|&r| out(r, 1)).collect();
+                let mm_sep: Vec<_> = rows.iter().map(|&r| out(r, cols)).collect();
+                let mm_rows: Vec<_> = rows.iter().map(|&r| out(r, cols)).collect();
+                let mut enc = wisp::gpu::Encoder::new(gpu);
+                let r = pollster::block_on(async {
+                    let input = if fast {
+                        matvec::encode_quantize_x8(gpu, &mut enc, &xb, k as u32, &q8).await?;
+                        matvec::Input::X8 { x: &xb, q: &q8 }
+                    } else {
+                        matvec::Input::F32(&xb)
+                    };
+                    let mut first = 0;
+                    for i in 0..3 {
+                        matvec::encode_input(gpu, &mut enc, &parts[i], input, &sep[i]).await?;
+                        matmul::encode(gpu, &mut enc, &parts[i], &xmb, &mm_sep[i], cols).await?;
+                        matmul::encode_rows(
+                            gpu,
+                            &mut enc,
+                            &fused,
+                            (first, rows[i]),
+                            &xmb,
+                            &mm_rows[i],
+                            cols,
+                        )
+                        .await?;
+                        first += rows[i];
+                    }
+                    matvec::encode_split(
+                        gpu,
+                        &mut enc,
+                        &fused,
+                        input,
+                        [&one[0], &one[1], &one[2]],
+                        rows,
+                    )
+                    .await
+                });
+                enc.submit();
+                if !matches!(r, Ok(true)) {
+                    f.push(format!("{ty} fast {fast}: {r:?}"));
+                    continue;
+                }
+                for i in 0..3 {
+                    let read = |b: &wgpu::Buffer, len: u32| {
+                        pollster::block_on(gpu.read_f32(b, len as usize)).expect("read")
+                    };
+                    for (a, b, what) in [
+                        (read(&sep[i], rows[i]), read(&one[i], rows[i]), "matvec"),
+                        (
+                            read(&mm_sep[i], rows[i] * cols),
+                            read(&mm_rows[i], rows[i] * cols),
+                            "matmul",
+                        ),
+                    ] {
+                        let (s, fail) = common::same_as_unfused(
+                            &a,
+                            &b,
+                            &format!("{ty} fast {fast} part {i} {what}"),
+                        );
+                        total += a.len();
+                        same += s;
+                        f.extend(fail);
+                    }
+                }
+            }
+        }
+        eprintln!("split q/k/v: {same} of {total} values bit-identical to the separate ops");
+        f
+    });
+}

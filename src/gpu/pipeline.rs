@@ -50,6 +50,9 @@ pub struct PipelineKey {
     /// The x8 kernels use WGSL's `dot4I8Packed` (else plain integer math): see
     /// [`Capabilities::dot4`](super::Capabilities::dot4).
     pub dot4: bool,
+    /// A plain matvec whose rows go to three outputs (Y, Y2, Y3 at bindings 3, 7, 8, split at
+    /// `split1` and `split2`): q, k and v from one concatenated weight in one dispatch.
+    pub split: bool,
 }
 
 impl Op {
@@ -162,6 +165,10 @@ fn layout_entries(key: &PipelineKey) -> (Vec<wgpu::BindGroupLayoutEntry>, bool) 
     }
     if key.op.is_x8() {
         e.push(storage_entry(6, true));
+    }
+    if key.split {
+        e.push(storage_entry(7, false));
+        e.push(storage_entry(8, false));
     }
     let f16_view = key.tier >= Tier::T1 && weights;
     if f16_view {

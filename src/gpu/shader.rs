@@ -124,6 +124,12 @@ pub fn shader_source(key: &PipelineKey) -> Option<String> {
         Some(false) => flags.extend(["GLU", "SILU"]),
         None => {}
     }
+    if key.split {
+        if key.op.glu().is_some() || !(key.op.is_matvec_row() || key.op.is_matvec_wg()) {
+            return None;
+        }
+        flags.push("SPLIT");
+    }
     // `fast` precision: the format's `xdot32` and the integer dot product it uses.
     let x8 = if key.op.is_x8() {
         if !key.ty.has_x8_kernel() {
@@ -336,10 +342,11 @@ mod naga_tests {
         let mut failures = Vec::new();
         for tier in [Tier::T0, Tier::T1, Tier::T2] {
             for op in ops {
-                for (ty, dot4) in GgmlType::SUPPORTED
-                    .into_iter()
-                    .flat_map(|t| [(t, false), (t, true)])
-                {
+                for (ty, dot4, split) in GgmlType::SUPPORTED.into_iter().flat_map(|t| {
+                    [false, true]
+                        .into_iter()
+                        .flat_map(move |d| [(t, d, false), (t, d, true)])
+                }) {
                     if dot4 && !op.is_x8() {
                         continue;
                     }
@@ -349,7 +356,14 @@ mod naga_tests {
                         tier,
                         lanes: 8,
                         dot4,
+                        split,
                     };
+                    let plain_matvec =
+                        op.glu().is_none() && (op.is_matvec_row() || op.is_matvec_wg());
+                    if split && !plain_matvec {
+                        assert!(shader_source(&key).is_none(), "split {op:?} {ty}");
+                        continue;
+                    }
                     if op.is_x8() && !ty.has_x8_kernel() {
                         assert!(shader_source(&key).is_none(), "{op:?} {ty}");
                         continue;
@@ -358,8 +372,10 @@ mod naga_tests {
                     let module = match naga::front::wgsl::parse_str(&src) {
                         Ok(m) => m,
                         Err(e) => {
-                            failures
-                                .push(format!("{op:?} {ty} {tier:?}: {}", e.emit_to_string(&src)));
+                            failures.push(format!(
+                                "{op:?} {ty} {tier:?} split {split}: {}",
+                                e.emit_to_string(&src)
+                            ));
                             continue;
                         }
                     };
@@ -371,7 +387,10 @@ mod naga_tests {
                     v.subgroup_stages(naga::valid::ShaderStages::COMPUTE);
                     v.subgroup_operations(naga::valid::SubgroupOperationSet::all());
                     if let Err(e) = v.validate(&module) {
-                        failures.push(format!("{op:?} {ty} {tier:?}: {}", e.emit_to_string(&src)));
+                        failures.push(format!(
+                            "{op:?} {ty} {tier:?} split {split}: {}",
+                            e.emit_to_string(&src)
+                        ));
                     }
                 }
             }

@@ -4,7 +4,7 @@
 //! re-reading its history.
 
 use super::config::{Config, RopeFactors};
-use super::weights::{GateUp, TensorSource, Weights};
+use super::weights::{GateUp, Qkv, TensorSource, Weights};
 use super::ModelError;
 use crate::gpu::Encoder;
 use crate::gpu::{Gpu, GpuError, GpuWeight};
@@ -366,12 +366,25 @@ impl Model {
         for (il, l) in w.layers.iter().enumerate() {
             let il32 = il as u32;
             // q: (n, nh, hd), k, v: (n, nkv, hd)
-            let h = self
-                .input(gpu, enc, &a.h, &[&l.wq, &l.wk, &l.wv], n)
-                .await?;
-            Self::linear(gpu, enc, &l.wq, h, &a.q, n).await?;
-            Self::linear(gpu, enc, &l.wk, h, &a.k, n).await?;
-            Self::linear(gpu, enc, &l.wv, h, &a.v, n).await?;
+            let h = self.input(gpu, enc, &a.h, &l.qkv.weights(), n).await?;
+            match &l.qkv {
+                // One token: q, k and v in one dispatch; several: a matmul per row range.
+                Qkv::Fused { w, rows } => {
+                    let ys = [&a.q, &a.k, &a.v];
+                    if n > 1 || !matvec::encode_split(gpu, enc, w, h, ys, *rows).await? {
+                        let mut first = 0;
+                        for (y, r) in ys.into_iter().zip(*rows) {
+                            matmul::encode_rows(gpu, enc, w, (first, r), h.f32(), y, n).await?;
+                            first += r;
+                        }
+                    }
+                }
+                Qkv::Split { q, k, v } => {
+                    Self::linear(gpu, enc, q, h, &a.q, n).await?;
+                    Self::linear(gpu, enc, k, h, &a.k, n).await?;
+                    Self::linear(gpu, enc, v, h, &a.v, n).await?;
+                }
+            }
             let [bq, bk, bv] = &a.biases[il];
             for (b, t, dim) in [
                 (bq, &a.q, nh * hd),

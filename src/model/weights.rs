@@ -42,11 +42,8 @@ impl TensorSource for crate::gguf::GgufFile {
 pub struct LayerWeights {
     /// attn_norm: (n_embd)
     pub attn_norm: wgpu::Buffer,
-    /// wq: (n_head·head_dim, n_embd); Phi-3: rows 0.. of attn_qkv, then wk and wv.
-    pub wq: GpuWeight,
-    /// wk, wv: (n_head_kv·head_dim, n_embd)
-    pub wk: GpuWeight,
-    pub wv: GpuWeight,
+    /// wq: (n_head·head_dim, n_embd), wk and wv: (n_head_kv·head_dim, n_embd).
+    pub qkv: Qkv,
     /// q/k/v biases (Qwen 2, optional elsewhere), kept on the CPU: the forward pass uploads them repeated per token.
     /// (n_head·head_dim), (n_head_kv·head_dim)
     pub bq: Option<Vec<f32>>,
@@ -67,6 +64,31 @@ pub struct LayerWeights {
     pub w_down: GpuWeight,
     /// post_ffw_norm (Gemma 2, 3): (n_embd)
     pub post_ffn_norm: Option<wgpu::Buffer>,
+}
+
+/// The attention input projections of a layer.
+pub enum Qkv {
+    /// One weight of q rows, then k rows, then v rows (`rows` of each): Phi-3's `attn_qkv` as
+    /// stored, or q, k and v of one block type concatenated at load, when together they fit one
+    /// binding. Decode runs it as one matvec with three outputs, prefill as three matmuls over
+    /// its row ranges.
+    Fused { w: GpuWeight, rows: [u32; 3] },
+    /// Separate weights: different block types, or too large for one binding together.
+    Split {
+        q: GpuWeight,
+        k: GpuWeight,
+        v: GpuWeight,
+    },
+}
+
+impl Qkv {
+    /// The weights (one, or three).
+    pub fn weights(&self) -> Vec<&GpuWeight> {
+        match self {
+            Qkv::Fused { w, .. } => vec![w],
+            Qkv::Split { q, k, v } => vec![q, k, v],
+        }
+    }
 }
 
 /// The feed-forward input projections of a layer.
@@ -215,19 +237,29 @@ impl<S: TensorSource> Loader<'_, S> {
         Ok(ws)
     }
 
-    /// Matrices of `rows` rows of `cols` values each and one block type, concatenated by rows
-    /// into one weight as they stream in (gate and up as one projection).
+    /// Whether `rows` rows of `cols` values of `name`'s block type fit one binding (a fused
+    /// weight that runs in one dispatch).
+    fn fits_one_binding(&self, name: &str, cols: u32, rows: u32) -> Result<bool, ModelError> {
+        let t = self.info(name)?;
+        let Some(row_bytes) = crate::quant::row_bytes(t.ty, u64::from(cols)) else {
+            return Ok(false);
+        };
+        Ok(GpuWeight::rows_per_chunk(self.gpu, name, row_bytes, 0)? >= u64::from(rows))
+    }
+
+    /// Matrices of one block type, each `(name, rows)` of `cols` values, concatenated by rows
+    /// into one weight as they stream in (gate and up, or q, k and v, as one projection).
     async fn concat_matrix(
         &mut self,
-        names: &[&str],
-        rows: u32,
+        parts: &[(&str, u32)],
         cols: u32,
     ) -> Result<GpuWeight, ModelError> {
-        let mut infos = Vec::with_capacity(names.len());
-        for name in names {
+        let mut infos = Vec::with_capacity(parts.len());
+        for &(name, rows) in parts {
             infos.push(self.matrix_info(name, rows, cols)?);
         }
-        let total = u64::from(rows) * names.len() as u64;
+        let total: u64 = parts.iter().map(|p| u64::from(p.1)).sum();
+        let names: Vec<&str> = parts.iter().map(|p| p.0).collect();
         let w = GpuWeight::allocate(
             self.gpu,
             &names.join("+"),
@@ -299,8 +331,10 @@ impl Weights {
             .layers
             .iter()
             .map(|l| {
-                [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_down]
+                l.qkv
+                    .weights()
                     .into_iter()
+                    .chain([&l.wo, &l.w_down])
                     .map(m)
                     .sum::<u64>()
                     + l.gate_up.bytes()
@@ -337,22 +371,44 @@ impl Weights {
         for il in 0..cfg.n_layer {
             let n = |s: &str| format!("blk.{il}.{s}");
             let attn_norm = l.vector(&n("attn_norm.weight"), e).await?;
-            let (wq, wk, wv) = if cfg.fused_qkv {
-                let parts = [("q", q), ("k", kv), ("v", kv)];
-                let mut w = l
-                    .split_matrix(&n("attn_qkv.weight"), &parts, e)
-                    .await?
-                    .into_iter();
-                match (w.next(), w.next(), w.next()) {
-                    (Some(wq), Some(wk), Some(wv)) => (wq, wk, wv),
-                    _ => unreachable!("split_matrix returns one weight per part"),
+            let rows = [q, kv, kv];
+            let qkv = if cfg.fused_qkv {
+                let name = n("attn_qkv.weight");
+                if l.fits_one_binding(&name, e, q + 2 * kv)? {
+                    Qkv::Fused {
+                        w: l.matrix(&name, q + 2 * kv, e).await?,
+                        rows,
+                    }
+                } else {
+                    let parts = [("q", q), ("k", kv), ("v", kv)];
+                    let mut w = l.split_matrix(&name, &parts, e).await?.into_iter();
+                    match (w.next(), w.next(), w.next()) {
+                        (Some(q), Some(k), Some(v)) => Qkv::Split { q, k, v },
+                        _ => unreachable!("split_matrix returns one weight per part"),
+                    }
                 }
             } else {
-                (
-                    l.matrix(&n("attn_q.weight"), q, e).await?,
-                    l.matrix(&n("attn_k.weight"), kv, e).await?,
-                    l.matrix(&n("attn_v.weight"), kv, e).await?,
-                )
+                let names = [n("attn_q.weight"), n("attn_k.weight"), n("attn_v.weight")];
+                let ty = l.info(&names[0])?.ty;
+                let same = names[1..]
+                    .iter()
+                    .map(|nm| l.info(nm).map(|t| t.ty == ty))
+                    .collect::<Result<Vec<_>, _>>()?
+                    .into_iter()
+                    .all(|s| s);
+                if same && l.fits_one_binding(&names[0], e, q + 2 * kv)? {
+                    let parts = [(names[0].as_str(), q), (&names[1], kv), (&names[2], kv)];
+                    Qkv::Fused {
+                        w: l.concat_matrix(&parts, e).await?,
+                        rows,
+                    }
+                } else {
+                    Qkv::Split {
+                        q: l.matrix(&names[0], q, e).await?,
+                        k: l.matrix(&names[1], kv, e).await?,
+                        v: l.matrix(&names[2], kv, e).await?,
+                    }
+                }
             };
             let (bq, bk, bv) = (
                 l.optional_host_vector(&n("attn_q.bias"), q).await?,
@@ -380,7 +436,7 @@ impl Weights {
             } else {
                 let (gn, un) = (n("ffn_gate.weight"), n("ffn_up.weight"));
                 if l.info(&gn)?.ty == l.info(&un)?.ty {
-                    GateUp::Fused(l.concat_matrix(&[&gn, &un], ff, e).await?)
+                    GateUp::Fused(l.concat_matrix(&[(&gn, ff), (&un, ff)], e).await?)
                 } else {
                     GateUp::Split {
                         gate: l.matrix(&gn, ff, e).await?,
@@ -396,9 +452,7 @@ impl Weights {
             };
             layers.push(LayerWeights {
                 attn_norm,
-                wq,
-                wk,
-                wv,
+                qkv,
                 bq,
                 bk,
                 bv,

@@ -53,6 +53,7 @@ async fn dispatch(
         tier: gpu.caps.tier,
         lanes: 0,
         dot4: false,
+        split: false,
     };
     let kernel = gpu.pipeline(key).await?;
     let (gx, gy) = grid(gpu, READ_INVOCATIONS / 64);

@@ -18,17 +18,67 @@ pub async fn encode(
     y: &wgpu::Buffer,
     cols: u32,
 ) -> Result<(), GpuError> {
+    encode_range(gpu, enc, w, None, x, y, cols).await
+}
+
+/// Records Y = W[first_row..first_row + rows]·X: one part of a weight that concatenates several
+/// matrices by rows (q, k and v), into its own Y (`rows` per column). `w` must be one binding.
+pub async fn encode_rows(
+    gpu: &Gpu,
+    enc: &mut Encoder<'_>,
+    w: &GpuWeight,
+    (first_row, rows): (u32, u32),
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    cols: u32,
+) -> Result<(), GpuError> {
+    encode_range(gpu, enc, w, Some((first_row, rows)), x, y, cols).await
+}
+
+async fn encode_range(
+    gpu: &Gpu,
+    enc: &mut Encoder<'_>,
+    w: &GpuWeight,
+    range: Option<(u32, u32)>,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    cols: u32,
+) -> Result<(), GpuError> {
     check_kernel_shape(w)?;
+    // (buffer, rows, first row in the buffer, first row in Y) per dispatch; Y's column stride.
+    let (parts, y_rows) = match range {
+        None => (
+            w.chunks
+                .iter()
+                .map(|c| (&c.buffer, c.rows, 0, c.first_row))
+                .collect::<Vec<_>>(),
+            w.rows,
+        ),
+        Some((first, rows)) => {
+            let [chunk] = w.chunks.as_slice() else {
+                return Err(GpuError::Shape {
+                    tensor: w.name.clone(),
+                    detail: "a row range of a weight split over several bindings".into(),
+                });
+            };
+            if first.checked_add(rows).is_none_or(|end| end > w.rows) {
+                return Err(GpuError::Shape {
+                    tensor: w.name.clone(),
+                    detail: format!("rows {first}..+{rows} of its {} rows", w.rows),
+                });
+            }
+            (vec![(&chunk.buffer, rows, first, 0)], rows)
+        }
+    };
     let x_bytes = u64::from(w.row_len) * u64::from(cols) * 4;
-    let y_bytes = u64::from(w.rows) * u64::from(cols) * 4;
+    let y_bytes = u64::from(y_rows) * u64::from(cols) * 4;
     check_binding(gpu, "matmul X", x_bytes)?;
     check_binding(gpu, "matmul Y", y_bytes)?;
     if x.size() < x_bytes || y.size() < y_bytes {
         return Err(GpuError::Shape {
             tensor: w.name.clone(),
             detail: format!(
-                "W is {}×{} and X has {cols} columns, but X holds {} and Y {} values",
-                w.rows,
+                "W is {y_rows}×{} and X has {cols} columns, but X holds {} and Y {} values",
                 w.row_len,
                 x.size() / 4,
                 y.size() / 4
@@ -43,24 +93,25 @@ pub async fn encode(
         KernelFamily::Workgroup => Op::MatmulTiled,
     };
     let kernel = gpu.pipeline(key(gpu, op, w, 0)).await?;
-    for chunk in &w.chunks {
+    for (buffer, rows, row0, y_offset) in parts {
         let params = Params {
-            rows: chunk.rows,
+            rows,
             k: w.row_len,
             row_bytes: w.row_bytes as u32,
             cols,
-            y_offset: chunk.first_row,
-            y_stride: w.rows,
+            y_offset,
+            y_stride: y_rows,
+            row0,
             ..Params::default()
         };
-        let bindings = [(1, &chunk.buffer), (2, x), (3, y)];
+        let bindings = [(1, buffer), (2, x), (3, y)];
         // Tiled: 64 rows × 32 columns per workgroup; row family: 64 rows × COLS columns.
         let cols_per_group = if op == Op::MatmulTiled {
             32
         } else {
             MATMUL_COLS_PER_INVOCATION
         };
-        let groups = (chunk.rows.div_ceil(64), cols.div_ceil(cols_per_group));
+        let groups = (rows.div_ceil(64), cols.div_ceil(cols_per_group));
         if groups.0 > gpu.caps.max_workgroups_per_dim || groups.1 > gpu.caps.max_workgroups_per_dim
         {
             return Err(GpuError::Shape {

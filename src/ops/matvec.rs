@@ -8,7 +8,7 @@
 //! at either precision.
 
 use super::{check_binding, check_kernel_shape, dispatch, grid, key, record, Params};
-use crate::gpu::{Bind, Encoder, KernelSpec};
+use crate::gpu::{Bind, Encoder, KernelSpec, PipelineKey};
 use crate::gpu::{Gpu, GpuError, GpuWeight, KernelFamily, Op, Tier};
 use crate::quant::GgmlType;
 
@@ -338,6 +338,86 @@ pub async fn encode_glu(
         &bindings(&chunk.buffer, x, x8, y),
         (gx, gy),
     );
+    Ok(true)
+}
+
+/// Records `W·x` for a weight that concatenates three matrices by rows (q, k and v of an
+/// attention layer), in one dispatch that writes each part's rows to its own output from index
+/// 0: `ys[i]` gets `rows[i]` values. `Ok(false)` (nothing recorded) when `W` is split over
+/// several bindings; the caller then runs each part on its own.
+pub async fn encode_split(
+    gpu: &Gpu,
+    enc: &mut Encoder<'_>,
+    w: &GpuWeight,
+    input: Input<'_>,
+    ys: [&wgpu::Buffer; 3],
+    rows: [u32; 3],
+) -> Result<bool, GpuError> {
+    let (x, x8) = checked_input(w, input)?;
+    let [chunk] = w.chunks.as_slice() else {
+        return Ok(false);
+    };
+    let total: u64 = rows.iter().map(|&r| u64::from(r)).sum();
+    if total != u64::from(w.rows) || rows.contains(&0) {
+        return Err(GpuError::Shape {
+            tensor: w.name.clone(),
+            detail: format!("parts of {rows:?} rows do not make its {} rows", w.rows),
+        });
+    }
+    let short = ys
+        .iter()
+        .zip(rows)
+        .any(|(y, r)| y.size() < u64::from(r) * 4);
+    if x.size() < u64::from(w.row_len) * 4 || short {
+        return Err(GpuError::Shape {
+            tensor: w.name.clone(),
+            detail: format!(
+                "W is {}×{} in parts of {rows:?} rows but x has {} values and the outputs \
+                 {:?}",
+                w.rows,
+                w.row_len,
+                x.size() / 4,
+                ys.map(|y| y.size() / 4)
+            ),
+        });
+    }
+    check_binding(gpu, "matvec x", x.size())?;
+    for y in ys {
+        check_binding(gpu, "matvec y", y.size())?;
+    }
+    let (op, lanes, rows_per_group) = match (gpu.caps.family, x8.is_some()) {
+        (KernelFamily::Row, fast) => {
+            let r = rows_per_invocation(w.rows);
+            let op = if fast { Op::MatvecRowX8 } else { Op::MatvecRow };
+            (op, r, 64 * r)
+        }
+        (KernelFamily::Workgroup, fast) => {
+            let lanes = lanes_for(gpu, w.row_len);
+            let op = if fast { Op::MatvecWgX8 } else { Op::MatvecWg };
+            (op, lanes, 64 / lanes)
+        }
+    };
+    let kernel = gpu
+        .pipeline(PipelineKey {
+            split: true,
+            ..key(gpu, op, w, lanes)
+        })
+        .await?;
+    let (gx, gy) = grid(gpu, w.rows.div_ceil(rows_per_group));
+    let params = Params {
+        rows: w.rows,
+        k: w.row_len,
+        row_bytes: w.row_bytes as u32,
+        cols: 1,
+        y_stride: w.rows,
+        grid_x: gx,
+        split1: rows[0],
+        split2: rows[0] + rows[1],
+        ..Params::default()
+    };
+    let mut b = bindings(&chunk.buffer, x, x8, ys[0]);
+    b.extend([(7, ys[1]), (8, ys[2])]);
+    record(enc, &kernel, params, &b, (gx, gy));
     Ok(true)
 }
 

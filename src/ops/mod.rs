@@ -31,7 +31,9 @@ pub(crate) struct Params {
     pub grid_x: u32,
     pub n_out: u32,
     pub row0: u32,
-    pub _pad: [u32; 3],
+    pub split1: u32,
+    pub split2: u32,
+    pub _pad: u32,
 }
 
 /// Splits `groups` workgroups into an (x, y) grid within the per-dimension limit.
@@ -79,6 +81,7 @@ pub(crate) fn key(gpu: &Gpu, op: Op, w: &GpuWeight, lanes: u32) -> PipelineKey {
         tier: gpu.caps.tier,
         lanes,
         dot4: gpu.caps.dot4,
+        split: false,
     }
 }
 
