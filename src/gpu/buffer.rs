@@ -206,16 +206,22 @@ impl<'a> WeightWriter<'a> {
         }
     }
 
+    /// The chunk the next bytes go to; an error once every chunk is full.
+    fn current(&self) -> Result<&'a WeightChunk, GpuError> {
+        self.w
+            .chunks
+            .get(self.chunk)
+            .ok_or_else(|| GpuError::Shape {
+                tensor: self.w.name.clone(),
+                detail: format!("more than its {} bytes of data", self.w.bytes()),
+            })
+    }
+
     /// [`push`](Self::push) for a repacked type.
     fn push_repacked(&mut self, gpu: &Gpu, mut bytes: &[u8]) -> Result<(), GpuError> {
         const PIECE: usize = 4 << 20;
         while !bytes.is_empty() {
-            let Some(chunk) = self.w.chunks.get(self.chunk) else {
-                return Err(GpuError::Shape {
-                    tensor: self.w.name.clone(),
-                    detail: format!("more than its {} bytes of data", self.w.bytes()),
-                });
-            };
+            let chunk = self.current()?;
             let len = self.chunk_len(self.chunk);
             let room = (len - self.raw_in) as usize;
             let (mut now, rest) = bytes.split_at(room.min(bytes.len()));
@@ -270,12 +276,7 @@ impl<'a> WeightWriter<'a> {
         // Staged in pieces so a large tensor from a memory map never needs one big heap copy.
         const PIECE: usize = 16 << 20;
         while !bytes.is_empty() {
-            let Some(chunk) = self.w.chunks.get(self.chunk) else {
-                return Err(GpuError::Shape {
-                    tensor: self.w.name.clone(),
-                    detail: format!("more than its {} bytes of data", self.w.bytes()),
-                });
-            };
+            let chunk = self.current()?;
             let len = self.chunk_len(self.chunk);
             let room = len - self.off - self.carry.len() as u64;
             let (mut now, rest) = bytes.split_at((room as usize).min(bytes.len()));

@@ -11,6 +11,7 @@ const PARAMS: &str = include_str!("../../shaders/params.wgsl");
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
 const ACT_FNS: &str = include_str!("../../shaders/act_fns.wgsl");
 const X8: &str = include_str!("../../shaders/x8.wgsl");
+const MATVEC_IO: &str = include_str!("../../shaders/matvec_io.wgsl");
 
 fn format_source(ty: GgmlType) -> Option<&'static str> {
     Some(match ty {
@@ -43,7 +44,7 @@ pub fn kernels_hash() -> u64 {
         Op::MatmulTiled,
     ];
     let formats = GgmlType::SUPPORTED.into_iter().filter_map(format_source);
-    for src in [PARAMS, COMMON, ACT_FNS, X8]
+    for src in [PARAMS, COMMON, ACT_FNS, X8, MATVEC_IO]
         .into_iter()
         .chain(ops.into_iter().map(op_source))
         .chain(formats)
@@ -147,13 +148,13 @@ pub fn shader_source(key: &PipelineKey) -> Option<String> {
     let full = match key.op {
         Op::ReadBandwidth | Op::AluPeak => format!("{header}{PARAMS}\n{}", op_source(key.op)),
         op if op.is_matvec_row() => format!(
-            "{header}{PARAMS}\n{COMMON}\n{x8}\n{}\nconst ROWS: u32 = {}u;\n{}\n{act}",
+            "{header}{PARAMS}\n{COMMON}\n{x8}\n{}\nconst ROWS: u32 = {}u;\n{}\n{MATVEC_IO}\n{act}",
             format_source(key.ty)?,
             key.lanes.max(1),
             op_source(key.op)
         ),
         op if op.is_matvec_wg() => format!(
-            "{header}{PARAMS}\n{COMMON}\n{x8}\n{}\n{}\n{act}",
+            "{header}{PARAMS}\n{COMMON}\n{x8}\n{}\n{}\n{MATVEC_IO}\n{act}",
             format_source(key.ty)?,
             op_source(key.op)
         ),

@@ -202,6 +202,23 @@ fn bindings<'a>(
     }
 }
 
+/// The plain matvec kernel of `gpu`'s family for dispatches of up to `rows` rows of `k` values:
+/// (op, its `lanes` key: rows per invocation or lanes per row, rows per workgroup).
+fn plain_kernel(gpu: &Gpu, rows: u32, k: u32, fast: bool) -> (Op, u32, u32) {
+    match gpu.caps.family {
+        KernelFamily::Row => {
+            let r = rows_per_invocation(rows);
+            let op = if fast { Op::MatvecRowX8 } else { Op::MatvecRow };
+            (op, r, 64 * r)
+        }
+        KernelFamily::Workgroup => {
+            let lanes = lanes_for(gpu, k);
+            let op = if fast { Op::MatvecWgX8 } else { Op::MatvecWg };
+            (op, lanes, 64 / lanes)
+        }
+    }
+}
+
 /// [`encode`] with x given as an [`Input`]: the x8 kernels where x is quantized and the
 /// format has one.
 pub async fn encode_input(
@@ -226,18 +243,8 @@ pub async fn encode_input(
             ),
         });
     }
-    let (op, lanes, rows_per_group) = match (gpu.caps.family, x8.is_some()) {
-        (KernelFamily::Row, fast) => {
-            let r = rows_per_invocation(w.chunks.iter().map(|c| c.rows).max().unwrap_or(1));
-            let op = if fast { Op::MatvecRowX8 } else { Op::MatvecRow };
-            (op, r, 64 * r)
-        }
-        (KernelFamily::Workgroup, fast) => {
-            let lanes = lanes_for(gpu, w.row_len);
-            let op = if fast { Op::MatvecWgX8 } else { Op::MatvecWg };
-            (op, lanes, 64 / lanes)
-        }
-    };
+    let max_rows = w.chunks.iter().map(|c| c.rows).max().unwrap_or(1);
+    let (op, lanes, rows_per_group) = plain_kernel(gpu, max_rows, w.row_len, x8.is_some());
     let kernel = gpu.pipeline(key(gpu, op, w, lanes)).await?;
     for chunk in &w.chunks {
         let (gx, gy) = grid(gpu, chunk.rows.div_ceil(rows_per_group));
@@ -385,18 +392,7 @@ pub async fn encode_split(
     for y in ys {
         check_binding(gpu, "matvec y", y.size())?;
     }
-    let (op, lanes, rows_per_group) = match (gpu.caps.family, x8.is_some()) {
-        (KernelFamily::Row, fast) => {
-            let r = rows_per_invocation(w.rows);
-            let op = if fast { Op::MatvecRowX8 } else { Op::MatvecRow };
-            (op, r, 64 * r)
-        }
-        (KernelFamily::Workgroup, fast) => {
-            let lanes = lanes_for(gpu, w.row_len);
-            let op = if fast { Op::MatvecWgX8 } else { Op::MatvecWg };
-            (op, lanes, 64 / lanes)
-        }
-    };
+    let (op, lanes, rows_per_group) = plain_kernel(gpu, w.rows, w.row_len, x8.is_some());
     let kernel = gpu
         .pipeline(PipelineKey {
             split: true,
