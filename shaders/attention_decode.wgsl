@@ -1,6 +1,7 @@
 // Decode attention (one query token, all heads), split-K: workgroup (split, head group, kv head)
 // covers keys [kv_lo + split·chunk, +chunk) ∩ [0, pos] and writes, per query head, its partial
-// maximum m, sum l and unnormalized output o; attention_reduce.wgsl combines the splits.
+// maximum m, sum l and unnormalized output o; attention_reduce.wgsl combines the splits. With
+// one split the workgroups write the normalized output itself and the reduce does not run.
 //
 // Inside a workgroup, a row is (query head, key lane): HG heads × KL key lanes, T lanes per row
 // owning interleaved vec4s of q and o as in the prefill kernel. Key lane kl takes keys
@@ -9,7 +10,8 @@
 // merged in workgroup memory.
 //
 // Bindings: 0 params, 1 Q [head][D] f32, 2 K cache, 3 V cache,
-// 4 partials: o [head][split][D] then (m, l, 0, 0) [head][split], vec4<f32>.
+// 4 partials: o [head][split][D] then (m, l, 0, 0) [head][split], vec4<f32>; with one split,
+// the output O [head][D].
 // Flags: KV_F16, SUBGROUPS (as in attention_prefill.wgsl).
 
 override D: u32;
@@ -162,11 +164,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             }
         }
         let pb = head * P.n_splits + split;
-        for (var i = 0u; i < NV; i++) {
-            PART[pb * D4 + t + i * T] = o[i];
-        }
-        if (t == 0u) {
-            PART[P.n_heads * P.n_splits * D4 + pb] = vec4<f32>(mx, sum, 0.0, 0.0);
+        if (P.n_splits == 1u) {
+            // One split: PART is the output [head][D], normalized here as attention_reduce
+            // would (its factor exp(m − M) is 1), and no reduce pass runs.
+            for (var i = 0u; i < NV; i++) {
+                PART[pb * D4 + t + i * T] = o[i] / sum;
+            }
+        } else {
+            for (var i = 0u; i < NV; i++) {
+                PART[pb * D4 + t + i * T] = o[i];
+            }
+            if (t == 0u) {
+                PART[P.n_heads * P.n_splits * D4 + pb] = vec4<f32>(mx, sum, 0.0, 0.0);
+            }
         }
     }
 }

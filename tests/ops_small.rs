@@ -965,10 +965,12 @@ fn residual_norm_matches_the_unfused_ops() {
 /// QK-norm and RoPE on q and k in one dispatch against the ops it replaces (per-head rms_norm,
 /// then rope on q and on k), run one after the other on the same GPU: identical per element
 /// (measured bit for bit on lavapipe and SwiftShader) — with and without the norm, both pairings,
-/// partial rotary, YaRN and factors, one token and a prefill chunk.
+/// partial rotary, YaRN and factors, one token and a prefill chunk. The fused run also stores k
+/// and v into a KV cache: bit-identical to `store_kv` of its rotated k and of v.
 #[test]
 fn qk_rope_matches_the_unfused_ops() {
-    use wisp::ops::qk_rope::{encode_qk_rope, QkNorm};
+    use wisp::ops::attention::{self, KvCache};
+    use wisp::ops::qk_rope::{encode_qk_rope, KvStore, QkNorm};
     let eps = 1e-6f32;
     let factors: std::sync::Arc<[f32]> = (0..16).map(|i| 1.0 + i as f32 * 0.4).collect();
     let cases = [
@@ -1055,6 +1057,16 @@ fn qk_rope_matches_the_unfused_ops() {
                 k: &kwb,
                 eps,
             };
+            // ... storing k and v into layer 1 of a cache at positions pos0.. on the way.
+            let vals = randoms(lk, 3.0, 5400 + c as u64);
+            let vb = gpu.storage_from("v", &vals);
+            let ctx = pos0 + tokens + 3;
+            let cache = KvCache::new(gpu, 2, ctx, nkv, hd).expect("cache");
+            let store = KvStore {
+                cache: &cache,
+                layer: 1,
+                v: &vb,
+            };
             let mut enc = wisp::gpu::Encoder::new(gpu);
             let r = block(encode_qk_rope(
                 gpu,
@@ -1062,6 +1074,7 @@ fn qk_rope_matches_the_unfused_ops() {
                 &qb,
                 &kb,
                 with_norm.then_some(&n),
+                Some(&store),
                 tokens,
                 nh,
                 nkv,
@@ -1070,6 +1083,41 @@ fn qk_rope_matches_the_unfused_ops() {
             ));
             enc.submit();
             let fused = r.and_then(|_| Ok((read(gpu, &qb, lq)?, read(gpu, &kb, lk)?)));
+            // The cache holds what store_kv writes for the rotated k and for v, bit for bit.
+            let expect = KvCache::new(gpu, 2, ctx, nkv, hd).expect("cache");
+            let mut enc = wisp::gpu::Encoder::new(gpu);
+            let r = block(attention::store_kv(
+                gpu, &mut enc, &expect, 1, &kb, &vb, pos0, tokens,
+            ));
+            enc.submit();
+            let caches = r.and_then(|_| {
+                Ok((
+                    block(cache.read_layer(gpu, 1))?,
+                    block(expect.read_layer(gpu, 1))?,
+                ))
+            });
+            match caches {
+                Ok(((fk, fv), (ek, ev))) => {
+                    if cache.stored(1) != pos0 + tokens || cache.stored(0) != 0 {
+                        fails.push(format!(
+                            "{what}: stored {:?}",
+                            [cache.stored(0), cache.stored(1)]
+                        ));
+                    }
+                    let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                    if bits(&fk) != bits(&ek) || bits(&fv) != bits(&ev) {
+                        fails.push(format!("{what}: the cache differs from store_kv's"));
+                    }
+                    let set = fk.iter().chain(&fv).filter(|v| **v != 0.0).count();
+                    if set != 2 * lk {
+                        fails.push(format!(
+                            "{what}: {set} cache values set, {} expected",
+                            2 * lk
+                        ));
+                    }
+                }
+                Err(e) => fails.push(format!("{what}: store: {e}")),
+            }
             match (unfused, fused) {
                 (Ok((uq, uk)), Ok((fq, fk))) => {
                     for (u, f) in [(&uq, &fq), (&uk, &fk)] {

@@ -10,7 +10,7 @@ use crate::gpu::Encoder;
 use crate::gpu::{Gpu, GpuError, GpuWeight};
 use crate::ops::attention::{self, AttnConfig, KvCache};
 use crate::ops::matvec::{Input, Precision, X8};
-use crate::ops::qk_rope::{encode_qk_rope, QkNorm};
+use crate::ops::qk_rope::{encode_qk_rope, KvStore, QkNorm};
 use crate::ops::rope::Rope;
 use crate::ops::{act, argmax, embed, matmul, matvec, norm};
 
@@ -396,7 +396,7 @@ impl Model {
                 }
             }
             // Per head, in place: QK-norm (Qwen 3, Gemma 3), then RoPE (partial, scaled, with
-            // frequency factors, as the config says), q and k in one dispatch.
+            // frequency factors, as the config says), q and k in one dispatch, ...
             let qk_norm = match (&l.q_norm, &l.k_norm) {
                 (Some(q), Some(k)) => Some(QkNorm { q, k, eps: c.eps }),
                 _ => None,
@@ -407,7 +407,14 @@ impl Model {
             } else {
                 &self.rope_global
             };
-            encode_qk_rope(gpu, enc, &a.q, &a.k, qk_norm.as_ref(), n, nh, nkv, pos0, r).await?;
+            // ... and k and v stored in the cache at positions pos0.. by the same dispatch.
+            let store = KvStore {
+                cache: &self.cache,
+                layer: il32,
+                v: &a.v,
+            };
+            let (qn, st) = (qk_norm.as_ref(), Some(&store));
+            encode_qk_rope(gpu, enc, &a.q, &a.k, qn, st, n, nh, nkv, pos0, r).await?;
             // o: (n, nh, hd) = softmax(softcap(q·kᵀ·scale), causal, window) · v over the cache
             let ac = AttnConfig {
                 n_heads: nh,
@@ -415,20 +422,7 @@ impl Model {
                 scale: c.attn_scale,
                 softcap: c.attn_softcap,
             };
-            attention::attend(
-                gpu,
-                enc,
-                &self.cache,
-                il32,
-                &a.q,
-                &a.k,
-                &a.v,
-                &a.o,
-                pos0,
-                n,
-                &ac,
-            )
-            .await?;
+            attention::attend_stored(gpu, enc, &self.cache, il32, &a.q, &a.o, pos0, n, &ac).await?;
             // h: (n, e) = wo · o; x += post_attn_norm(h) (Gemma 2, 3) or h; h = rms_norm(x) · ffn_norm
             let o = self.input(gpu, enc, &a.o, &[&l.wo], n).await?;
             Self::linear(gpu, enc, &l.wo, o, &a.h, n).await?;

@@ -35,6 +35,8 @@ const PREFILL: &str = include_str!("../../shaders/attention_prefill.wgsl");
 const DECODE: &str = include_str!("../../shaders/attention_decode.wgsl");
 const REDUCE: &str = include_str!("../../shaders/attention_reduce.wgsl");
 const STORE: &str = include_str!("../../shaders/attention_store.wgsl");
+/// The cache's word type and `pack` (appended to every kernel that writes the cache).
+pub(crate) const KV_PACK: &str = include_str!("../../shaders/kv_pack.wgsl");
 
 /// Invocations per workgroup of every attention kernel.
 pub const WORKGROUP: u32 = 64;
@@ -310,6 +312,40 @@ impl KvCache {
         }
     }
 
+    /// Checks that `n_tokens` new K and V rows (`k`, `v`: `[n_tokens][n_kv_heads][head_dim]`
+    /// f32) fit at `pos0` of `layer`, and returns the end position and the layer's K and V
+    /// buffers. A kernel that stores them calls [`mark_stored`](Self::mark_stored) once recorded.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn store_target(
+        &self,
+        gpu: &Gpu,
+        op: &str,
+        layer: u32,
+        k: &wgpu::Buffer,
+        v: &wgpu::Buffer,
+        pos0: u32,
+        n_tokens: u32,
+    ) -> Result<(u32, &wgpu::Buffer, &wgpu::Buffer), GpuError> {
+        let end = self.check_room(op, pos0, n_tokens)?;
+        let (kc, vc) = self.layer(layer)?;
+        let floats =
+            u64::from(n_tokens) * u64::from(self.shape.n_kv_heads) * u64::from(self.shape.head_dim);
+        let dims = format!(
+            "[{n_tokens} tokens][{} kv heads][{}]",
+            self.shape.n_kv_heads, self.shape.head_dim
+        );
+        check_buf(gpu, op, "k", k, floats, &dims)?;
+        check_buf(gpu, op, "v", v, floats, &dims)?;
+        Ok((end, kc, vc))
+    }
+
+    /// Records that positions `[0, end)` of `layer` hold keys and values.
+    pub(crate) fn mark_stored(&self, layer: u32, end: u32) {
+        if let Some(f) = self.filled.get(layer as usize) {
+            f.fetch_max(end, Ordering::Relaxed);
+        }
+    }
+
     /// Errors unless positions `[0, end)` of `layer` were stored.
     fn check_stored(&self, op: &str, layer: u32, end: u32) -> Result<(), GpuError> {
         self.layer(layer)?;
@@ -408,7 +444,11 @@ async fn kernel(gpu: &Gpu, cache: &KvCache, kind: Kind) -> Result<Kernel, GpuErr
     }
     let with_kv = matches!(kind, Kind::Prefill | Kind::Decode);
     let source = |_: Tier| {
-        let kv = if with_kv { KV } else { "" };
+        let kv = match kind {
+            Kind::Prefill | Kind::Decode => KV,
+            Kind::Store => KV_PACK,
+            Kind::Reduce => "",
+        };
         let cap = super::act::SOFTCAP_WGSL;
         preprocess(&format!("{body}\n{COMMON}\n{cap}\n{kv}"), &flags)
     };
@@ -483,20 +523,12 @@ pub async fn store_kv(
     pos0: u32,
     n_tokens: u32,
 ) -> Result<(), GpuError> {
-    let op = "store_kv";
-    let end = cache.check_room(op, pos0, n_tokens)?;
-    let (kc, vc) = cache.layer(layer)?;
-    let floats =
-        u64::from(n_tokens) * u64::from(cache.shape.n_kv_heads) * u64::from(cache.shape.head_dim);
-    let dims = format!(
-        "[{n_tokens} tokens][{} kv heads][{}]",
-        cache.shape.n_kv_heads, cache.shape.head_dim
-    );
-    check_buf(gpu, op, "k", k, floats, &dims)?;
-    check_buf(gpu, op, "v", v, floats, &dims)?;
+    let (end, kc, vc) = cache.store_target(gpu, "store_kv", layer, k, v, pos0, n_tokens)?;
     if n_tokens == 0 {
         return Ok(());
     }
+    let floats =
+        u64::from(n_tokens) * u64::from(cache.shape.n_kv_heads) * u64::from(cache.shape.head_dim);
     let kern = kernel(gpu, cache, Kind::Store).await?;
     let (gx, gy) = grid(gpu, (floats / 4).div_ceil(u64::from(WORKGROUP)) as u32);
     let params = AttnParams {
@@ -508,7 +540,7 @@ pub async fn store_kv(
         ..AttnParams::default()
     };
     dispatch(enc, &kern, &params, &[k, v, kc, vc], (gx, gy, 1));
-    cache.filled[layer as usize].fetch_max(end, Ordering::Relaxed);
+    cache.mark_stored(layer, end);
     Ok(())
 }
 
@@ -584,7 +616,8 @@ fn decode_split(n_keys: u32, per_step: u32) -> (u32, u32) {
 /// f32) over cache positions `[0, pos]` of `layer`, writing `out` (same layout).
 ///
 /// Split-K: workgroup (split, head group, kv head) covers a slice of the visible keys and
-/// writes a partial maximum, sum and unnormalized output per head; a second pass combines them.
+/// writes a partial maximum, sum and unnormalized output per head; a second pass combines them
+/// (skipped when one split covers every key: the workgroups then write `out` themselves).
 /// A workgroup serves every query head of its kv head (up to [`Tiles::rows`]), so GQA heads
 /// share the K/V reads.
 #[allow(clippy::too_many_arguments)]
@@ -648,8 +681,15 @@ pub async fn decode(
         group.div_ceil(heads_per_wg),
         cache.shape.n_kv_heads,
     );
+    // Compiled even when unused, so that a context growing past one split compiles nothing.
+    let reduce = kernel(gpu, cache, Kind::Reduce).await?;
+    if n_splits == 1 {
+        // One split writes the output itself.
+        dispatch(enc, &kern, &params, &[q, kc, vc, out], groups);
+        return Ok(());
+    }
     dispatch(enc, &kern, &params, &[q, kc, vc, &part], groups);
-    let kern = kernel(gpu, cache, Kind::Reduce).await?;
+    let kern = reduce;
     let outs = (floats / 4).div_ceil(u64::from(WORKGROUP)) as u32;
     dispatch(enc, &kern, &params, &[&part, out], (outs, 1, 1));
     Ok(())
@@ -673,6 +713,23 @@ pub async fn attend(
     cfg: &AttnConfig,
 ) -> Result<(), GpuError> {
     store_kv(gpu, enc, cache, layer, k, v, pos0, n_tokens).await?;
+    attend_stored(gpu, enc, cache, layer, q, out, pos0, n_tokens, cfg).await
+}
+
+/// [`decode`] for one token or [`prefill`] for several, over keys and values already stored
+/// (by [`store_kv`], or by [`encode_qk_rope`](super::qk_rope::encode_qk_rope) with a store).
+#[allow(clippy::too_many_arguments)]
+pub async fn attend_stored(
+    gpu: &Gpu,
+    enc: &mut Encoder<'_>,
+    cache: &KvCache,
+    layer: u32,
+    q: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+    pos0: u32,
+    n_tokens: u32,
+    cfg: &AttnConfig,
+) -> Result<(), GpuError> {
     if n_tokens == 1 {
         decode(gpu, enc, cache, layer, q, out, pos0, cfg).await
     } else {

@@ -4,7 +4,11 @@
 //! It computes per element what [`norm::encode_rms_norm`](super::norm::encode_rms_norm) and
 //! [`rope::encode_rope`](super::rope::encode_rope) compute in turn (two to four dispatches), so
 //! their references and bounds apply; `tests/ops_small.rs` compares it with them.
+//!
+//! Given a [`KvStore`], the same dispatch also writes the rotated k and the new v into the KV
+//! cache, as [`attention::store_kv`] would: the forward then needs no store dispatch.
 
+use super::attention::{self, KvCache, KvType};
 use super::rope::{self, Rope, RopeMode};
 use super::{check_binding, dispatch, grid};
 use crate::gpu::{preprocess, Bind, Encoder, Gpu, GpuError, KernelSpec, Tier};
@@ -27,19 +31,54 @@ struct QkRopeParams {
     eps: f32,
     inv_d: f32,
     mscale: f32,
+    rows_v: u32,
+    ctx: u32,
+    _pad: [u32; 2],
     hi: [f32; 256],
     lo: [f32; 256],
 }
 
-fn source(norm: bool, tier: Tier) -> String {
+/// The kernel's variant: QK-norm, and whether (and in which element type) it stores K and V.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Variant {
+    norm: bool,
+    store: Option<KvType>,
+}
+
+impl Variant {
+    fn id(self) -> u32 {
+        let store = match self.store {
+            None => 0,
+            Some(KvType::F32) => 1,
+            Some(KvType::F16) => 2,
+        };
+        u32::from(self.norm) | store << 1
+    }
+}
+
+fn source(v: Variant, tier: Tier) -> String {
     let mut flags = Vec::new();
-    if norm {
+    if v.norm {
         flags.push("NORM");
     }
     if tier >= Tier::T2 {
         flags.push("SUBGROUPS");
     }
-    preprocess(&format!("{SRC}\n{ROW_SUM}\n{}", rope::ANGLE), &flags)
+    if let Some(t) = v.store {
+        flags.push("STORE");
+        if t == KvType::F16 {
+            flags.push("KV_F16");
+        }
+    }
+    let pack = if v.store.is_some() {
+        attention::KV_PACK
+    } else {
+        ""
+    };
+    preprocess(
+        &format!("{SRC}\n{ROW_SUM}\n{}\n{pack}", rope::ANGLE),
+        &flags,
+    )
 }
 
 /// The QK-norm weights of one layer: `q_norm`, `k_norm` (each `[head_dim]`) and epsilon.
@@ -49,8 +88,18 @@ pub struct QkNorm<'a> {
     pub eps: f32,
 }
 
+/// Where [`encode_qk_rope`] also stores the new keys and values: layer `layer` of `cache`, with
+/// `v` (`[tokens][n_kv_heads][head_dim]` f32) the values.
+pub struct KvStore<'a> {
+    pub cache: &'a KvCache,
+    pub layer: u32,
+    pub v: &'a wgpu::Buffer,
+}
+
 /// Records QK-norm (when `norm` is given) and RoPE on `q` (`n_heads` per token) and `k`
-/// (`n_kv_heads` per token) for `tokens` tokens at positions `pos0..`, in place, in one dispatch.
+/// (`n_kv_heads` per token) for `tokens` tokens at positions `pos0..`, in place, in one dispatch;
+/// with `store`, the same dispatch writes the rotated k and `store.v` into the cache at those
+/// positions.
 #[allow(clippy::too_many_arguments)]
 pub async fn encode_qk_rope(
     gpu: &Gpu,
@@ -58,6 +107,7 @@ pub async fn encode_qk_rope(
     q: &wgpu::Buffer,
     k: &wgpu::Buffer,
     norm: Option<&QkNorm<'_>>,
+    store: Option<&KvStore<'_>>,
     tokens: u32,
     n_heads: u32,
     n_kv_heads: u32,
@@ -70,8 +120,8 @@ pub async fn encode_qk_rope(
         tensor: "qk_rope".into(),
         detail,
     };
-    if q == k {
-        return Err(shape("q and k are the same buffer".into()));
+    if q == k || store.is_some_and(|s| s.v == q || s.v == k) {
+        return Err(shape("q, k and v must be distinct buffers".into()));
     }
     if let Some(n) = norm {
         for (name, w) in [("q_norm", n.q), ("k_norm", n.k)] {
@@ -93,23 +143,48 @@ pub async fn encode_qk_rope(
     }
     check_binding(gpu, "qk_rope q", q.size())?;
     check_binding(gpu, "qk_rope k", k.size())?;
+    // The cache's checks (room, layer, k and v sizes) are store_kv's.
+    let target = match store {
+        Some(s) => {
+            let sh = s.cache.shape();
+            if sh.n_kv_heads != n_kv_heads || sh.head_dim != rope.head_dim {
+                return Err(shape(format!(
+                    "the cache holds {} kv heads of {}, k has {n_kv_heads} of {}",
+                    sh.n_kv_heads, sh.head_dim, rope.head_dim
+                )));
+            }
+            let op = "qk_rope store";
+            let (end, kc, vc) = s
+                .cache
+                .store_target(gpu, op, s.layer, k, s.v, pos0, tokens)?;
+            Some((s, end, kc, vc, sh))
+        }
+        None => None,
+    };
     let rows_q = tokens * n_heads;
     let rows_k = tokens * n_kv_heads;
-    let with_norm = norm.is_some();
+    let variant = Variant {
+        norm: norm.is_some(),
+        store: target.as_ref().map(|t| t.4.dtype),
+    };
     let mut bindings = vec![Bind::Uniform, Bind::ReadWrite, Bind::ReadWrite];
-    if with_norm {
+    if variant.norm || variant.store.is_some() {
         bindings.extend([Bind::Read, Bind::Read]);
+    }
+    if variant.store.is_some() {
+        bindings.extend([Bind::Read, Bind::ReadWrite, Bind::ReadWrite]);
     }
     let kernel = gpu
         .kernel(&KernelSpec {
             name: "qk_rope",
-            variant: u32::from(with_norm),
-            source: &|tier| source(with_norm, tier),
+            variant: variant.id(),
+            source: &|tier| source(variant, tier),
             bindings: &bindings,
             constants: &[],
         })
         .await?;
-    let (gx, gy) = grid(gpu, rows_q + rows_k);
+    let rows_v = if target.is_some() { rows_k } else { 0 };
+    let (gx, gy) = grid(gpu, rows_q + rows_k + rows_v);
     let mut p = QkRopeParams {
         rows_q,
         rows_k,
@@ -123,15 +198,27 @@ pub async fn encode_qk_rope(
         eps: norm.map_or(0.0, |n| n.eps),
         inv_d: 1.0 / rope.head_dim as f32,
         mscale: rope.mscale() as f32,
+        rows_v,
+        ctx: target.as_ref().map_or(0, |t| t.4.ctx),
+        _pad: [0; 2],
         hi: [0.0; 256],
         lo: [0.0; 256],
     };
     rope::turns_table(rope, &mut p.hi, &mut p.lo);
     let mut bufs = vec![q, k];
-    if let Some(n) = norm {
-        bufs.extend([n.q, n.k]);
+    match (norm, &target) {
+        (Some(n), _) => bufs.extend([n.q, n.k]),
+        // The layout keeps the norm weights' slots; v is a read-only buffer to fill them.
+        (None, Some((s, ..))) => bufs.extend([s.v, s.v]),
+        (None, None) => {}
+    }
+    if let Some((s, _, kc, vc, _)) = &target {
+        bufs.extend([s.v, *kc, *vc]);
     }
     dispatch(enc, &kernel, &p, &bufs, (gx, gy, 1));
+    if let Some((s, end, ..)) = target {
+        s.cache.mark_stored(s.layer, end);
+    }
     Ok(())
 }
 
@@ -143,11 +230,14 @@ mod tests {
     fn every_variant_validates() {
         for tier in [Tier::T0, Tier::T1, Tier::T2] {
             for norm in [false, true] {
-                crate::ops::act::validate_wgsl(
-                    &format!("qk_rope norm={norm}"),
-                    tier,
-                    &source(norm, tier),
-                );
+                for store in [None, Some(KvType::F32), Some(KvType::F16)] {
+                    let v = Variant { norm, store };
+                    crate::ops::act::validate_wgsl(
+                        &format!("qk_rope norm={norm} store={:?}", v.id() >> 1),
+                        tier,
+                        &source(v, tier),
+                    );
+                }
             }
         }
     }
