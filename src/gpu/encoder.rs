@@ -6,8 +6,12 @@
 //! until [`Encoder::submit`]: it packs the parameters (each at an offset aligned to the
 //! adapter's `min_uniform_buffer_offset_alignment`), writes the arena, then records the
 //! dispatches into one command encoder, looking each bind group up by what it binds (layout,
-//! buffers, offsets, sizes). A decode step repeats the previous step's shapes, so after the first
-//! one it finds every bind group and creates no GPU object but its command encoder and pass.
+//! buffers, offsets, sizes). The parameters are bound with a dynamic offset, so a bind group
+//! does not depend on where in the arena a step put them: a step that runs one dispatch more or
+//! less than the last (a decode attention that needs its split pass once the context grows)
+//! shifts the offsets of every later dispatch and still finds their bind groups. A decode step
+//! repeats the previous step's buffers, so after the first one it finds every bind group and
+//! creates no GPU object but its command encoder and pass.
 //!
 //! Submitting at once is what makes the single arena safe: `write_buffer` for step N+1 is
 //! ordered after step N's submission, so each step reads its own parameters.
@@ -181,6 +185,11 @@ impl<'g> Encoder<'g> {
         self.gpu
     }
 
+    /// Bytes of parameters recorded so far.
+    pub fn arena_len(&self) -> usize {
+        self.arena.len()
+    }
+
     /// Dispatches recorded so far.
     pub fn dispatches(&self) -> usize {
         self.cmds
@@ -247,20 +256,15 @@ impl<'g> Encoder<'g> {
         });
     }
 
-    /// Writes the parameters, records everything into one command encoder and submits it.
-    pub fn submit(self) {
-        let gpu = self.gpu;
-        if self.cmds.is_empty() {
-            return;
-        }
-        let mut cache = gpu.step_cache.lock().unwrap_or_else(|e| e.into_inner());
+    /// The arena buffer, grown (by doubling) to hold this step's parameters.
+    fn arena_buffer(&self, cache: &mut StepCache) -> wgpu::Buffer {
         let need = (self.arena.len() as u64).max(256);
         let arena = match &cache.arena {
             Some(a) if a.size() >= need => a.clone(),
             _ => {
-                // Grown by doubling; bind groups of the old arena are dropped with it.
+                // Bind groups of the old arena are dropped with it.
                 let size = need.next_power_of_two();
-                let a = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                let a = self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("parameter arena"),
                     size,
                     usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
@@ -273,11 +277,103 @@ impl<'g> Encoder<'g> {
                 a
             }
         };
-        if !self.arena.is_empty() {
-            gpu.queue.write_buffer(&arena, 0, &self.arena);
-        }
         if cache.bind_groups.len() > MAX_BIND_GROUPS {
             cache.bind_groups.clear();
+        }
+        arena
+    }
+
+    /// The bind group of a dispatch: found in the cache, or made and kept.
+    fn bind_group(
+        gpu: &Gpu,
+        cache: &mut StepCache,
+        arena: &wgpu::Buffer,
+        kernel: &Kernel,
+        params: (usize, usize),
+        mut bindings: Vec<Binding>,
+    ) -> wgpu::BindGroup {
+        bindings.insert(
+            0,
+            Binding {
+                binding: 0,
+                buffer: arena.clone(),
+                // Bound at offset 0; the dispatch's offset is dynamic.
+                offset: 0,
+                size: NonZeroU64::new(params.1 as u64),
+            },
+        );
+        // Bindings 4 and 5 view the weights (binding 1) as f16 pairs and as
+        // 16-byte words.
+        if let Some(w) = bindings.iter().find(|b| b.binding == 1).cloned() {
+            for (binding, on) in [(4, kernel.f16_view), (5, kernel.vec4_view)] {
+                if on {
+                    bindings.push(Binding {
+                        binding,
+                        ..w.clone()
+                    });
+                }
+            }
+        }
+        let key = BindKey {
+            layout: kernel.layout.clone(),
+            entries: bindings,
+        };
+        match cache.bind_groups.get(&key) {
+            Some(bg) => bg.clone(),
+            None => {
+                let entries: Vec<wgpu::BindGroupEntry> = key
+                    .entries
+                    .iter()
+                    .map(|b| wgpu::BindGroupEntry {
+                        binding: b.binding,
+                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: &b.buffer,
+                            offset: b.offset,
+                            size: b.size,
+                        }),
+                    })
+                    .collect();
+                let bg = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: None,
+                    layout: &kernel.layout,
+                    entries: &entries,
+                });
+                cache.counts.bind_groups += 1;
+                cache.bind_groups.insert(key, bg.clone());
+                bg
+            }
+        }
+    }
+
+    /// Makes every bind group the recorded step would use and keeps them, without running it:
+    /// loading records each shape of step once this way, so that no request creates one.
+    pub fn prepare(self) {
+        let gpu = self.gpu;
+        let mut cache = gpu.step_cache.lock().unwrap_or_else(|e| e.into_inner());
+        let arena = self.arena_buffer(&mut cache);
+        for cmd in self.cmds {
+            if let Cmd::Dispatch {
+                kernel,
+                params,
+                bindings,
+                ..
+            } = cmd
+            {
+                Self::bind_group(gpu, &mut cache, &arena, &kernel, params, bindings);
+            }
+        }
+    }
+
+    /// Writes the parameters, records everything into one command encoder and submits it.
+    pub fn submit(self) {
+        let gpu = self.gpu;
+        if self.cmds.is_empty() {
+            return;
+        }
+        let mut cache = gpu.step_cache.lock().unwrap_or_else(|e| e.into_inner());
+        let arena = self.arena_buffer(&mut cache);
+        if !self.arena.is_empty() {
+            gpu.queue.write_buffer(&arena, 0, &self.arena);
         }
         let mut enc = gpu.device.create_command_encoder(&Default::default());
         let mut pass: Option<wgpu::ComputePass<'static>> = None;
@@ -301,59 +397,10 @@ impl<'g> Encoder<'g> {
                 Cmd::Dispatch {
                     kernel,
                     params,
-                    mut bindings,
+                    bindings,
                     groups,
                 } => {
-                    bindings.insert(
-                        0,
-                        Binding {
-                            binding: 0,
-                            buffer: arena.clone(),
-                            offset: params.0 as u64,
-                            size: NonZeroU64::new(params.1 as u64),
-                        },
-                    );
-                    // Bindings 4 and 5 view the weights (binding 1) as f16 pairs and as
-                    // 16-byte words.
-                    if let Some(w) = bindings.iter().find(|b| b.binding == 1).cloned() {
-                        for (binding, on) in [(4, kernel.f16_view), (5, kernel.vec4_view)] {
-                            if on {
-                                bindings.push(Binding {
-                                    binding,
-                                    ..w.clone()
-                                });
-                            }
-                        }
-                    }
-                    let key = BindKey {
-                        layout: kernel.layout.clone(),
-                        entries: bindings,
-                    };
-                    let bg = match cache.bind_groups.get(&key) {
-                        Some(bg) => bg.clone(),
-                        None => {
-                            let entries: Vec<wgpu::BindGroupEntry> = key
-                                .entries
-                                .iter()
-                                .map(|b| wgpu::BindGroupEntry {
-                                    binding: b.binding,
-                                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                                        buffer: &b.buffer,
-                                        offset: b.offset,
-                                        size: b.size,
-                                    }),
-                                })
-                                .collect();
-                            let bg = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                                label: None,
-                                layout: &kernel.layout,
-                                entries: &entries,
-                            });
-                            cache.counts.bind_groups += 1;
-                            cache.bind_groups.insert(key, bg.clone());
-                            bg
-                        }
-                    };
+                    let bg = Self::bind_group(gpu, &mut cache, &arena, &kernel, params, bindings);
                     let timed = queries.as_ref().filter(|_| labels.len() < n_dispatch);
                     if let Some(qs) = timed {
                         // Its own pass, timed at both ends.
@@ -378,7 +425,7 @@ impl<'g> Encoder<'g> {
                             .forget_lifetime()
                     });
                     p.set_pipeline(&kernel.pipeline);
-                    p.set_bind_group(0, &bg, &[]);
+                    p.set_bind_group(0, &bg, &[params.0 as u32]);
                     p.dispatch_workgroups(groups.0, groups.1, groups.2);
                     cache.counts.dispatches += 1;
                 }

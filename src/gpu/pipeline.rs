@@ -148,7 +148,9 @@ fn layout_entries(key: &PipelineKey) -> (Vec<wgpu::BindGroupLayoutEntry>, bool) 
             visibility: wgpu::ShaderStages::COMPUTE,
             ty: wgpu::BindingType::Buffer {
                 ty: wgpu::BufferBindingType::Uniform,
-                has_dynamic_offset: false,
+                // Parameters live in the step's arena at an offset given per dispatch, so a
+                // bind group does not depend on where a step puts them.
+                has_dynamic_offset: true,
                 min_binding_size: None,
             },
             count: None,
@@ -262,7 +264,8 @@ impl Gpu {
                         Bind::Read => wgpu::BufferBindingType::Storage { read_only: true },
                         Bind::ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
                     },
-                    has_dynamic_offset: false,
+                    // The parameters' offset in the arena is dynamic (see layout_entries).
+                    has_dynamic_offset: *b == Bind::Uniform,
                     min_binding_size: None,
                 },
                 count: None,

@@ -152,23 +152,59 @@ impl Model {
         Ok(model)
     }
 
-    /// Compiles every pipeline the model uses (decode and prefill, greedy and logits heads) by
-    /// recording a step of each shape and dropping it unsubmitted: nothing runs on the GPU, and
-    /// the first request pays no compile time. Sets [`compile_s`](Self::compile_s).
+    /// Compiles every pipeline the model uses (decode and prefill, greedy and logits heads) and
+    /// makes every bind group, by recording a step of each shape and preparing it unsubmitted:
+    /// nothing runs on the GPU, and no request pays compile time or creates a GPU object. Sets
+    /// [`compile_s`](Self::compile_s).
     async fn compile(&mut self, gpu: &Gpu) -> Result<(), ModelError> {
         let t0 = super::generate::now_s();
-        for n in [1, 2] {
-            let mut enc = Encoder::new(gpu);
-            self.encode_step(gpu, &mut enc, n, 0).await?;
-            self.encode_head(gpu, &mut enc, n, Want::Argmax).await?;
-            self.encode_head(gpu, &mut enc, n, Want::Logits).await?;
-            self.encode_head(gpu, &mut enc, n, Want::ArgmaxMasked)
-                .await?;
-            // Recording marked cache positions as stored; the dropped step never ran.
-            self.reset();
-        }
+        let all = [Want::Argmax, Want::Logits, Want::ArgmaxMasked];
+        let r = self.prepare(gpu, &all, true).await;
         self.compile_s = super::generate::now_s() - t0;
-        Ok(())
+        r
+    }
+
+    /// Records, and prepares unsubmitted, a decode step at the start of the context, one at its
+    /// end (the decode attention's split pass) and, with `prefill`, a prefill step, each with
+    /// the heads `wants`.
+    async fn prepare(
+        &mut self,
+        gpu: &Gpu,
+        wants: &[Want],
+        prefill: bool,
+    ) -> Result<(), ModelError> {
+        let last = self.cache.shape().ctx.saturating_sub(1);
+        let mut shapes = vec![(1, 0), (1, last)];
+        if prefill && self.cache.shape().ctx >= 2 {
+            shapes.push((2, 0));
+        }
+        let mut steps = Vec::new();
+        let mut r = Ok(());
+        for (n, pos0) in shapes {
+            // The cache must look filled up to pos0; recording marks what the step stores.
+            for layer in 0..self.cfg.n_layer {
+                self.cache.mark_stored(layer, pos0);
+            }
+            let mut enc = Encoder::new(gpu);
+            r = self.encode_step(gpu, &mut enc, n, pos0).await;
+            for &want in wants {
+                if r.is_ok() {
+                    r = self.encode_head(gpu, &mut enc, n, want).await;
+                }
+            }
+            self.reset();
+            if r.is_err() {
+                break;
+            }
+            steps.push(enc);
+        }
+        // The largest parameter arena first, so that it is not regrown (and the bind groups
+        // made before dropped) by a later one.
+        steps.sort_by_key(|e| std::cmp::Reverse(e.arena_len()));
+        for enc in steps {
+            enc.prepare();
+        }
+        r
     }
 
     /// Decode precision from the next step on; `fast` compiles its kernels now.
@@ -177,13 +213,7 @@ impl Model {
         self.precision = p;
         if p != before {
             let t0 = super::generate::now_s();
-            let mut enc = Encoder::new(gpu);
-            let r = self.encode_step(gpu, &mut enc, 1, 0).await;
-            let r = match r {
-                Ok(()) => self.encode_head(gpu, &mut enc, 1, Want::Argmax).await,
-                Err(e) => Err(e),
-            };
-            self.reset();
+            let r = self.prepare(gpu, &[Want::Argmax, Want::Logits], false).await;
             self.compile_s += super::generate::now_s() - t0;
             if let Err(e) = r {
                 self.precision = before;

@@ -339,8 +339,8 @@ impl KvCache {
         Ok((end, kc, vc))
     }
 
-    /// Records that positions `[0, end)` of `layer` hold keys and values.
-    pub(crate) fn mark_stored(&self, layer: u32, end: u32) {
+    /// Records that positions `[0, end)` of `layer` hold keys and values (a kernel stored them).
+    pub fn mark_stored(&self, layer: u32, end: u32) {
         if let Some(f) = self.filled.get(layer as usize) {
             f.fetch_max(end, Ordering::Relaxed);
         }
