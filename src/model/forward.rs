@@ -213,7 +213,9 @@ impl Model {
         self.precision = p;
         if p != before {
             let t0 = super::generate::now_s();
-            let r = self.prepare(gpu, &[Want::Argmax, Want::Logits], false).await;
+            let r = self
+                .prepare(gpu, &[Want::Argmax, Want::Logits], false)
+                .await;
             self.compile_s += super::generate::now_s() - t0;
             if let Err(e) = r {
                 self.precision = before;

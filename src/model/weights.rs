@@ -7,7 +7,7 @@ use super::config::{Config, RopeFactors};
 use super::ModelError;
 use crate::gguf::{Gguf, TensorInfo};
 use crate::gpu::{Gpu, GpuWeight, WeightWriter};
-use crate::quant;
+use crate::quant::{self, GgmlType};
 
 /// Where tensor bytes come from: a memory map natively, IndexedDB records in the browser.
 /// Tensors are read in file order, so a source that holds one record at a time never re-reads.
@@ -237,22 +237,44 @@ impl<S: TensorSource> Loader<'_, S> {
         Ok(ws)
     }
 
-    /// Whether `rows` rows of `cols` values of `name`'s block type fit one binding (a fused
-    /// weight that runs in one dispatch).
-    fn fits_one_binding(&self, name: &str, cols: u32, rows: u32) -> Result<bool, ModelError> {
-        let t = self.info(name)?;
-        let Some(row_bytes) = crate::quant::row_bytes(t.ty, u64::from(cols)) else {
+    /// Whether `rows` rows of `cols` values of block type `ty` fit one binding (a fused weight
+    /// that runs in one dispatch).
+    fn fits_one_binding(
+        &self,
+        name: &str,
+        ty: GgmlType,
+        cols: u32,
+        rows: u32,
+    ) -> Result<bool, ModelError> {
+        let Some(row_bytes) = crate::quant::row_bytes(ty, u64::from(cols)) else {
             return Ok(false);
         };
         Ok(GpuWeight::rows_per_chunk(self.gpu, name, row_bytes, 0)? >= u64::from(rows))
     }
 
-    /// Matrices of one block type, each `(name, rows)` of `cols` values, concatenated by rows
-    /// into one weight as they stream in (gate and up, or q, k and v, as one projection).
+    /// The block type that matrices `names` can share: their own when they agree, else Q8_0
+    /// when each is Q8_0 or widens to it without changing a value (Q4_0, Q5_0).
+    fn common_type(&self, names: &[&str]) -> Result<Option<GgmlType>, ModelError> {
+        let mut tys = Vec::with_capacity(names.len());
+        for n in names {
+            tys.push(self.info(n)?.ty);
+        }
+        if tys.iter().all(|&t| t == tys[0]) {
+            return Ok(Some(tys[0]));
+        }
+        let q8 = GgmlType::Q8_0;
+        Ok(tys.iter().all(|&t| quant::widens_to(t, q8)).then_some(q8))
+    }
+
+    /// Matrices, each `(name, rows)` of `cols` values, concatenated by rows into one weight of
+    /// block type `ty` as they stream in (gate and up, or q, k and v, as one projection). A part
+    /// of another type is widened to `ty` on the way, every value unchanged
+    /// ([`quant::widen`](crate::quant::widen)).
     async fn concat_matrix(
         &mut self,
         parts: &[(&str, u32)],
         cols: u32,
+        ty: GgmlType,
     ) -> Result<GpuWeight, ModelError> {
         let mut infos = Vec::with_capacity(parts.len());
         for &(name, rows) in parts {
@@ -260,19 +282,31 @@ impl<S: TensorSource> Loader<'_, S> {
         }
         let total: u64 = parts.iter().map(|p| u64::from(p.1)).sum();
         let names: Vec<&str> = parts.iter().map(|p| p.0).collect();
-        let w = GpuWeight::allocate(
-            self.gpu,
-            &names.join("+"),
-            infos[0].ty,
-            u64::from(cols),
-            total,
-        )?;
+        let w = GpuWeight::allocate(self.gpu, &names.join("+"), ty, u64::from(cols), total)?;
         let mut writer = WeightWriter::new(&w);
         let gpu = self.gpu;
         for t in &infos {
-            self.src
-                .read_tensor(t, &mut |piece| Ok(writer.push(gpu, piece)?))
-                .await?;
+            if t.ty == ty {
+                self.src
+                    .read_tensor(t, &mut |piece| Ok(writer.push(gpu, piece)?))
+                    .await?;
+            } else {
+                // Whole blocks are widened; a block split between pieces waits in `carry`.
+                let (mut carry, mut wide) = (Vec::new(), Vec::new());
+                let bad = |e: quant::QuantError| ModelError::Tensor {
+                    tensor: t.name.clone(),
+                    message: e.to_string(),
+                };
+                self.src
+                    .read_tensor(t, &mut |piece| {
+                        carry.extend_from_slice(piece);
+                        wide.clear();
+                        let used = quant::widen(t.ty, ty, &carry, &mut wide).map_err(bad)?;
+                        carry.drain(..used);
+                        Ok(writer.push(gpu, &wide)?)
+                    })
+                    .await?;
+            }
             self.advance(t.n_bytes);
         }
         writer.finish(gpu)?;
@@ -374,7 +408,7 @@ impl Weights {
             let rows = [q, kv, kv];
             let qkv = if cfg.fused_qkv {
                 let name = n("attn_qkv.weight");
-                if l.fits_one_binding(&name, e, q + 2 * kv)? {
+                if l.fits_one_binding(&name, l.info(&name)?.ty, e, q + 2 * kv)? {
                     Qkv::Fused {
                         w: l.matrix(&name, q + 2 * kv, e).await?,
                         rows,
@@ -389,17 +423,16 @@ impl Weights {
                 }
             } else {
                 let names = [n("attn_q.weight"), n("attn_k.weight"), n("attn_v.weight")];
-                let ty = l.info(&names[0])?.ty;
-                let same = names[1..]
-                    .iter()
-                    .map(|nm| l.info(nm).map(|t| t.ty == ty))
-                    .collect::<Result<Vec<_>, _>>()?
-                    .into_iter()
-                    .all(|s| s);
-                if same && l.fits_one_binding(&names[0], e, q + 2 * kv)? {
-                    let parts = [(names[0].as_str(), q), (&names[1], kv), (&names[2], kv)];
+                let refs = [names[0].as_str(), &names[1], &names[2]];
+                let ty = l.common_type(&refs)?;
+                let fits = match ty {
+                    Some(ty) => l.fits_one_binding(&names[0], ty, e, q + 2 * kv)?,
+                    None => false,
+                };
+                if let (Some(ty), true) = (ty, fits) {
+                    let parts = [(refs[0], q), (refs[1], kv), (refs[2], kv)];
                     Qkv::Fused {
-                        w: l.concat_matrix(&parts, e).await?,
+                        w: l.concat_matrix(&parts, e, ty).await?,
                         rows,
                     }
                 } else {
@@ -435,8 +468,8 @@ impl Weights {
                 GateUp::Fused(l.matrix(&n("ffn_up.weight"), 2 * ff, e).await?)
             } else {
                 let (gn, un) = (n("ffn_gate.weight"), n("ffn_up.weight"));
-                if l.info(&gn)?.ty == l.info(&un)?.ty {
-                    GateUp::Fused(l.concat_matrix(&[(&gn, ff), (&un, ff)], e).await?)
+                if let Some(ty) = l.common_type(&[&gn, &un])? {
+                    GateUp::Fused(l.concat_matrix(&[(&gn, ff), (&un, ff)], e, ty).await?)
                 } else {
                     GateUp::Split {
                         gate: l.matrix(&gn, ff, e).await?,

@@ -60,6 +60,43 @@ pub fn row_bytes(ty: GgmlType, n_elems: u64) -> Option<u64> {
     (n_elems / block_elems).checked_mul(u64::from(g.block_bytes))
 }
 
+/// Whether blocks of `from` convert to `to` with every value unchanged ([`widen`]): Q4_0 and
+/// Q5_0 (a 4- or 5-bit integer times an f16 scale) to Q8_0 (an 8-bit one times the same scale).
+pub fn widens_to(from: GgmlType, to: GgmlType) -> bool {
+    from == to || (to == GgmlType::Q8_0 && matches!(from, GgmlType::Q4_0 | GgmlType::Q5_0))
+}
+
+/// Appends the whole blocks of `data` (of type `from`) to `out` as blocks of `to`, with every
+/// value unchanged (see [`widens_to`]); returns the bytes used (a trailing partial block is left
+/// for the caller to complete).
+pub fn widen(
+    from: GgmlType,
+    to: GgmlType,
+    data: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<usize, QuantError> {
+    fn each<B: bytemuck::Pod>(
+        data: &[u8],
+        out: &mut Vec<u8>,
+        f: impl Fn(&B) -> BlockQ8_0,
+    ) -> usize {
+        let n = data.len() / size_of::<B>() * size_of::<B>();
+        for c in data[..n].chunks_exact(size_of::<B>()) {
+            out.extend_from_slice(bytemuck::bytes_of(&f(&bytemuck::pod_read_unaligned(c))));
+        }
+        n
+    }
+    match (from, to) {
+        _ if from == to => {
+            out.extend_from_slice(data);
+            Ok(data.len())
+        }
+        (GgmlType::Q4_0, GgmlType::Q8_0) => Ok(each(data, out, BlockQ4_0::to_q8_0)),
+        (GgmlType::Q5_0, GgmlType::Q8_0) => Ok(each(data, out, BlockQ5_0::to_q8_0)),
+        _ => Err(QuantError::Unsupported { ty: from }),
+    }
+}
+
 /// Dequantizes `data`, the raw blocks of a tensor of type `ty`, into `out` on the CPU.
 ///
 /// `out.len()` must be a whole number of blocks and `data` exactly their bytes. The result
@@ -176,5 +213,41 @@ mod tests {
         assert_eq!(row_bytes(GgmlType::F32, u64::MAX), None);
         // Known to ggml but not supported by Wisp still has a size.
         assert_eq!(row_bytes(GgmlType::IQ2_XXS, 256), Some(66));
+    }
+
+    /// Widened Q4_0 and Q5_0 blocks dequantize to the same f32 bits as the originals: every
+    /// quant value of each bit pattern, and scales that are normal, subnormal, zero, infinite and
+    /// NaN. A partial block at the end is left unconsumed.
+    #[test]
+    fn widening_to_q8_0_keeps_every_value() {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut byte = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        };
+        let scales: [u16; 6] = [0x3C00, 0x0001, 0x0000, 0x7C00, 0x7E01, 0xB555];
+        for from in [GgmlType::Q4_0, GgmlType::Q5_0] {
+            let bb = from.geometry().unwrap().block_bytes as usize;
+            let blocks = 64;
+            let mut data: Vec<u8> = (0..blocks * bb + 5).map(|_| byte()).collect();
+            for b in 0..blocks {
+                let d = scales[b % scales.len()].to_le_bytes();
+                data[b * bb..b * bb + 2].copy_from_slice(&d);
+            }
+            let mut out = Vec::new();
+            let used = widen(from, GgmlType::Q8_0, &data, &mut out).unwrap();
+            assert_eq!(used, blocks * bb, "{from}");
+            assert_eq!(out.len(), blocks * 34, "{from}");
+            let n = blocks * 32;
+            let a = dequantize_vec(from, &data[..used], n).unwrap();
+            let b = dequantize_vec(GgmlType::Q8_0, &out, n).unwrap();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&a), bits(&b), "{from}");
+            assert!(widens_to(from, GgmlType::Q8_0));
+        }
+        assert!(!widens_to(GgmlType::Q4_1, GgmlType::Q8_0));
+        assert!(widen(GgmlType::Q4_K, GgmlType::Q8_0, &[0; 144], &mut Vec::new()).is_err());
     }
 }
