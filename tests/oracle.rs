@@ -160,6 +160,52 @@ fn run_case(
     failures
 }
 
+/// Dispatches of a warm greedy decode step after `pos` cached tokens, checking that it creates
+/// no GPU object.
+fn decode_step_dispatches(gpu: &wisp::gpu::Gpu, model: &mut Model, pos: u32) -> u64 {
+    model.reset();
+    let prompt: Vec<u32> = (0..pos).map(|i| 100 + i).collect();
+    pollster::block_on(model.forward(gpu, &prompt, Want::Argmax)).expect("prompt");
+    let before = gpu.counts();
+    pollster::block_on(model.forward(gpu, &[42], Want::Argmax)).expect("step");
+    let d = gpu.counts().since(&before);
+    assert_eq!(d.objects(), 0, "a decode step created GPU objects: {d:?}");
+    d.dispatches
+}
+
+/// A real model's decode step runs 8 dispatches per layer while one attention split covers the
+/// keys (q/k/v; QK-norm, RoPE and the KV store; attention; the output projection; residual and
+/// norm; gate and up with the GLU; down; residual and norm), plus the split pass per layer past
+/// that, and `outside` for the embedding and the head, plus one per further binding-sized chunk
+/// of a tied embedding (its lookup and the head's matvec run per chunk).
+fn assert_decode_dispatches(gpu: &wisp::gpu::Gpu, model: &mut Model, outside: u64) {
+    let layers = u64::from(model.cfg.n_layer);
+    let w = &model.weights;
+    let outside = match &w.output {
+        Some(out) => outside + (w.token_embd.chunks.len() + out.chunks.len() - 2) as u64,
+        None => outside + 2 * (w.token_embd.chunks.len() - 1) as u64,
+    };
+    let name = &gpu.caps.adapter.name;
+    let short = decode_step_dispatches(gpu, model, 8);
+    assert_eq!(
+        short,
+        8 * layers + outside,
+        "[{name}] decode after 8 tokens"
+    );
+    if model.cache.shape().ctx > 100 {
+        let long = decode_step_dispatches(gpu, model, 100);
+        assert_eq!(
+            long,
+            9 * layers + outside,
+            "[{name}] decode after 100 tokens"
+        );
+    }
+    eprintln!(
+        "[{name}] decode: {short} dispatches ({} per layer, {outside} outside)",
+        (short - outside) / layers
+    );
+}
+
 /// Runs the oracle case `json` with the model from `$var`, or `file` in the cache.
 fn oracle_test(var: &str, file: &str, json: &str, fetch: &str) {
     oracle_test_at(var, file, json, fetch, Precision::Exact, 32);
@@ -228,7 +274,7 @@ fn fast_precision_stays_within_llama_cpp_distance() {
 }
 
 /// `generate` (GPU argmax, streaming decoder, no teacher forcing) reproduces llama.cpp's first
-/// 16 greedy tokens of the default model (Wisp and llama.cpp part only at step 30).
+/// 16 greedy tokens of the default model (Wisp and llama.cpp part only at step 30); its decode steps run 8 dispatches per layer.
 #[test]
 fn gemma3_generate_streams_llama_cpp_tokens() {
     use wisp::model::generate::{generate, Finish, GenParams};
@@ -286,11 +332,14 @@ fn gemma3_generate_streams_llama_cpp_tokens() {
             (Finish::Stop, &want_text[..cut]),
             "[{name}]"
         );
+        // Outside the layers: embedding, its scale, the first norm; the head's matvec and its
+        // two argmax passes.
+        assert_decode_dispatches(&gpu, &mut model, 6);
     }
 }
 
 /// A chat turn that reuses the KV cache of the previous turn gives the same tokens as running
-/// the whole conversation from an empty cache (SmolLM2's ChatML template).
+/// the whole conversation from an empty cache (SmolLM2's ChatML template); decode steps run 8 dispatches per layer, 9 past one attention split.
 #[test]
 fn smollm2_chat_turns_reuse_the_cache() {
     use wisp::model::chat::{encode_prompt, ChatTemplate, Message, TemplateSource};
@@ -353,6 +402,9 @@ fn smollm2_chat_turns_reuse_the_cache() {
             }))
             .expect("turn 2 from scratch");
         assert_eq!(reused.generated, fresh.generated, "[{name}]");
+        // Outside the layers: embedding, the first norm; the head's matvec and its two argmax
+        // passes.
+        assert_decode_dispatches(&gpu, &mut model, 5);
         eprintln!(
             "[{name}] turn 2 reused {keep} of {} tokens: {:?}",
             ids.len(),

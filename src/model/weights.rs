@@ -306,7 +306,15 @@ impl<S: TensorSource> Loader<'_, S> {
                         Ok(writer.push(gpu, &wide)?)
                     })
                     .await?;
+                if !carry.is_empty() {
+                    return Err(ModelError::Tensor {
+                        tensor: t.name.clone(),
+                        message: format!("{} bytes after its last whole block", carry.len()),
+                    });
+                }
             }
+            // A device lost during this part stops the load here, not parts later.
+            gpu.check_now(&format!("uploading '{}'", t.name))?;
             self.advance(t.n_bytes);
         }
         writer.finish(gpu)?;
