@@ -3,9 +3,11 @@
 //   y[r]  = rms_norm(x[r]) · w                           (the next sublayer's pre-norm)
 // It computes what rms_norm (POST), add and rms_norm compute one after the other, in the same
 // order per element, in one dispatch instead of three. y is written over h (each invocation
-// reads and writes only its own elements of a row). Flags: POST, SUBGROUPS (row_sum.wgsl is
-// appended). Bindings: 0 params, 1 x (read-write), 2 h (read-write: in h, y out), 3 w, then
-// post_w (POST).
+// reads and writes only its own elements of a row). With X8 (`fast` decode) it also quantizes y
+// for the next matvecs, as quantize_x8.wgsl would (x8_piece.wgsl is appended): once the row is
+// written, each invocation takes whole 32-value pieces. Flags: POST, SUBGROUPS (row_sum.wgsl is
+// appended), X8. Bindings: 0 params, 1 x (read-write), 2 h (read-write: in h, y out), 3 w, 4
+// post_w (POST; with X8 and no POST the layout keeps it, bound to w), 5 XQ, 6 XS (X8).
 
 struct ResidualParams {
     rows: u32,
@@ -24,6 +26,10 @@ struct ResidualParams {
 @group(0) @binding(3) var<storage, read> W: array<f32>;
 #if POST
 @group(0) @binding(4) var<storage, read> PW: array<f32>;
+#endif
+#if X8
+@group(0) @binding(5) var<storage, read_write> XQ: array<u32>;
+@group(0) @binding(6) var<storage, read_write> XS: array<vec4<f32>>;
 #endif
 
 @compute @workgroup_size(64)
@@ -70,4 +76,17 @@ fn main(
         v *= W[i];
         H[base + i] = v;
     }
+#if X8
+    // The row is complete once every invocation passed the barrier.
+    storageBarrier();
+    let pieces = P.n / 32u;
+    for (var p = li; p < pieces; p += WG) {
+        var v: array<vec4<f32>, 8>;
+        for (var i = 0u; i < 8u; i++) {
+            let e = base + p * 32u + i * 4u;
+            v[i] = vec4<f32>(H[e], H[e + 1u], H[e + 2u], H[e + 3u]);
+        }
+        quantize_piece(v, row * pieces + p);
+    }
+#endif
 }

@@ -8,6 +8,7 @@
 mod common;
 
 use wisp::gpu::{Gpu, GpuError};
+use wisp::ops::matvec::{self, X8};
 use wisp::ops::rope::{Rope, RopeMode};
 use wisp::ops::synth::Rng;
 use wisp::ops::{act, argmax, norm, rope};
@@ -897,8 +898,9 @@ fn residual_norm_matches_the_unfused_ops() {
             })();
             enc.submit();
             let unfused = r.and_then(|_| Ok((read(gpu, &xb, len)?, read(gpu, &hb, len)?)));
-            // Fused.
+            // Fused; quantizing h for `fast` on the way where rows are whole 32-value pieces.
             let (xf, hf) = (gpu.storage_from("x", &x), gpu.storage_from("h", &h));
+            let q8 = n.is_multiple_of(32).then(|| X8::new(gpu, rows * n));
             let mut enc = wisp::gpu::Encoder::new(gpu);
             let r = block(norm::encode_residual_norm(
                 gpu,
@@ -907,12 +909,48 @@ fn residual_norm_matches_the_unfused_ops() {
                 &hf,
                 post.then_some(&pwb),
                 &wb,
+                q8.as_ref(),
                 rows,
                 n,
                 eps,
             ));
             enc.submit();
             let fused = r.and_then(|_| Ok((read(gpu, &xf, len)?, read(gpu, &hf, len)?)));
+            // Its quantization is quantize_x8's of the h it wrote, bit for bit.
+            if let Some(q) = &q8 {
+                let expect = X8::new(gpu, rows * n);
+                let mut enc = wisp::gpu::Encoder::new(gpu);
+                let r = block(matvec::encode_quantize_x8(
+                    gpu,
+                    &mut enc,
+                    &hf,
+                    rows * n,
+                    &expect,
+                ));
+                enc.submit();
+                let words = (rows * n) as usize / 4;
+                let pieces = (rows * n) as usize / 32 * 4;
+                let got = r.and_then(|_| {
+                    Ok([
+                        read(gpu, &q.q, words)?,
+                        read(gpu, &expect.q, words)?,
+                        read(gpu, &q.s, pieces)?,
+                        read(gpu, &expect.s, pieces)?,
+                    ])
+                });
+                match got {
+                    Ok([gq, eq, gs, es]) => {
+                        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        if bits(&gq) != bits(&eq) || bits(&gs) != bits(&es) {
+                            fails.push(format!("{what}: x8 differs from quantize_x8's"));
+                        }
+                        if gs.iter().step_by(4).all(|&d| d == 0.0) {
+                            fails.push(format!("{what}: x8 scales all zero"));
+                        }
+                    }
+                    Err(e) => fails.push(format!("{what}: x8: {e}")),
+                }
+            }
             let ((ux, uy), (fx, fy)) = match (unfused, fused) {
                 (Ok(u), Ok(f)) => (u, f),
                 (u, f) => {

@@ -349,8 +349,15 @@ impl Model {
         }
     }
 
-    /// `x` as the weights `ws` read it: for one token at `fast` precision it is also quantized
-    /// to 8 bits here, once for all of them (when any has an integer kernel).
+    /// Where x is quantized to 8 bits for the weights `ws` (one token at `fast` precision, when
+    /// any of them has an integer kernel), or `None`.
+    fn x8_for(&self, ws: &[&GpuWeight], n: u32) -> Option<&X8> {
+        let fast = n == 1 && self.precision == Precision::Fast;
+        (fast && ws.iter().any(|w| w.ty.has_x8_kernel())).then_some(&self.act.x8)
+    }
+
+    /// `x` as the weights `ws` read it: quantized to 8 bits here when [`x8_for`](Self::x8_for)
+    /// says so, once for all of them.
     async fn input<'a>(
         &'a self,
         gpu: &Gpu,
@@ -359,13 +366,21 @@ impl Model {
         ws: &[&GpuWeight],
         n: u32,
     ) -> Result<Input<'a>, GpuError> {
-        let fast = n == 1 && self.precision == Precision::Fast;
-        match ws.iter().find(|w| w.ty.has_x8_kernel()) {
-            Some(w) if fast => {
-                matvec::encode_quantize_x8(gpu, enc, x, w.row_len, &self.act.x8).await?;
-                Ok(Input::X8 { x, q: &self.act.x8 })
+        match self.x8_for(ws, n) {
+            Some(q) => {
+                matvec::encode_quantize_x8(gpu, enc, x, ws[0].row_len, q).await?;
+                Ok(Input::X8 { x, q })
             }
-            _ => Ok(Input::F32(x)),
+            None => Ok(Input::F32(x)),
+        }
+    }
+
+    /// `x` as the weights `ws` read it when the step that wrote `x` also quantized it (a
+    /// residual step given [`x8_for`](Self::x8_for)`(ws, n)`).
+    fn quantized<'a>(&'a self, x: &'a wgpu::Buffer, ws: &[&GpuWeight], n: u32) -> Input<'a> {
+        match self.x8_for(ws, n) {
+            Some(q) => Input::X8 { x, q },
+            None => Input::F32(x),
         }
     }
 
@@ -398,7 +413,13 @@ impl Model {
         for (il, l) in w.layers.iter().enumerate() {
             let il32 = il as u32;
             // q: (n, nh, hd), k, v: (n, nkv, hd)
-            let h = self.input(gpu, enc, &a.h, &l.qkv.weights(), n).await?;
+            // (Quantized for `fast` by the residual step before, except in the first layer.)
+            let qkv_ws = l.qkv.weights();
+            let h = if il == 0 {
+                self.input(gpu, enc, &a.h, &qkv_ws, n).await?
+            } else {
+                self.quantized(&a.h, &qkv_ws, n)
+            };
             match &l.qkv {
                 // One token: q, k and v in one dispatch; several: a matmul per row range.
                 Qkv::Fused { w, rows } => {
@@ -458,23 +479,24 @@ impl Model {
             // h: (n, e) = wo · o; x += post_attn_norm(h) (Gemma 2, 3) or h; h = rms_norm(x) · ffn_norm
             let o = self.input(gpu, enc, &a.o, &[&l.wo], n).await?;
             Self::linear(gpu, enc, &l.wo, o, &a.h, n).await?;
-            let post = l.post_attn_norm.as_ref();
-            norm::encode_residual_norm(gpu, enc, &a.x, &a.h, post, &l.ffn_norm, n, e, c.eps)
+            // (and h quantized for the feed-forward at `fast`)
+            let (post, ffn_ws) = (l.post_attn_norm.as_ref(), l.gate_up.weights());
+            let q8 = self.x8_for(&ffn_ws, n);
+            norm::encode_residual_norm(gpu, enc, &a.x, &a.h, post, &l.ffn_norm, q8, n, e, c.eps)
                 .await?;
+            let h = self.quantized(&a.h, &ffn_ws, n);
             // Feed-forward: g, u: (n, n_ff); g = act(g) · u; h = w_down · g
             match &l.gate_up {
                 // gu: (n, 2·n_ff), gate then up per token
                 GateUp::Fused(w_gu) => {
                     // One token: projections and gated unit in one dispatch where the weight
                     // fits one binding.
-                    let h = self.input(gpu, enc, &a.h, &[w_gu], n).await?;
                     if n > 1 || !matvec::encode_glu(gpu, enc, w_gu, h, &a.g, gemma).await? {
                         Self::linear(gpu, enc, w_gu, h, &a.gu, n).await?;
                         act::encode_glu_halves(gpu, enc, &a.gu, &a.g, n, c.n_ff, gemma).await?;
                     }
                 }
                 GateUp::Split { gate, up } => {
-                    let h = self.input(gpu, enc, &a.h, &[gate, up], n).await?;
                     Self::linear(gpu, enc, gate, h, &a.g, n).await?;
                     Self::linear(gpu, enc, up, h, &a.u, n).await?;
                     if gemma {
@@ -488,12 +510,13 @@ impl Model {
             Self::linear(gpu, enc, &l.w_down, g, &a.h, n).await?;
             // x += post_ffw_norm(h) or h; h = rms_norm(x) · the next layer's attn_norm (after
             // the last layer: output_norm, the head's input)
-            let next = w
-                .layers
-                .get(il + 1)
-                .map_or(&w.output_norm, |l| &l.attn_norm);
-            let post = l.post_ffn_norm.as_ref();
-            norm::encode_residual_norm(gpu, enc, &a.x, &a.h, post, next, n, e, c.eps).await?;
+            // (h quantized at `fast` for the next layer's q/k/v or the head)
+            let (next, next_ws) = match w.layers.get(il + 1) {
+                Some(l) => (&l.attn_norm, l.qkv.weights()),
+                None => (&w.output_norm, vec![w.head()]),
+            };
+            let (post, q8) = (l.post_ffn_norm.as_ref(), self.x8_for(&next_ws, n));
+            norm::encode_residual_norm(gpu, enc, &a.x, &a.h, post, next, q8, n, e, c.eps).await?;
         }
         Ok(())
     }
@@ -517,8 +540,13 @@ impl Model {
             enc.copy_buffer_to_buffer(&a.h, u64::from(n - 1) * row, &a.last, 0, row);
             &a.last
         };
-        let out = w.output.as_ref().unwrap_or(&w.token_embd);
-        let x = self.input(gpu, enc, last, &[out], 1).await?;
+        let out = w.head();
+        // One token: the last residual step quantized h for `fast`.
+        let x = if n == 1 {
+            self.quantized(last, &[out], 1)
+        } else {
+            self.input(gpu, enc, last, &[out], 1).await?
+        };
         matvec::encode_input(gpu, enc, out, x, &a.logits).await?;
         // Gemma 2: logits = c·tanh(logits / c).
         if c.final_softcap > 0.0 {

@@ -102,6 +102,14 @@ pub enum GateUp {
 }
 
 impl GateUp {
+    /// The weights, in order.
+    pub fn weights(&self) -> Vec<&GpuWeight> {
+        match self {
+            GateUp::Fused(w) => vec![w],
+            GateUp::Split { gate, up } => vec![gate, up],
+        }
+    }
+
     fn bytes(&self) -> u64 {
         let m = |w: &GpuWeight| w.row_bytes * u64::from(w.rows);
         match self {
@@ -365,6 +373,11 @@ impl<S: TensorSource> Loader<'_, S> {
 }
 
 impl Weights {
+    /// The output projection: `output`, or the tied `token_embd`.
+    pub fn head(&self) -> &GpuWeight {
+        self.output.as_ref().unwrap_or(&self.token_embd)
+    }
+
     /// Weight bytes one decoded token reads: every layer matrix, the output matrix (the
     /// embedding when tied) and one embedding row. Norm vectors (f32, a few KiB) are left out.
     pub fn decode_bytes(&self) -> u64 {

@@ -40,6 +40,10 @@ impl Precision {
     }
 }
 
+/// The quantization of one 32-value piece (`quantize_piece`), shared by every kernel that
+/// quantizes x for `fast` precision.
+pub(crate) const X8_PIECE: &str = include_str!("../../shaders/x8_piece.wgsl");
+
 /// x quantized for the `fast` kernels: `q` holds 32 signed bytes per 32-value piece (8 u32),
 /// `s` per piece (d, d·Σq[0..16), d·Σq[16..32), d·Σq) as f32.
 pub struct X8 {
@@ -118,7 +122,12 @@ pub async fn encode_quantize_x8(
         .kernel(&KernelSpec {
             name: "quantize_x8",
             variant: 0,
-            source: &|_| include_str!("../../shaders/quantize_x8.wgsl").to_string(),
+            source: &|_| {
+                format!(
+                    "{}\n{X8_PIECE}",
+                    include_str!("../../shaders/quantize_x8.wgsl")
+                )
+            },
             bindings: &[Bind::Uniform, Bind::Read, Bind::ReadWrite, Bind::ReadWrite],
             constants: &[],
         })

@@ -11,6 +11,7 @@
 //! One workgroup of 64 invocations per row, sum of squares reduced in workgroup memory (T0, T1)
 //! or with `subgroupAdd` (T2).
 
+use super::matvec::X8;
 use super::{check_binding, dispatch, grid};
 use crate::gpu::Encoder;
 use crate::gpu::{preprocess, Bind, Gpu, GpuError, KernelSpec, Tier};
@@ -52,7 +53,7 @@ fn source(variant: u32, tier: Tier) -> String {
 }
 
 /// The WGSL of the residual kernel (`post`: Gemma's post-norm) at `tier`.
-fn residual_source(post: bool, tier: Tier) -> String {
+fn residual_source(post: bool, x8: bool, tier: Tier) -> String {
     let mut flags = Vec::new();
     if post {
         flags.push("POST");
@@ -60,7 +61,13 @@ fn residual_source(post: bool, tier: Tier) -> String {
     if tier >= Tier::T2 {
         flags.push("SUBGROUPS");
     }
-    preprocess(&format!("{RESIDUAL}\n{ROW_SUM}"), &flags)
+    let piece = if x8 {
+        flags.push("X8");
+        super::matvec::X8_PIECE
+    } else {
+        ""
+    };
+    preprocess(&format!("{RESIDUAL}\n{ROW_SUM}\n{piece}"), &flags)
 }
 
 fn shape_err(detail: String) -> GpuError {
@@ -175,7 +182,10 @@ pub async fn encode_rms_norm(
 /// Records the residual step between two sublayers over `rows` rows of `n` values:
 /// `x += post_w.map_or(h, |pw| rms_norm(h) · pw)`, then `h = rms_norm(x) · w` (the next
 /// sublayer's pre-norm), in one dispatch (`shaders/residual_norm.wgsl`). It computes what
-/// [`encode_rms_norm`] (with `post_w`), an add and [`encode_rms_norm`] compute in turn.
+/// [`encode_rms_norm`] (with `post_w`), an add and [`encode_rms_norm`] compute in turn. With
+/// `x8` it also quantizes the new `h` into it, as
+/// [`encode_quantize_x8`](super::matvec::encode_quantize_x8) would (the next matvecs' input at
+/// `fast` precision).
 #[allow(clippy::too_many_arguments)]
 pub async fn encode_residual_norm(
     gpu: &Gpu,
@@ -184,11 +194,22 @@ pub async fn encode_residual_norm(
     h: &wgpu::Buffer,
     post_w: Option<&wgpu::Buffer>,
     w: &wgpu::Buffer,
+    x8: Option<&X8>,
     rows: u32,
     n: u32,
     eps: f32,
 ) -> Result<(), GpuError> {
     check_rows(rows, n, eps, ("x", x), ("h", h))?;
+    if let Some(q) = x8 {
+        let values = u64::from(rows) * u64::from(n);
+        if !n.is_multiple_of(32) || values > u64::from(q.capacity) {
+            return Err(shape_err(format!(
+                "{rows} rows of {n} values to quantize: rows must be whole 32-value pieces \
+                 within the x8 buffers ({} values)",
+                q.capacity
+            )));
+        }
+    }
     for (name, b) in [("w", Some(w)), ("post_w", post_w)] {
         if let Some(b) = b {
             if b.size() < u64::from(n) * 4 {
@@ -207,16 +228,19 @@ pub async fn encode_residual_norm(
     }
     check_binding(gpu, "residual x", x.size())?;
     check_binding(gpu, "residual h", h.size())?;
-    let post = post_w.is_some();
+    let (post, quant) = (post_w.is_some(), x8.is_some());
     let mut bindings = vec![Bind::Uniform, Bind::ReadWrite, Bind::ReadWrite, Bind::Read];
-    if post {
+    if post || quant {
         bindings.push(Bind::Read);
+    }
+    if quant {
+        bindings.extend([Bind::ReadWrite, Bind::ReadWrite]);
     }
     let kernel = gpu
         .kernel(&KernelSpec {
             name: "residual_norm",
-            variant: u32::from(post),
-            source: &|tier| residual_source(post, tier),
+            variant: u32::from(post) | u32::from(quant) << 1,
+            source: &|tier| residual_source(post, quant, tier),
             bindings: &bindings,
             constants: &[],
         })
@@ -231,7 +255,15 @@ pub async fn encode_residual_norm(
         _pad: [0; 3],
     };
     let mut bufs = vec![x, h, w];
-    bufs.extend(post_w);
+    // Without the post-norm, the X8 layout's slot 4 holds w again (read-only twice is allowed).
+    match (post_w, x8) {
+        (Some(pw), _) => bufs.push(pw),
+        (None, Some(_)) => bufs.push(w),
+        (None, None) => {}
+    }
+    if let Some(q) = x8 {
+        bufs.extend([&q.q, &q.s]);
+    }
     dispatch(enc, &kernel, &params, &bufs, (gx, gy, 1));
     Ok(())
 }
@@ -316,11 +348,13 @@ mod tests {
     fn residual_variants_validate() {
         for tier in [Tier::T0, Tier::T1, Tier::T2] {
             for post in [false, true] {
-                crate::ops::act::validate_wgsl(
-                    &format!("residual_norm post={post}"),
-                    tier,
-                    &residual_source(post, tier),
-                );
+                for x8 in [false, true] {
+                    crate::ops::act::validate_wgsl(
+                        &format!("residual_norm post={post} x8={x8}"),
+                        tier,
+                        &residual_source(post, x8, tier),
+                    );
+                }
             }
         }
     }
