@@ -147,6 +147,7 @@ pub async fn encode_quantize_x8(
 /// large matrices (x is loaded once per 16 rows), fewer for small ones, so that a software
 /// adapter still has a few hundred invocations to spread over its cores.
 pub fn rows_per_invocation(rows: u32) -> u32 {
+    if let Some(r) = std::env::var("XROWS").ok().and_then(|v| v.parse().ok()) { return r; }
     match rows {
         r if r >= 16 * 1024 => 16,
         r if r >= 2048 => 4,
