@@ -9,9 +9,9 @@
 
 // x, y and `put` (the row's output; SPLIT: three outputs) come from matvec_io.wgsl.
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(ROW_GROUP)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let r0 = ((wg.y * P.grid_x + wg.x) * 64u + li) * ROWS;
+    let r0 = ((wg.y * P.grid_x + wg.x) * ROW_GROUP + li) * ROWS;
     if (r0 >= P.rows) {
         return;
     }

@@ -148,9 +148,10 @@ pub fn shader_source(key: &PipelineKey) -> Option<String> {
     let full = match key.op {
         Op::ReadBandwidth | Op::AluPeak => format!("{header}{PARAMS}\n{}", op_source(key.op)),
         op if op.is_matvec_row() => format!(
-            "{header}{PARAMS}\n{COMMON}\n{x8}\n{}\nconst ROWS: u32 = {}u;\n{}\n{MATVEC_IO}\n{act}",
+            "{header}{PARAMS}\n{COMMON}\n{x8}\n{}\nconst ROWS: u32 = {}u;\nconst ROW_GROUP: u32 = {}u;\n{}\n{MATVEC_IO}\n{act}",
             format_source(key.ty)?,
             key.lanes.max(1),
+            crate::ops::matvec::row_group(),
             op_source(key.op)
         ),
         op if op.is_matvec_wg() => format!(

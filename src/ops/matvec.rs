@@ -143,17 +143,27 @@ pub async fn encode_quantize_x8(
     Ok(())
 }
 
-/// Rows each invocation of the row kernel handles (`ROWS` in `shaders/matvec_row.wgsl`): 16 for
-/// large matrices (x is loaded once per 16 rows), fewer for small ones, so that a software
-/// adapter still has a few hundred invocations to spread over its cores.
+/// Invocations per workgroup of the row kernels (`shaders/matvec_row.wgsl`). Small, because a
+/// software adapter runs one workgroup per thread and needs only (SIMD width × threads)
+/// invocations in all: a small workgroup lets it spread a small matrix over every core.
+pub const ROW_GROUP: u32 = 16;
+pub fn row_group() -> u32 { std::env::var("XRG").ok().and_then(|v| v.parse().ok()).unwrap_or(ROW_GROUP) }
+
+/// Rows each invocation of the row kernel handles (`ROWS` in `shaders/matvec_row.wgsl`): as many
+/// as possible up to 16, while the dispatch keeps at least `ROW_INVOCATIONS` invocations. On a
+/// software adapter every load is a per-lane loop of scalar loads, so x (32 words per 32 values
+/// at `exact`) costs as much as the weights unless many rows share it.
 pub fn rows_per_invocation(rows: u32) -> u32 {
-    if let Some(r) = std::env::var("XROWS").ok().and_then(|v| v.parse().ok()) { return r; }
-    match rows {
-        r if r >= 16 * 1024 => 16,
-        r if r >= 2048 => 4,
-        _ => 1,
+    let min_inv: u32 = std::env::var("XINV").ok().and_then(|v| v.parse().ok()).unwrap_or(ROW_INVOCATIONS);
+    let mut r = 16;
+    while r > 1 && rows / r < min_inv {
+        r /= 2;
     }
+    r
 }
+
+/// The fewest invocations a row-kernel dispatch is given (see [`rows_per_invocation`]).
+const ROW_INVOCATIONS: u32 = 128;
 
 /// Lanes per row for the cooperative kernel: enough to cover the row's 32-element pieces, at most
 /// 64, and in T2 no more than the smallest subgroup so a row reduces inside one subgroup.
@@ -219,7 +229,7 @@ fn plain_kernel(gpu: &Gpu, rows: u32, k: u32, fast: bool) -> (Op, u32, u32) {
         KernelFamily::Row => {
             let r = rows_per_invocation(rows);
             let op = if fast { Op::MatvecRowX8 } else { Op::MatvecRow };
-            (op, r, 64 * r)
+            (op, r, row_group() * r)
         }
         KernelFamily::Workgroup => {
             let lanes = lanes_for(gpu, k);
@@ -324,7 +334,7 @@ pub async fn encode_glu(
                 (true, false) => Op::MatvecRowX8Swiglu,
             };
             let r = rows_per_invocation(n);
-            (op, r, 64 * r)
+            (op, r, row_group() * r)
         }
         KernelFamily::Workgroup => {
             let op = match (x8.is_some(), gelu) {
