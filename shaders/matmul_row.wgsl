@@ -1,45 +1,66 @@
-// Y = W·X for X with P.cols columns: one invocation per (row, group of COLS columns), no barriers.
-// Each 32-element piece of the row is dequantized once and used for COLS columns. For software
-// adapters. The column group is the workgroup's y, so X addresses are uniform across a workgroup
-// (a CPU adapter loads them once instead of gathering per lane). Loops have constant trip counts
-// so they unroll and the accumulators stay in registers; columns past the end re-read the last
-// column and are not written.
+// Y = W·X for X with P.cols columns: one invocation per (MM_ROWS rows, COLS columns), no
+// barriers. For software adapters, where a storage load is a loop over the SIMD lanes with a
+// bounds check per lane, even when every lane reads the same address (Mesa 22.3's lavapipe):
+// loads, not arithmetic, bound this kernel. So per 32-element piece the COLS columns' x (32
+// words each) are loaded once and used for MM_ROWS rows, and each row's piece is dequantized
+// once and used for COLS columns: (MM_ROWS·w + 32·COLS) / (MM_ROWS·COLS) words loaded per row
+// and column, w being a piece's weight words (the previous one row × 4 columns loaded
+// (w + 128) / 4). 4 × 8 measured best on both software adapters: 8 × 8 was faster on
+// lavapipe, but SwiftShader's JIT runs out of memory compiling it.
+// The loops have literal bounds, so they are unrolled in the source (gpu::shader::unroll) and
+// the accumulators and x stay in registers (or plain stack spills, which cost far less than
+// storage loads). Rows and columns past the end repeat the last one and are not written.
 // X: cols × k (column-major: each column contiguous); Y: cols × y_stride.
 
-const COLS: u32 = 4u;
+const COLS: u32 = 8u;
+const MM_ROWS: u32 = 4u;
 
 @group(0) @binding(2) var<storage, read> X: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(16)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let row = min(wg.x * 64u + li, P.rows - 1u);
+    let r0 = (wg.x * 16u + li) * MM_ROWS;
     let c0 = wg.y * COLS;
-    let base = (P.row0 + row) * P.row_bytes;
     let k4 = P.k / 4u;
     var xc: array<u32, COLS>;
-    for (var c = 0u; c < COLS; c++) {
+    for (var c = 0u; c < 8u; c++) {
         xc[c] = min(c0 + c, P.cols - 1u) * k4;
     }
-    var acc: array<vec4<f32>, COLS>;
+    var base: array<u32, MM_ROWS>;
+    for (var r = 0u; r < 4u; r++) {
+        base[r] = (P.row0 + min(r0 + r, P.rows - 1u)) * P.row_bytes;
+    }
+    // acc[r * COLS + c]
+    var acc: array<vec4<f32>, 32>;
     let nb = P.k / BLOCK_ELEMS;
     for (var blk = 0u; blk < nb; blk++) {
         for (var s = 0u; s < BLOCK_ELEMS / 32u; s++) {
-            let v = dq32(base + blk * BLOCK_BYTES, s);
             let xo = (blk * BLOCK_ELEMS + s * 32u) / 4u;
-            for (var c = 0u; c < COLS; c++) {
-                var a = acc[c];
+            var x: array<V32, COLS>;
+            for (var c = 0u; c < 8u; c++) {
                 for (var i = 0u; i < 8u; i++) {
-                    a += v[i] * X[xc[c] + xo + i];
+                    x[c][i] = X[xc[c] + xo + i];
                 }
-                acc[c] = a;
+            }
+            for (var r = 0u; r < 4u; r++) {
+                let v = dq32(base[r] + blk * BLOCK_BYTES, s);
+                for (var c = 0u; c < 8u; c++) {
+                    var a = acc[r * COLS + c];
+                    for (var i = 0u; i < 8u; i++) {
+                        a += v[i] * x[c][i];
+                    }
+                    acc[r * COLS + c] = a;
+                }
             }
         }
     }
-    for (var c = 0u; c < COLS; c++) {
-        if (c0 + c < P.cols && wg.x * 64u + li < P.rows) {
-            let a = acc[c];
-            Y[(c0 + c) * P.y_stride + P.y_offset + row] = (a.x + a.y) + (a.z + a.w);
+    for (var r = 0u; r < 4u; r++) {
+        for (var c = 0u; c < 8u; c++) {
+            if (c0 + c < P.cols && r0 + r < P.rows) {
+                let a = acc[r * COLS + c];
+                Y[(c0 + c) * P.y_stride + P.y_offset + r0 + r] = (a.x + a.y) + (a.z + a.w);
+            }
         }
     }
 }

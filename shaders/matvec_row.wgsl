@@ -2,7 +2,11 @@
 // best. Each invocation is a SIMD lane on a CPU core streaming its own rows; each 32-element
 // piece of x is loaded once and used for ROWS rows, so x traffic (gathers on a CPU) is shared.
 
-// ROWS (rows per invocation) is prepended by the pipeline: `const ROWS: u32 = …;`.
+// ROWS (rows per invocation) and ROW_GROUP (invocations per workgroup, ops::matvec::ROW_GROUP)
+// are prepended by the pipeline: `const ROWS: u32 = …;`. On lavapipe every storage load,
+// x's included, is a loop over the SIMD lanes, so rows per invocation are as many as the
+// dispatch's size allows (ops::matvec::rows_per_invocation), and workgroups small, so that
+// even a 640-row matrix is spread over every core.
 // GLU (with GELU or SILU): W holds 2·P.rows rows, gate rows then up rows (a fused gate+up
 // projection in one binding); row r writes act(gate_r·x) · (up_r·x), so the FFN's gate, up and
 // activation are one dispatch. act_fns.wgsl is appended.

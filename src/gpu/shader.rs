@@ -151,7 +151,7 @@ pub fn shader_source(key: &PipelineKey) -> Option<String> {
             "{header}{PARAMS}\n{COMMON}\n{x8}\n{}\nconst ROWS: u32 = {}u;\nconst ROW_GROUP: u32 = {}u;\n{}\n{MATVEC_IO}\n{act}",
             format_source(key.ty)?,
             key.lanes.max(1),
-            crate::ops::matvec::row_group(),
+            crate::ops::matvec::ROW_GROUP,
             op_source(key.op)
         ),
         op if op.is_matvec_wg() => format!(

@@ -7,7 +7,10 @@ use crate::gpu::Encoder;
 use crate::gpu::{Gpu, GpuError, GpuWeight, KernelFamily, Op};
 
 /// Columns each invocation of the row kernel handles (`COLS` in `shaders/matmul_row.wgsl`).
-pub const MATMUL_COLS_PER_INVOCATION: u32 = 4;
+pub const MATMUL_COLS_PER_INVOCATION: u32 = 8;
+
+/// Rows per workgroup of the row kernel: 16 invocations × `MM_ROWS` (4) rows each.
+const MATMUL_ROWS_PER_GROUP: u32 = 64;
 
 /// Records Y = W·X for every chunk of `w` into `enc`, with the kernel family of `gpu`.
 pub async fn encode(
@@ -105,13 +108,14 @@ async fn encode_range(
             ..Params::default()
         };
         let bindings = [(1, buffer), (2, x), (3, y)];
-        // Tiled: 64 rows × 32 columns per workgroup; row family: 64 rows × COLS columns.
+        // Tiled: 64 rows × 32 columns per workgroup; row family: 16 invocations × 4 rows, × COLS
+        // columns.
         let cols_per_group = if op == Op::MatmulTiled {
             32
         } else {
             MATMUL_COLS_PER_INVOCATION
         };
-        let groups = (rows.div_ceil(64), cols.div_ceil(cols_per_group));
+        let groups = (rows.div_ceil(MATMUL_ROWS_PER_GROUP), cols.div_ceil(cols_per_group));
         if groups.0 > gpu.caps.max_workgroups_per_dim || groups.1 > gpu.caps.max_workgroups_per_dim
         {
             return Err(GpuError::Shape {

@@ -147,16 +147,14 @@ pub async fn encode_quantize_x8(
 /// software adapter runs one workgroup per thread and needs only (SIMD width × threads)
 /// invocations in all: a small workgroup lets it spread a small matrix over every core.
 pub const ROW_GROUP: u32 = 16;
-pub fn row_group() -> u32 { std::env::var("XRG").ok().and_then(|v| v.parse().ok()).unwrap_or(ROW_GROUP) }
 
 /// Rows each invocation of the row kernel handles (`ROWS` in `shaders/matvec_row.wgsl`): as many
 /// as possible up to 16, while the dispatch keeps at least `ROW_INVOCATIONS` invocations. On a
 /// software adapter every load is a per-lane loop of scalar loads, so x (32 words per 32 values
 /// at `exact`) costs as much as the weights unless many rows share it.
 pub fn rows_per_invocation(rows: u32) -> u32 {
-    let min_inv: u32 = std::env::var("XINV").ok().and_then(|v| v.parse().ok()).unwrap_or(ROW_INVOCATIONS);
     let mut r = 16;
-    while r > 1 && rows / r < min_inv {
+    while r > 1 && rows / r < ROW_INVOCATIONS {
         r /= 2;
     }
     r
@@ -229,7 +227,7 @@ fn plain_kernel(gpu: &Gpu, rows: u32, k: u32, fast: bool) -> (Op, u32, u32) {
         KernelFamily::Row => {
             let r = rows_per_invocation(rows);
             let op = if fast { Op::MatvecRowX8 } else { Op::MatvecRow };
-            (op, r, row_group() * r)
+            (op, r, ROW_GROUP * r)
         }
         KernelFamily::Workgroup => {
             let lanes = lanes_for(gpu, k);
@@ -334,7 +332,7 @@ pub async fn encode_glu(
                 (true, false) => Op::MatvecRowX8Swiglu,
             };
             let r = rows_per_invocation(n);
-            (op, r, row_group() * r)
+            (op, r, ROW_GROUP * r)
         }
         KernelFamily::Workgroup => {
             let op = match (x8.is_some(), gelu) {
