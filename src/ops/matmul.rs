@@ -115,7 +115,10 @@ async fn encode_range(
         } else {
             MATMUL_COLS_PER_INVOCATION
         };
-        let groups = (rows.div_ceil(MATMUL_ROWS_PER_GROUP), cols.div_ceil(cols_per_group));
+        let groups = (
+            rows.div_ceil(MATMUL_ROWS_PER_GROUP),
+            cols.div_ceil(cols_per_group),
+        );
         if groups.0 > gpu.caps.max_workgroups_per_dim || groups.1 > gpu.caps.max_workgroups_per_dim
         {
             return Err(GpuError::Shape {
