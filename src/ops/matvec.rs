@@ -149,11 +149,11 @@ pub async fn encode_quantize_x8(
 pub const ROW_GROUP: u32 = 16;
 
 /// Rows each invocation of the row kernel handles (`ROWS` in `shaders/matvec_row.wgsl`): as many
-/// as possible up to 16, while the dispatch keeps at least `ROW_INVOCATIONS` invocations. On a
+/// as possible up to 32, while the dispatch keeps at least `ROW_INVOCATIONS` invocations. On a
 /// software adapter every load is a per-lane loop of scalar loads, so x (32 words per 32 values
 /// at `exact`) costs as much as the weights unless many rows share it.
 pub fn rows_per_invocation(rows: u32) -> u32 {
-    let mut r = 16;
+    let mut r = 32;
     while r > 1 && rows / r < ROW_INVOCATIONS {
         r /= 2;
     }
