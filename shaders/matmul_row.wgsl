@@ -19,7 +19,11 @@ const MM_ROWS: u32 = 4u;
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
 
 @compute @workgroup_size(16)
+#if SHARE_X
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) sl: u32) {
+#else
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+#endif
     let r0 = (wg.x * 16u + li) * MM_ROWS;
     let c0 = wg.y * COLS;
     let k4 = P.k / 4u;
@@ -38,11 +42,25 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         for (var s = 0u; s < BLOCK_ELEMS / 32u; s++) {
             let xo = (blk * BLOCK_ELEMS + s * 32u) / 4u;
             var x: array<V32, COLS>;
+#if SHARE_X
+            // Lane sl loads vec4 sl % 8 of each column's piece and the subgroup's other lanes
+            // take it from there: one load per column instead of eight.
+            var mine: array<vec4<f32>, COLS>;
+            for (var c = 0u; c < 8u; c++) {
+                mine[c] = X[xc[c] + xo + (sl & 7u)];
+            }
+            for (var c = 0u; c < 8u; c++) {
+                for (var i = 0u; i < 8u; i++) {
+                    x[c][i] = subgroupBroadcast(mine[c], i);
+                }
+            }
+#else
             for (var c = 0u; c < 8u; c++) {
                 for (var i = 0u; i < 8u; i++) {
                     x[c][i] = X[xc[c] + xo + i];
                 }
             }
+#endif
             for (var r = 0u; r < 4u; r++) {
                 let v = dq32(base[r] + blk * BLOCK_BYTES, s);
                 for (var c = 0u; c < 8u; c++) {

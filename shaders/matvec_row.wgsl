@@ -14,11 +14,17 @@
 // x, y and `put` (the row's output; SPLIT: three outputs) come from matvec_io.wgsl.
 
 @compute @workgroup_size(ROW_GROUP)
+#if SHARE_X
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) sl: u32) {
+    // No early exit: every lane takes part in sharing x (rows past the end are not written).
+    let r0 = ((wg.y * P.grid_x + wg.x) * ROW_GROUP + li) * ROWS;
+#else
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let r0 = ((wg.y * P.grid_x + wg.x) * ROW_GROUP + li) * ROWS;
     if (r0 >= P.rows) {
         return;
     }
+#endif
     // Rows past the end repeat the last row; their results are not written.
     var base: array<u32, ROWS>;
     for (var r = 0u; r < ROWS; r++) {
@@ -34,8 +40,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         for (var s = 0u; s < BLOCK_ELEMS / 32u; s++) {
 #if X8
             let piece = (blk * BLOCK_ELEMS) / 32u + s;
+#if SHARE_X
+            let xm = XQ[2u * piece + (sl & 1u)];
+            let xa = subgroupBroadcast(xm, 0u);
+            let xb = subgroupBroadcast(xm, 1u);
+#else
             let xa = XQ[2u * piece];
             let xb = XQ[2u * piece + 1u];
+#endif
             let xq = Q32(xa.x, xa.y, xa.z, xa.w, xb.x, xb.y, xb.z, xb.w);
             let xs = XS[piece];
             for (var r = 0u; r < ROWS; r++) {
@@ -47,9 +59,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 #else
             let xo = (blk * BLOCK_ELEMS + s * 32u) / 4u;
             var x: V32;
+#if SHARE_X
+            let xm = X[xo + (sl & 7u)];
+            for (var i = 0u; i < 8u; i++) {
+                x[i] = subgroupBroadcast(xm, i);
+            }
+#else
             for (var i = 0u; i < 8u; i++) {
                 x[i] = X[xo + i];
             }
+#endif
             for (var r = 0u; r < ROWS; r++) {
                 let v = dq32(base[r] + blk * BLOCK_BYTES, s);
                 var a = acc[r];

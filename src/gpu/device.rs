@@ -122,6 +122,16 @@ pub struct AdapterSummary {
     pub driver_info: String,
 }
 
+impl Capabilities {
+    /// Whether the row kernels share x's loads across a subgroup: each of its first 8 lanes
+    /// loads one 16-byte word of a 32-value piece and `subgroupBroadcast` hands the piece to
+    /// every lane. Needs subgroups (T2) of at least 8 lanes. On lavapipe, where every storage
+    /// load is a loop over the SIMD lanes, this cuts x's loads eightfold.
+    pub fn share_x(&self) -> bool {
+        self.tier >= Tier::T2 && self.subgroup_min_size >= 8
+    }
+}
+
 /// What the device can do, after any forced limits.
 #[derive(Clone, Debug)]
 pub struct Capabilities {

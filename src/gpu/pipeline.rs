@@ -53,6 +53,9 @@ pub struct PipelineKey {
     /// A plain matvec whose rows go to three outputs (Y, Y2, Y3 at bindings 3, 7, 8, split at
     /// `split1` and `split2`): q, k and v from one concatenated weight in one dispatch.
     pub split: bool,
+    /// The row kernels' lanes share x's loads through their subgroup (`SHARE_X`): see
+    /// [`Capabilities::share_x`](super::Capabilities::share_x).
+    pub share_x: bool,
 }
 
 impl Op {
@@ -80,6 +83,12 @@ impl Op {
                 | Op::MatvecRowX8Geglu
                 | Op::MatvecRowX8Swiglu
         )
+    }
+
+    /// The kernels of the row family, which load x once per subgroup where they can
+    /// ([`PipelineKey::share_x`]).
+    pub fn is_row(self) -> bool {
+        self.is_matvec_row() || self == Op::MatmulRow
     }
 
     /// The kernels that read x as 8-bit quants.

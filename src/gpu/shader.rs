@@ -120,6 +120,12 @@ pub fn shader_source(key: &PipelineKey) -> Option<String> {
         flags.push("SUBGROUPS");
         // naga enables subgroup builtins with the device feature; it rejects `enable subgroups;`.
     }
+    if key.share_x {
+        if key.tier < Tier::T2 || !key.op.is_row() {
+            return None;
+        }
+        flags.push("SHARE_X");
+    }
     match key.op.glu() {
         Some(true) => flags.extend(["GLU", "GELU"]),
         Some(false) => flags.extend(["GLU", "SILU"]),
@@ -352,47 +358,54 @@ mod naga_tests {
                     if dot4 && !op.is_x8() {
                         continue;
                     }
-                    let key = PipelineKey {
-                        op,
-                        ty,
-                        tier,
-                        lanes: 8,
-                        dot4,
-                        split,
-                    };
-                    let plain_matvec =
-                        op.glu().is_none() && (op.is_matvec_row() || op.is_matvec_wg());
-                    if split && !plain_matvec {
-                        assert!(shader_source(&key).is_none(), "split {op:?} {ty}");
-                        continue;
-                    }
-                    if op.is_x8() && !ty.has_x8_kernel() {
-                        assert!(shader_source(&key).is_none(), "{op:?} {ty}");
-                        continue;
-                    }
-                    let src = shader_source(&key).expect("supported type has a shader");
-                    let module = match naga::front::wgsl::parse_str(&src) {
-                        Ok(m) => m,
-                        Err(e) => {
-                            failures.push(format!(
-                                "{op:?} {ty} {tier:?} split {split}: {}",
-                                e.emit_to_string(&src)
-                            ));
+                    for share_x in [false, true] {
+                        let key = PipelineKey {
+                            op,
+                            ty,
+                            tier,
+                            lanes: 8,
+                            dot4,
+                            split,
+                            share_x,
+                        };
+                        if share_x && (tier < Tier::T2 || !op.is_row()) {
+                            assert!(shader_source(&key).is_none(), "share_x {op:?} {tier:?}");
                             continue;
                         }
-                    };
-                    let caps = naga::valid::Capabilities::SHADER_FLOAT16
-                        | naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32
-                        | naga::valid::Capabilities::SUBGROUP;
-                    let mut v =
-                        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps);
-                    v.subgroup_stages(naga::valid::ShaderStages::COMPUTE);
-                    v.subgroup_operations(naga::valid::SubgroupOperationSet::all());
-                    if let Err(e) = v.validate(&module) {
-                        failures.push(format!(
-                            "{op:?} {ty} {tier:?} split {split}: {}",
-                            e.emit_to_string(&src)
-                        ));
+                        let plain_matvec =
+                            op.glu().is_none() && (op.is_matvec_row() || op.is_matvec_wg());
+                        if split && !plain_matvec {
+                            assert!(shader_source(&key).is_none(), "split {op:?} {ty}");
+                            continue;
+                        }
+                        if op.is_x8() && !ty.has_x8_kernel() {
+                            assert!(shader_source(&key).is_none(), "{op:?} {ty}");
+                            continue;
+                        }
+                        let src = shader_source(&key).expect("supported type has a shader");
+                        let module = match naga::front::wgsl::parse_str(&src) {
+                            Ok(m) => m,
+                            Err(e) => {
+                                failures.push(format!(
+                                    "{op:?} {ty} {tier:?} split {split} share_x {share_x}: {}",
+                                    e.emit_to_string(&src)
+                                ));
+                                continue;
+                            }
+                        };
+                        let caps = naga::valid::Capabilities::SHADER_FLOAT16
+                            | naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32
+                            | naga::valid::Capabilities::SUBGROUP;
+                        let mut v =
+                            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps);
+                        v.subgroup_stages(naga::valid::ShaderStages::COMPUTE);
+                        v.subgroup_operations(naga::valid::SubgroupOperationSet::all());
+                        if let Err(e) = v.validate(&module) {
+                            failures.push(format!(
+                                "{op:?} {ty} {tier:?} split {split} share_x {share_x}: {}",
+                                e.emit_to_string(&src)
+                            ));
+                        }
                     }
                 }
             }
