@@ -1,6 +1,7 @@
 // Shared by the weight kernels: the raw weight buffer and byte-addressed loads.
-// Weights stay in GGUF's block layout; blocks of 18, 22, 34, 110 or 210 bytes are not u32
-// aligned, so fields are read by byte address.
+// The K-quants stay in GGUF's block layout (Q3_K's 110 and Q6_K's 210-byte blocks are not u32
+// aligned, so their fields are read by byte address); the 32-value formats are repacked at upload
+// into 16-byte-aligned groups of 8 blocks (gpu::buffer's Repack, `packed` below).
 
 @group(0) @binding(1) var<storage, read> W: array<u32>;
 // The same buffer as W again, as 16-byte words: one load for four aligned words.
@@ -13,22 +14,9 @@
 // 32 consecutive dequantized elements of a row.
 alias V32 = array<vec4<f32>, 8>;
 
-fn ld8(b: u32) -> u32 {
-    return (W[b >> 2u] >> ((b & 3u) << 3u)) & 0xffu;
-}
-
 // b must be even (every f16 field of every block format is at an even offset).
 fn ld16(b: u32) -> u32 {
     return (W[b >> 2u] >> ((b & 2u) << 3u)) & 0xffffu;
-}
-
-fn ld32(b: u32) -> u32 {
-    let i = b >> 2u;
-    let s = (b & 3u) << 3u;
-    if (s == 0u) {
-        return W[i];
-    }
-    return (W[i] >> s) | (W[i + 1u] << (32u - s));
 }
 
 // The f16 at even byte address b, as f32 (exact: every f16 is an f32).
@@ -59,9 +47,28 @@ fn sbytes4(w: u32) -> vec4<i32> {
     return (vec4<i32>(bitcast<i32>(w)) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u);
 }
 
-// Bits 0..3 of x moved to bit 4 of bytes 0..3.
-fn spread4(x: u32) -> u32 {
-    return ((x & 1u) << 4u) | ((x & 2u) << 11u) | ((x & 4u) << 18u) | ((x & 8u) << 25u);
+// A block of a repacked 32-value format (gpu::buffer's Repack): the block at GGUF byte offset b
+// is block j of the 8-block group that starts at byte g (16-byte aligned). BLOCK_BYTES is the
+// format's.
+struct Packed {
+    g: u32,
+    j: u32,
+}
+
+fn packed(b: u32) -> Packed {
+    let blk = b / BLOCK_BYTES;
+    return Packed((blk >> 3u) * (8u * BLOCK_BYTES), blk & 7u);
+}
+
+// A Q5 block's 32 five-bit quants, four per u32 (word i: values 4i..4i+3), from its 16 quant
+// bytes and its transposed high bits (gpu::buffer's transpose_qh: bit 8·b + k is value 4k + b's).
+fn q5_words(qs: vec4<u32>, qh: u32) -> array<u32, 8> {
+    var q: array<u32, 8>;
+    for (var i = 0u; i < 4u; i++) {
+        q[i] = (qs[i] & 0x0f0f0f0fu) | ((qh << (4u - i)) & 0x10101010u);
+        q[i + 4u] = ((qs[i] >> 4u) & 0x0f0f0f0fu) | ((qh >> i) & 0x10101010u);
+    }
+    return q;
 }
 
 // The u32 starting `sh` bits into the 64-bit little-endian pair (lo, hi); sh in {0, 8, 16, 24}.

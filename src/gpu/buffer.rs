@@ -32,35 +32,85 @@ fn padded_len(len: u64) -> u64 {
     len.div_ceil(16) * 16 + 48
 }
 
-/// Q8_0 blocks per repacked group, and the group's bytes (the same as its 8 GGUF blocks).
-const Q8_GROUP_BLOCKS: usize = 8;
-const Q8_BLOCK: usize = 34;
-const Q8_GROUP: usize = Q8_GROUP_BLOCKS * Q8_BLOCK;
+/// Blocks per repacked group: a group holds the same bytes as its 8 GGUF blocks.
+const GROUP_BLOCKS: usize = 8;
 
-/// Whether `ty` is stored on the GPU in another layout than GGUF's. Q8_0 is: every 8 consecutive
-/// blocks of a buffer become one 272-byte group of their 8 f16 scales, then their 8 × 32 quants,
-/// so that each block's quants are 16-byte aligned (`shaders/formats/q8_0.wgsl` reads them).
+/// How a 32-value block format is stored on the GPU when its GGUF blocks are not 16-byte
+/// aligned (18, 20, 22, 24 and 34 bytes): every [`GROUP_BLOCKS`] consecutive blocks of a
+/// buffer become one group of the same size that holds each field of its 8 blocks side by
+/// side, in block order: the 8 scales (and mins), then for Q5 the 8 high-bit words, then the
+/// 8 blocks' quants. Every block's quants are then 16-byte aligned: one or two `vec4` loads
+/// instead of unaligned words stitched together (`shaders/formats/q*_*.wgsl` read this layout).
+struct Repack {
+    /// GGUF bytes of one block.
+    block: usize,
+    /// The block's fields in GGUF order, in bytes; each becomes a region of 8 × its size.
+    fields: &'static [usize],
+    /// The field that holds Q5's high bits, stored transposed (see [`transpose_qh`]).
+    qh: Option<usize>,
+}
+
+fn repack_of(ty: GgmlType) -> Option<Repack> {
+    let (block, fields, qh): (usize, &'static [usize], Option<usize>) = match ty {
+        GgmlType::Q4_0 => (18, &[2, 16], None),
+        GgmlType::Q4_1 => (20, &[4, 16], None),
+        GgmlType::Q5_0 => (22, &[2, 4, 16], Some(1)),
+        GgmlType::Q5_1 => (24, &[4, 4, 16], Some(1)),
+        GgmlType::Q8_0 => (34, &[2, 32], None),
+        _ => return None,
+    };
+    Some(Repack { block, fields, qh })
+}
+
+/// Whether `ty` is stored on the GPU in another layout than GGUF's (see [`Repack`]).
 fn repacked(ty: GgmlType) -> bool {
-    ty == GgmlType::Q8_0
+    repack_of(ty).is_some()
 }
 
 /// Bytes on the GPU of `len` GGUF bytes of type `ty` (a repacked last group is whole).
 fn stored_len(ty: GgmlType, len: u64) -> u64 {
-    if repacked(ty) {
-        len.div_ceil(Q8_GROUP as u64) * Q8_GROUP as u64
-    } else {
-        len
+    match repack_of(ty) {
+        Some(r) => {
+            let group = (GROUP_BLOCKS * r.block) as u64;
+            len.div_ceil(group) * group
+        }
+        None => len,
     }
 }
 
-/// Appends the repacked group of `raw` (up to 8 whole Q8_0 blocks; missing blocks are zero).
-fn repack_q8_0(raw: &[u8], out: &mut Vec<u8>) {
+/// Q5's high bits rearranged so that a kernel gets bit 4 of each byte of a quant word with one
+/// shift and one mask: bit 8·b + k of the result is bit 4·k + b of `qh` (GGUF's bit j is the
+/// fifth bit of value j). Quant word k (values 4k..4k+3) then takes its high bits as
+/// `(qh' << (4 - k)) & 0x10101010` for k < 4 and `(qh' >> (k - 4)) & 0x10101010` above.
+fn transpose_qh(qh: u32) -> u32 {
+    let mut t = 0;
+    for b in 0..4 {
+        for k in 0..8 {
+            t |= ((qh >> (4 * k + b)) & 1) << (8 * b + k);
+        }
+    }
+    t
+}
+
+/// Appends the repacked group of `raw` (up to 8 whole blocks; missing blocks are zero).
+fn repack_group(r: &Repack, raw: &[u8], out: &mut Vec<u8>) {
     let start = out.len();
-    out.resize(start + Q8_GROUP, 0);
+    out.resize(start + GROUP_BLOCKS * r.block, 0);
     let g = &mut out[start..];
-    for (j, blk) in raw.chunks_exact(Q8_BLOCK).enumerate() {
-        g[2 * j..2 * j + 2].copy_from_slice(&blk[..2]);
-        g[16 + 32 * j..48 + 32 * j].copy_from_slice(&blk[2..]);
+    for (j, blk) in raw.chunks_exact(r.block).enumerate() {
+        let (mut src, mut region) = (0, 0);
+        for (f, &size) in r.fields.iter().enumerate() {
+            let dst = region + j * size;
+            let field = &blk[src..src + size];
+            if r.qh == Some(f) {
+                let qh = u32::from_le_bytes([field[0], field[1], field[2], field[3]]);
+                g[dst..dst + 4].copy_from_slice(&transpose_qh(qh).to_le_bytes());
+            } else {
+                g[dst..dst + size].copy_from_slice(field);
+            }
+            src += size;
+            region += GROUP_BLOCKS * size;
+        }
     }
 }
 
@@ -179,9 +229,9 @@ impl GpuWeight {
 
 /// Fills a [`GpuWeight`]'s buffers from the tensor's bytes handed over in order, in pieces of any
 /// size (a memory map at once, or IndexedDB records in the browser). Writes are 4-byte aligned,
-/// as WebGPU requires, with at most 3 bytes carried from one piece to the next. Q8_0 is repacked
-/// on the way (see [`repacked`]): whole groups of 8 blocks are rearranged and staged, at most one
-/// group's bytes are carried.
+/// as WebGPU requires, with at most 3 bytes carried from one piece to the next. The 32-value
+/// formats are repacked on the way (see [`Repack`]): whole groups of 8 blocks are rearranged and
+/// staged, at most one group's bytes are carried.
 pub struct WeightWriter<'a> {
     w: &'a GpuWeight,
     chunk: usize,
@@ -218,8 +268,9 @@ impl<'a> WeightWriter<'a> {
     }
 
     /// [`push`](Self::push) for a repacked type.
-    fn push_repacked(&mut self, gpu: &Gpu, mut bytes: &[u8]) -> Result<(), GpuError> {
+    fn push_repacked(&mut self, gpu: &Gpu, r: &Repack, mut bytes: &[u8]) -> Result<(), GpuError> {
         const PIECE: usize = 4 << 20;
+        let group = GROUP_BLOCKS * r.block;
         while !bytes.is_empty() {
             let chunk = self.current()?;
             let len = self.chunk_len(self.chunk);
@@ -228,11 +279,11 @@ impl<'a> WeightWriter<'a> {
             bytes = rest;
             self.raw_in += now.len() as u64;
             while !now.is_empty() {
-                let n = (Q8_GROUP - self.carry.len()).min(now.len());
+                let n = (group - self.carry.len()).min(now.len());
                 self.carry.extend_from_slice(&now[..n]);
                 now = &now[n..];
-                if self.carry.len() == Q8_GROUP {
-                    repack_q8_0(&self.carry, &mut self.staged);
+                if self.carry.len() == group {
+                    repack_group(r, &self.carry, &mut self.staged);
                     self.carry.clear();
                 }
                 if self.staged.len() >= PIECE {
@@ -245,7 +296,7 @@ impl<'a> WeightWriter<'a> {
             if self.raw_in == len {
                 // The chunk is complete: its last group goes out whole, zero-filled.
                 if !self.carry.is_empty() {
-                    repack_q8_0(&self.carry, &mut self.staged);
+                    repack_group(r, &self.carry, &mut self.staged);
                     self.carry.clear();
                 }
                 if !self.staged.is_empty() {
@@ -270,8 +321,8 @@ impl<'a> WeightWriter<'a> {
 
     /// Writes the next `bytes` of the tensor.
     pub fn push(&mut self, gpu: &Gpu, mut bytes: &[u8]) -> Result<(), GpuError> {
-        if repacked(self.w.ty) {
-            return self.push_repacked(gpu, bytes);
+        if let Some(r) = repack_of(self.w.ty) {
+            return self.push_repacked(gpu, &r, bytes);
         }
         // Staged in pieces so a large tensor from a memory map never needs one big heap copy.
         const PIECE: usize = 16 << 20;

@@ -22,6 +22,44 @@ fn timed_prefill(
     Ok(now_s() - t)
 }
 
+type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// Runs `work` with every dispatch timed (timestamp queries, each in its own pass) and returns
+/// each kernel's share of the GPU time in %, largest first, with the number of dispatches; `None`
+/// where the adapter has no timestamp queries.
+fn op_shares(
+    gpu: &wisp::gpu::Gpu,
+    work: impl FnOnce() -> BenchResult<()>,
+) -> BenchResult<Option<(Vec<(String, f64)>, usize)>> {
+    if !gpu.set_profiling(true) {
+        return Ok(None);
+    }
+    let r = work();
+    gpu.set_profiling(false);
+    let profile = pollster::block_on(gpu.take_profile())?;
+    r?;
+    let total: f64 = profile.iter().map(|(_, ns)| ns).sum();
+    let mut by_op: std::collections::BTreeMap<String, f64> = Default::default();
+    for (label, ns) in &profile {
+        let op = label.split_whitespace().next().unwrap_or("?").to_string();
+        *by_op.entry(op).or_default() += ns;
+    }
+    let mut rows: Vec<(String, f64)> = by_op
+        .into_iter()
+        .map(|(op, ns)| (op, 100.0 * ns / total.max(1.0)))
+        .collect();
+    rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+    Ok(Some((rows, profile.len())))
+}
+
+/// "op 12.3%, …" for the human-readable report.
+fn share_line(rows: &[(String, f64)]) -> String {
+    rows.iter()
+        .map(|(op, pct)| format!("{op} {pct:.1}%"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Decode steps timed op by op after the decode run.
 const PROFILE_STEPS: u32 = 3;
 
@@ -95,9 +133,10 @@ pub fn run(args: ModelBenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         ttft * 1e3
     ));
     // Where a decode step's GPU time goes: each dispatch timed (timestamp queries, its own pass),
-    // over a few steps, grouped by kernel.
+    // over a few steps, grouped by kernel; then the same for one prefill of the longest prompt.
     let mut op_share = serde_json::Map::new();
-    if gpu.set_profiling(true) {
+    let mut prefill_op_share = serde_json::Map::new();
+    if let Some((rows, n)) = op_shares(gpu, || {
         for _ in 0..PROFILE_STEPS {
             if let wisp::model::forward::Output::Token(next) =
                 pollster::block_on(model.forward(gpu, &[tok], Want::Argmax))?
@@ -105,28 +144,25 @@ pub fn run(args: ModelBenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                 tok = next;
             }
         }
-        gpu.set_profiling(false);
-        let profile = pollster::block_on(gpu.take_profile())?;
-        let total: f64 = profile.iter().map(|(_, ns)| ns).sum();
-        let mut by_op: std::collections::BTreeMap<String, f64> = Default::default();
-        for (label, ns) in &profile {
-            let op = label.split_whitespace().next().unwrap_or("?").to_string();
-            *by_op.entry(op).or_default() += ns;
-        }
-        let mut rows: Vec<(String, f64)> = by_op.into_iter().collect();
-        rows.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let shares: Vec<String> = rows
-            .iter()
-            .map(|(op, ns)| format!("{op} {:.1}%", 100.0 * ns / total.max(1.0)))
-            .collect();
+        Ok(())
+    })? {
         say(format!(
-            "decode step GPU time by op (timestamps, {} dispatches over {PROFILE_STEPS} steps): {}",
-            profile.len(),
-            shares.join(", ")
+            "decode step GPU time by op (timestamps, {n} dispatches over {PROFILE_STEPS} steps): {}",
+            share_line(&rows)
         ));
-        for (op, ns) in rows {
-            op_share.insert(op, json!(100.0 * ns / total.max(1.0)));
-        }
+        op_share = rows.into_iter().map(|(op, pct)| (op, json!(pct))).collect();
+    }
+    let prompt = &ids[..longest as usize];
+    if let Some((rows, n)) = op_shares(gpu, || {
+        model.reset();
+        pollster::block_on(model.forward(gpu, prompt, Want::Argmax))?;
+        Ok(())
+    })? {
+        say(format!(
+            "prefill {longest} GPU time by op (timestamps, {n} dispatches): {}",
+            share_line(&rows)
+        ));
+        prefill_op_share = rows.into_iter().map(|(op, pct)| (op, json!(pct))).collect();
     }
     // Software adapters drift: the roofline again, the higher value counts (ratios err low).
     roof = roof.max(pollster::block_on(bench::roofline(gpu, 128 << 20, args.iters))?.gbs);
@@ -162,6 +198,7 @@ pub fn run(args: ModelBenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         "gpu_objects_per_token": per_token(steps.objects()),
         "host_ms_per_token": host_ms_median,
         "op_share_pct": op_share,
+        "prefill_op_share_pct": prefill_op_share,
     });
     if args.json {
         println!("{report}");
