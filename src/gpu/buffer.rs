@@ -563,3 +563,62 @@ async fn next_task() {
     });
     let _ = wasm_bindgen_futures::JsFuture::from(p).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kernels' extraction (`q5_words` in shaders/common.wgsl) applied to a transposed qh
+    /// gives every value's fifth bit at bit 4 of its byte.
+    #[test]
+    fn transposed_qh_matches_the_kernels_extraction() {
+        let mut x = 0x9e37_79b9_u32;
+        for _ in 0..1000 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let t = transpose_qh(x);
+            for k in 0..8u32 {
+                let word = if k < 4 {
+                    (t << (4 - k)) & 0x1010_1010
+                } else {
+                    (t >> (k - 4)) & 0x1010_1010
+                };
+                for b in 0..4u32 {
+                    let got = (word >> (8 * b + 4)) & 1;
+                    assert_eq!(got, (x >> (4 * k + b)) & 1, "qh {x:#x} value {}", 4 * k + b);
+                }
+            }
+        }
+    }
+
+    /// A repacked group holds each block's fields where the format files read them.
+    #[test]
+    fn repacked_groups_put_fields_side_by_side() {
+        let r = repack_of(GgmlType::Q5_0).expect("Q5_0 is repacked");
+        let raw: Vec<u8> = (0..8 * 22).map(|i| i as u8).collect();
+        let mut out = Vec::new();
+        repack_group(&r, &raw[..3 * 22], &mut out);
+        assert_eq!(out.len(), 176, "a partial group is stored whole");
+        for j in 0..3 {
+            let blk = &raw[22 * j..22 * (j + 1)];
+            assert_eq!(&out[2 * j..2 * j + 2], &blk[..2], "d of block {j}");
+            let qh = u32::from_le_bytes([blk[2], blk[3], blk[4], blk[5]]);
+            assert_eq!(
+                &out[16 + 4 * j..20 + 4 * j],
+                &transpose_qh(qh).to_le_bytes()
+            );
+            assert_eq!(
+                &out[48 + 16 * j..64 + 16 * j],
+                &blk[6..22],
+                "qs of block {j}"
+            );
+        }
+        assert!(
+            out[48 + 48..].iter().all(|&b| b == 0),
+            "missing blocks are zero"
+        );
+        assert_eq!(stored_len(GgmlType::Q5_0, 440), 528);
+        assert_eq!(stored_len(GgmlType::Q4_K, 144), 144);
+    }
+}
