@@ -24,13 +24,16 @@ fn timed_prefill(
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
+/// Each kernel's share of the GPU time in %, largest first.
+type Shares = Vec<(String, f64)>;
+
 /// Runs `work` with every dispatch timed (timestamp queries, each in its own pass) and returns
 /// each kernel's share of the GPU time in %, largest first, with the number of dispatches; `None`
 /// where the adapter has no timestamp queries.
 fn op_shares(
     gpu: &wisp::gpu::Gpu,
     work: impl FnOnce() -> BenchResult<()>,
-) -> BenchResult<Option<(Vec<(String, f64)>, usize)>> {
+) -> BenchResult<Option<(Shares, usize)>> {
     if !gpu.set_profiling(true) {
         return Ok(None);
     }
@@ -44,7 +47,7 @@ fn op_shares(
         let op = label.split_whitespace().next().unwrap_or("?").to_string();
         *by_op.entry(op).or_default() += ns;
     }
-    let mut rows: Vec<(String, f64)> = by_op
+    let mut rows: Shares = by_op
         .into_iter()
         .map(|(op, ns)| (op, 100.0 * ns / total.max(1.0)))
         .collect();
