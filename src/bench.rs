@@ -213,7 +213,7 @@ pub async fn matmul(
     Ok(KernelResult {
         ty,
         op: "matmul",
-        family: gpu.caps.family.name(),
+        family: gpu.caps.prefill_family.name(),
         seconds: t,
         weight_bytes: data.len() as u64,
         gbs: data.len() as f64 / t / 1e9,
@@ -264,11 +264,36 @@ pub async fn time_families(
     Ok(out)
 }
 
-/// How a model's kernel family is picked by measuring, not by device type: both families time a
-/// decode step's matrices on random weights of the model's block types, at the precision it will
-/// run (a fraction of a second on a real GPU): every distinct layer matrix (type and shape),
-/// counted as often as the layers hold it, and the output projection (at most 16 384 of its
-/// rows, scaled up).
+/// Columns of the matmul a [`FamilyProbe`] times for prefill.
+const PROBE_COLS: u32 = 32;
+
+/// Times the matmul (prefill) of both kernel families on `(ty, rows, k)` with [`PROBE_COLS`]
+/// columns (best of `iters` after a warm-up). Returns `(family, seconds)` for both, fastest
+/// first; `gpu`'s prefill family is restored.
+pub async fn time_prefill_families(
+    gpu: &mut Gpu,
+    (ty, rows, k): (GgmlType, u64, u64),
+    iters: usize,
+) -> Result<Vec<(KernelFamily, f64)>, GpuError> {
+    let before = gpu.caps.prefill_family;
+    let mut out = Vec::new();
+    for family in [KernelFamily::Row, KernelFamily::Workgroup] {
+        gpu.set_prefill_family(family);
+        let r = matmul(gpu, ty, rows, k, PROBE_COLS, iters).await;
+        gpu.set_prefill_family(before);
+        out.push((family, r?.seconds));
+    }
+    out.sort_by(|a, b| a.1.total_cmp(&b.1));
+    Ok(out)
+}
+
+/// How a model's kernel families are picked by measuring, not by device type. For decode, both
+/// families time a decode step's matrices on random weights of the model's block types, at the
+/// precision it will run (a fraction of a second on a real GPU): every distinct layer matrix
+/// (type and shape), counted as often as the layers hold it, and the output projection (at most
+/// 16 384 of its rows, scaled up). For prefill, chosen on its own (the faster matvec family need
+/// not have the faster matmul), both families' matmuls time the layer matrix that holds the
+/// most of a layer's bytes, with 32 columns.
 ///
 /// The caller keeps the result under [`key`](Self::key) (the adapter, its driver, backend and
 /// tier, the shapes, the precision and a hash of the kernels' sources): in the cache folder
@@ -277,15 +302,19 @@ pub async fn time_families(
 pub struct FamilyProbe {
     pub key: String,
     shapes: Vec<(GgmlType, u64, u64, f64)>,
+    /// The layer matrix the prefill matmuls are timed on.
+    prefill_shape: (GgmlType, u64, u64),
     precision: matvec::Precision,
 }
 
-/// What a [`FamilyProbe`] measured: the faster family and each family's estimated matvec time of
-/// a decode step.
+/// What a [`FamilyProbe`] measured: the faster family for decode and each family's estimated
+/// matvec time of a decode step, and the faster family for prefill and each family's matmul time.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FamilyChoice {
     pub family: KernelFamily,
     pub step_matvec_ms: Vec<(KernelFamily, f64)>,
+    pub prefill_family: KernelFamily,
+    pub prefill_matmul_ms: Vec<(KernelFamily, f64)>,
 }
 
 impl FamilyProbe {
@@ -306,9 +335,16 @@ impl FamilyProbe {
                 None => shapes.push((ty, rows, k, 1.0)),
             }
         }
-        if shapes.is_empty() {
-            return None;
-        }
+        // The layer matrix holding the most bytes over the layers: most of a prefill's work.
+        let prefill_shape = shapes
+            .iter()
+            .max_by(|a, b| {
+                let bytes = |s: &(GgmlType, u64, u64, f64)| {
+                    crate::quant::row_bytes(s.0, s.2).unwrap_or(0) as f64 * s.1 as f64 * s.3
+                };
+                bytes(a).total_cmp(&bytes(b))
+            })
+            .map(|s| (s.0, s.1, s.2))?;
         let out = g
             .tensor("output.weight")
             .or_else(|| g.tensor("token_embd.weight"))
@@ -340,48 +376,76 @@ impl FamilyProbe {
         Some(FamilyProbe {
             key,
             shapes,
+            prefill_shape,
             precision,
         })
     }
 
-    /// Times both families (best of two runs after a warm-up each); `gpu`'s family is restored.
+    /// Times both families (best of two runs after a warm-up each); `gpu`'s families are
+    /// restored.
     pub async fn measure(&self, gpu: &mut Gpu) -> Result<FamilyChoice, GpuError> {
         let times = time_families(gpu, &self.shapes, 2, self.precision).await?;
         let family = times.first().map_or(gpu.caps.family, |t| t.0);
+        let prefill = time_prefill_families(gpu, self.prefill_shape, 2).await?;
+        let prefill_family = prefill.first().map_or(gpu.caps.prefill_family, |t| t.0);
+        let ms = |v: Vec<(KernelFamily, f64)>| v.into_iter().map(|(f, s)| (f, s * 1e3)).collect();
         Ok(FamilyChoice {
             family,
-            step_matvec_ms: times.into_iter().map(|(f, s)| (f, s * 1e3)).collect(),
+            step_matvec_ms: ms(times),
+            prefill_family,
+            prefill_matmul_ms: ms(prefill),
         })
     }
 }
 
 impl FamilyChoice {
-    /// `{"family": "row", "step_matvec_ms": {"row": 12.5, "workgroup": 30.1}}`: what the caches
-    /// keep.
+    /// `{"family": "row", "step_matvec_ms": {"row": 12.5, "workgroup": 30.1},
+    /// "prefill_family": "row", "prefill_matmul_ms": {…}}`: what the caches keep.
     pub fn to_json(&self) -> serde_json::Value {
-        let ms: serde_json::Map<String, serde_json::Value> = self
-            .step_matvec_ms
-            .iter()
-            .map(|(f, ms)| (f.name().to_string(), serde_json::json!(ms)))
-            .collect();
-        serde_json::json!({"family": self.family.name(), "step_matvec_ms": ms})
+        let ms = |v: &[(KernelFamily, f64)]| -> serde_json::Map<String, serde_json::Value> {
+            v.iter()
+                .map(|(f, ms)| (f.name().to_string(), serde_json::json!(ms)))
+                .collect()
+        };
+        serde_json::json!({
+            "family": self.family.name(),
+            "step_matvec_ms": ms(&self.step_matvec_ms),
+            "prefill_family": self.prefill_family.name(),
+            "prefill_matmul_ms": ms(&self.prefill_matmul_ms),
+        })
     }
 
-    /// The family of a cached [`to_json`](Self::to_json) value; `None` when it names none.
-    pub fn family_of(v: &serde_json::Value) -> Option<KernelFamily> {
-        match v.get("family")?.as_str()? {
+    /// The (decode, prefill) families of a cached [`to_json`](Self::to_json) value; `None`
+    /// when it does not name both.
+    pub fn families_of(v: &serde_json::Value) -> Option<(KernelFamily, KernelFamily)> {
+        let family = |k: &str| match v.get(k)?.as_str()? {
             "row" => Some(KernelFamily::Row),
             "workgroup" => Some(KernelFamily::Workgroup),
             _ => None,
-        }
+        };
+        Some((family("family")?, family("prefill_family")?))
     }
 
-    /// "row 12.5 ms, workgroup 30.1 ms".
+    /// Runs `gpu`'s later matvecs and matmuls with the chosen families.
+    pub fn apply(&self, gpu: &mut Gpu) {
+        gpu.set_family(self.family);
+        gpu.set_prefill_family(self.prefill_family);
+    }
+
+    /// "decode row (row 12.5 ms, workgroup 30.1 ms), prefill row (…)".
     pub fn report(&self) -> String {
-        self.step_matvec_ms
-            .iter()
-            .map(|(f, ms)| format!("{} {ms:.1} ms", f.name()))
-            .collect::<Vec<_>>()
-            .join(", ")
+        let ms = |v: &[(KernelFamily, f64)]| {
+            v.iter()
+                .map(|(f, ms)| format!("{} {ms:.1} ms", f.name()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        format!(
+            "decode {} (matvecs of a step: {}), prefill {} (a {PROBE_COLS}-column matmul: {})",
+            self.family.name(),
+            ms(&self.step_matvec_ms),
+            self.prefill_family.name(),
+            ms(&self.prefill_matmul_ms)
+        )
     }
 }

@@ -160,8 +160,11 @@ pub struct Capabilities {
     pub timestamps: bool,
     /// Highest tier the device supports, after `max_tier`.
     pub tier: Tier,
-    /// Kernel family chosen for matvec and matmul.
+    /// Kernel family of the matvecs (decode).
     pub family: KernelFamily,
+    /// Kernel family of the matmuls (prefill): measured on its own (`bench::FamilyProbe`), since
+    /// the faster decode kernels need not belong to the family with the faster prefill.
+    pub prefill_family: KernelFamily,
     /// Software rasterizer/compute (lavapipe, SwiftShader, WARP).
     pub is_software: bool,
 }
@@ -357,6 +360,7 @@ impl Gpu {
             timestamps,
             tier,
             family,
+            prefill_family: family,
             is_software,
         };
         Ok(Gpu {
@@ -419,9 +423,15 @@ impl Gpu {
         }))
     }
 
-    /// A copy of this device's capabilities with the kernel family changed (tests run both families).
+    /// Runs later matvecs and matmuls with the kernel family `family` (tests run both families).
     pub fn set_family(&mut self, family: KernelFamily) {
         self.caps.family = family;
+        self.caps.prefill_family = family;
+    }
+
+    /// Runs later matmuls (prefill) with the kernel family `family`; matvecs keep theirs.
+    pub fn set_prefill_family(&mut self, family: KernelFamily) {
+        self.caps.prefill_family = family;
     }
 }
 

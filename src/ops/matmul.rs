@@ -91,7 +91,7 @@ async fn encode_range(
     if cols == 0 {
         return Ok(());
     }
-    let op = match gpu.caps.family {
+    let op = match gpu.caps.prefill_family {
         KernelFamily::Row => Op::MatmulRow,
         KernelFamily::Workgroup => Op::MatmulTiled,
     };

@@ -200,7 +200,7 @@ pub fn gen_params(options: &str) -> Result<GenParams, WebError> {
 /// the choice per adapter, model shape and precision in IndexedDB's `settings`: the first load on
 /// an adapter times both families, later loads read the choice. Without a store it measures every
 /// time; a failed measurement keeps the device-type default. Returns what `info().adapter.kernels`
-/// reports: `{source: "measured" | "cached" | "default", step_matvec_ms?}`.
+/// reports: `{source: "measured" | "cached" | "default", step_matvec_ms?, prefill_matmul_ms?}`.
 async fn choose_family(
     gpu: &mut Gpu,
     store: Option<&Store>,
@@ -216,27 +216,32 @@ async fn choose_family(
     if let Some(s) = store {
         let cached = s.setting(&key).await.ok().flatten();
         if let Some(v) = cached.and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()) {
-            if let Some(f) = FamilyChoice::family_of(&v) {
+            if let Some((f, pf)) = FamilyChoice::families_of(&v) {
                 gpu.set_family(f);
-                return json!({"source": "cached", "step_matvec_ms": v.get("step_matvec_ms")});
+                gpu.set_prefill_family(pf);
+                return json!({
+                    "source": "cached",
+                    "step_matvec_ms": v.get("step_matvec_ms"),
+                    "prefill_matmul_ms": v.get("prefill_matmul_ms"),
+                });
             }
         }
     }
     match probe.measure(gpu).await {
         Ok(choice) => {
-            gpu.set_family(choice.family);
+            choice.apply(gpu);
             let v = choice.to_json();
             if let Some(s) = store {
                 if let Err(e) = s.put_setting(&key, &v.to_string()).await {
                     notice(format!("the kernel family could not be kept ({e})"));
                 }
             }
-            log::info!(
-                "kernel family: {} ({})",
-                choice.family.name(),
-                choice.report()
-            );
-            json!({"source": "measured", "step_matvec_ms": v.get("step_matvec_ms")})
+            log::info!("kernel families: {}", choice.report());
+            json!({
+                "source": "measured",
+                "step_matvec_ms": v.get("step_matvec_ms"),
+                "prefill_matmul_ms": v.get("prefill_matmul_ms"),
+            })
         }
         Err(e) => {
             notice(format!(
@@ -390,7 +395,8 @@ impl Engine {
             "url": url, "size": meta.size, "cached": store.is_some(),
             "refetched_chunks": refetched,
             "adapter": {"name": c.adapter.name, "backend": c.adapter.backend, "tier": format!("{:?}", c.tier),
-                        "shader_f16": c.shader_f16, "family": c.family.name(), "kernels": kernels},
+                        "shader_f16": c.shader_f16, "family": c.family.name(),
+                        "prefill_family": c.prefill_family.name(), "kernels": kernels},
             "model": {"arch": format!("{:?}", model.cfg.arch), "n_layer": model.cfg.n_layer,
                       "n_vocab": model.cfg.n_vocab, "context": ctx,
                       "precision": precision.name()},

@@ -122,6 +122,8 @@ try {
   const ms = k1?.step_matvec_ms ?? {};
   check(k1?.source === "measured" && ms.row > 0 && ms.workgroup > 0, `the first load times both kernel families: ${JSON.stringify(k1)}`);
   check(loaded.info.adapter.family === (ms.row <= ms.workgroup ? "row" : "workgroup"), `and keeps the faster: ${loaded.info.adapter.family}`);
+  const mm = k1?.prefill_matmul_ms ?? {};
+  check(mm.row > 0 && mm.workgroup > 0 && loaded.info.adapter.prefill_family === (mm.row <= mm.workgroup ? "row" : "workgroup"), `prefill's family is timed on its own and the faster kept: ${loaded.info.adapter.prefill_family} ${JSON.stringify(mm)}`);
 
   // 3. Greedy tokens equal llama.cpp's.
   const gen = await page.evaluate(async (ids) => {
@@ -201,7 +203,7 @@ try {
     return { info, text: r.text };
   }, modelUrl);
   const refetch = modelRequests().slice(before2);
-  check(again.info.adapter.kernels?.source === "cached" && again.info.adapter.family === loaded.info.adapter.family, `a later load reads the family from IndexedDB: ${JSON.stringify(again.info.adapter)}`);
+  check(again.info.adapter.kernels?.source === "cached" && again.info.adapter.family === loaded.info.adapter.family && again.info.adapter.prefill_family === loaded.info.adapter.prefill_family, `a later load reads the family from IndexedDB: ${JSON.stringify(again.info.adapter)}`);
   check(JSON.stringify(again.info.refetched_chunks) === "[3]", `the damaged chunk is detected: re-fetched ${JSON.stringify(again.info.refetched_chunks)}`);
   check(refetch.length === 1 && refetch[0].range[0] === 3 * CHUNK, "only that chunk is fetched again");
   check(again.text === ", there", "the model still generates correctly");

@@ -129,14 +129,21 @@ export interface EngineInfo {
     backend: string;
     tier: string;
     shader_f16: boolean;
-    /** The kernel family in use: "row" (software adapters' shape) or "workgroup". */
+    /** The kernel family of decode's matvecs: "row" (software adapters' shape) or "workgroup". */
     family: string;
+    /** The kernel family of prefill's matmuls, chosen on its own: "row" or "workgroup". */
+    prefill_family: string;
     /**
-     * How the family was chosen: timed on this load ("measured"; both families' estimated
-     * matvec time of a decode step, in ms), read from IndexedDB where an earlier load on this
-     * adapter measured it ("cached"), or the device-type default when timing failed.
+     * How the families were chosen: timed on this load ("measured"; both families' estimated
+     * matvec time of a decode step and their time for one 32-column matmul of the model's
+     * largest layer matrix, in ms), read from IndexedDB where an earlier load on this adapter
+     * measured them ("cached"), or the device-type default when timing failed.
      */
-    kernels: { source: "measured" | "cached" | "default"; step_matvec_ms?: { row: number; workgroup: number } };
+    kernels: {
+      source: "measured" | "cached" | "default";
+      step_matvec_ms?: { row: number; workgroup: number };
+      prefill_matmul_ms?: { row: number; workgroup: number };
+    };
   };
   model: { arch: string; n_layer: number; n_vocab: number; context: number; precision: Precision };
   template: string;

@@ -81,20 +81,19 @@ fn choose_family(gpu: &mut Gpu, g: &wisp::gguf::Gguf, precision: wisp::ops::matv
         .and_then(|p| std::fs::read_to_string(p).ok())
         .and_then(|s| serde_json::from_str(&s).ok())
         .unwrap_or_default();
-    if let Some(f) = cache.get(&probe.key).and_then(FamilyChoice::family_of) {
+    if let Some((f, pf)) = cache.get(&probe.key).and_then(FamilyChoice::families_of) {
         gpu.set_family(f);
+        gpu.set_prefill_family(pf);
         return;
     }
     let Ok(choice) = pollster::block_on(probe.measure(gpu)) else {
         return;
     };
-    gpu.set_family(choice.family);
+    choice.apply(gpu);
     eprintln!(
-        "kernel family for {} at {} precision: {} (estimated matvec time of a decode step: {}; \
-         kept in the cache)",
+        "kernel families for {} at {} precision: {} (kept in the cache)",
         c_name(gpu),
         precision.name(),
-        choice.family.name(),
         choice.report()
     );
     cache.insert(probe.key, choice.to_json());
@@ -117,6 +116,7 @@ pub fn adapter_json(c: &Capabilities) -> serde_json::Value {
         "driver": c.adapter.driver, "tier": format!("{:?}", c.tier), "shader_f16": c.shader_f16,
         "subgroups": c.subgroups, "subgroup_min_size": c.subgroup_min_size, "subgroup_max_size": c.subgroup_max_size,
         "max_storage_binding": c.max_binding, "chosen_family": c.family.name(),
+        "chosen_prefill_family": c.prefill_family.name(),
     })
 }
 
