@@ -255,11 +255,7 @@ impl Gpu {
             return Ok(k);
         }
         let what = format!("{} v{} {:?}", spec.name, spec.variant, tier);
-        let mut header = String::new();
-        if tier >= Tier::T1 {
-            header.push_str("enable f16;\n");
-        }
-        let src = format!("{header}{}", (spec.source)(tier));
+        let src = format!("{}{}", super::shader::enables(tier), (spec.source)(tier));
         let entries: Vec<wgpu::BindGroupLayoutEntry> = spec
             .bindings
             .iter()

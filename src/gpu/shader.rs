@@ -70,6 +70,20 @@ fn op_source(op: Op) -> &'static str {
     }
 }
 
+/// The `enable` directives a shader of `tier` starts with. Natively, naga enables subgroup
+/// builtins with the device feature and rejects `enable subgroups;`; in the browser the WGSL goes
+/// to the browser's compiler as it is, and WGSL requires the directive there.
+pub fn enables(tier: Tier) -> String {
+    let mut header = String::new();
+    if tier >= Tier::T1 {
+        header.push_str("enable f16;\n");
+    }
+    if tier >= Tier::T2 && cfg!(target_arch = "wasm32") {
+        header.push_str("enable subgroups;\n");
+    }
+    header
+}
+
 /// Runs the line preprocessor over `src` with the given flags defined.
 ///
 /// Lines `#if FLAG`, `#if !FLAG`, `#else`, `#endif` select text; everything else is copied.
@@ -111,14 +125,12 @@ pub fn preprocess(src: &str, flags: &[&str]) -> String {
 /// The full WGSL source of a pipeline.
 pub fn shader_source(key: &PipelineKey) -> Option<String> {
     let mut flags: Vec<&str> = Vec::new();
-    let mut header = String::new();
+    let header = enables(key.tier);
     if key.tier >= Tier::T1 {
         flags.push("F16");
-        header.push_str("enable f16;\n");
     }
     if key.tier >= Tier::T2 {
         flags.push("SUBGROUPS");
-        // naga enables subgroup builtins with the device feature; it rejects `enable subgroups;`.
     }
     if key.share_x {
         if key.tier < Tier::T2 || !key.op.is_row() {
