@@ -1,39 +1,33 @@
 // block_q5_K (176 bytes): d: f16 | dmin: f16 | scales: 12 bytes | qh: 32 bytes | qs: 128 bytes.
-// Sub-block s: low nibble (s % 2) of qs[(s / 2) * 32 + j], 5th bit (qh[j] >> s) & 1. x = (d * sc) * q - (dmin * m).
-// Blocks are 176 bytes, so every field is 16-byte aligned: vec4 loads throughout.
+// x = (d * sc) * q - (dmin * m) with a five-bit q, one (sc, m) per 32-value piece s.
+// On the GPU each piece is stored as Q5_0 stores a block (gpu::buffer's shuffle_q5_k): after
+// the 16 header bytes, piece s's transposed high-bit word at 16 + 4·s, then its 16 quant bytes
+// at 48 + 16·s (byte i: value i in the low nibble, 16 + i in the high one). Blocks are 176
+// bytes, so every block is 16-byte aligned.
 const BLOCK_ELEMS: u32 = 256u;
 const BLOCK_BYTES: u32 = 176u;
 
+fn q5_k_words(b: u32, s: u32) -> array<u32, 8> {
+    return q5_words(W4[(b >> 4u) + 3u + s], W[(b >> 2u) + 4u + s]);
+}
+
 fn dq32(b: u32, s: u32) -> V32 {
     var v: V32;
-    let b4 = b >> 4u;
     let f = dl_ml_k4(b, s);
-    let dl = f.x;
-    let ml = f.y;
-    let q0 = b4 + 3u + (s >> 1u) * 2u;
-    let shift = vec4<u32>((s & 1u) * 4u);
-    let hs = vec4<u32>(s);
-    let qa = ((W4[q0] >> shift) & vec4<u32>(0x0f0f0f0fu)) | (((W4[b4 + 1u] >> hs) & vec4<u32>(0x01010101u)) << vec4<u32>(4u));
-    let qb = ((W4[q0 + 1u] >> shift) & vec4<u32>(0x0f0f0f0fu)) | (((W4[b4 + 2u] >> hs) & vec4<u32>(0x01010101u)) << vec4<u32>(4u));
-    for (var i = 0u; i < 4u; i++) {
-        v[i] = dl * vec4<f32>(bytes4(qa[i])) - ml;
-        v[i + 4u] = dl * vec4<f32>(bytes4(qb[i])) - ml;
+    let q = q5_k_words(b, s);
+    for (var i = 0u; i < 8u; i++) {
+        v[i] = f.x * vec4<f32>(bytes4(q[i])) - f.y;
     }
     return v;
 }
 
 #if X8
 fn xdot32(b: u32, s: u32, xq: Q32, xs: vec4<f32>) -> f32 {
-    let b4 = b >> 4u;
     let f = dl_ml_k4(b, s);
-    let q0 = b4 + 3u + (s >> 1u) * 2u;
-    let shift = vec4<u32>((s & 1u) * 4u);
-    let hs = vec4<u32>(s);
-    let qa = ((W4[q0] >> shift) & vec4<u32>(0x0f0f0f0fu)) | (((W4[b4 + 1u] >> hs) & vec4<u32>(0x01010101u)) << vec4<u32>(4u));
-    let qb = ((W4[q0 + 1u] >> shift) & vec4<u32>(0x0f0f0f0fu)) | (((W4[b4 + 2u] >> hs) & vec4<u32>(0x01010101u)) << vec4<u32>(4u));
+    let q = q5_k_words(b, s);
     var t = 0;
-    for (var i = 0u; i < 4u; i++) {
-        t += idot4(qa[i], xq[i]) + idot4(qb[i], xq[i + 4u]);
+    for (var i = 0u; i < 8u; i++) {
+        t += idot4(q[i], xq[i]);
     }
     return f.x * (xs.x * f32(t)) - f.y * xs.w;
 }

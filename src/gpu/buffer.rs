@@ -35,31 +35,136 @@ fn padded_len(len: u64) -> u64 {
 /// Blocks per repacked group: a group holds the same bytes as its 8 GGUF blocks.
 const GROUP_BLOCKS: usize = 8;
 
-/// How a 32-value block format is stored on the GPU when its GGUF blocks are not 16-byte
-/// aligned (18, 20, 22, 24 and 34 bytes): every [`GROUP_BLOCKS`] consecutive blocks of a
-/// buffer become one group of the same size that holds each field of its 8 blocks side by
-/// side, in block order: the 8 scales (and mins), then for Q5 the 8 high-bit words, then the
-/// 8 blocks' quants. Every block's quants are then 16-byte aligned: one or two `vec4` loads
-/// instead of unaligned words stitched together (`shaders/formats/q*_*.wgsl` read this layout).
+/// How a block format is stored on the GPU when GGUF's layout costs the kernels loads: every
+/// [`GROUP_BLOCKS`] consecutive blocks of a buffer become one group of the same size that holds
+/// each field of its 8 blocks side by side, in block order. For the 32-value formats (18, 20,
+/// 22, 24 and 34-byte blocks, not 16-byte aligned) the fields are GGUF's: the 8 scales (and
+/// mins), then for Q5 the 8 high-bit words, then the 8 blocks' quants, so every block's quants
+/// are one or two aligned `vec4` loads instead of unaligned words stitched together. The
+/// K-quants' blocks are first rearranged ([`shuffle_q4_k`], [`shuffle_q6_k`]) so that each
+/// 32-value piece's quants are one aligned run. `shaders/formats/*.wgsl` read these layouts.
 struct Repack {
     /// GGUF bytes of one block.
     block: usize,
-    /// The block's fields in GGUF order, in bytes; each becomes a region of 8 × its size.
+    /// The block's fields (after `shuffle`), in bytes; each becomes a region of 8 × its size.
     fields: &'static [usize],
     /// The field that holds Q5's high bits, stored transposed (see [`transpose_qh`]).
     qh: Option<usize>,
+    /// Rewrites one GGUF block (first argument) into the order of `fields` (second).
+    shuffle: Option<Shuffle>,
 }
 
+/// Rewrites one GGUF block (first argument) into another order (second).
+type Shuffle = fn(&[u8], &mut [u8]);
+
 fn repack_of(ty: GgmlType) -> Option<Repack> {
-    let (block, fields, qh): (usize, &'static [usize], Option<usize>) = match ty {
-        GgmlType::Q4_0 => (18, &[2, 16], None),
-        GgmlType::Q4_1 => (20, &[4, 16], None),
-        GgmlType::Q5_0 => (22, &[2, 4, 16], Some(1)),
-        GgmlType::Q5_1 => (24, &[4, 4, 16], Some(1)),
-        GgmlType::Q8_0 => (34, &[2, 32], None),
-        _ => return None,
+    let (block, fields, qh, shuffle): (usize, &'static [usize], Option<usize>, Option<Shuffle>) =
+        match ty {
+            GgmlType::Q4_0 => (18, &[2, 16], None, None),
+            GgmlType::Q4_1 => (20, &[4, 16], None, None),
+            GgmlType::Q5_0 => (22, &[2, 4, 16], Some(1), None),
+            GgmlType::Q5_1 => (24, &[4, 4, 16], Some(1), None),
+            GgmlType::Q8_0 => (34, &[2, 32], None, None),
+            GgmlType::Q4_K => (144, &[144], None, Some(shuffle_q4_k)),
+            GgmlType::Q5_K => (176, &[176], None, Some(shuffle_q5_k)),
+            GgmlType::Q6_K => (210, &[2, 16, 128, 64], None, Some(shuffle_q6_k)),
+            _ => return None,
+        };
+    Some(Repack {
+        block,
+        fields,
+        qh,
+        shuffle,
+    })
+}
+
+/// Q4_K's block with each 32-value piece's quants in one 16-byte run: GGUF keeps pieces 2p and
+/// 2p + 1 in the low and high nibbles of the same 32 bytes; here byte i of piece s holds value
+/// 32s + i in its low nibble and 32s + 16 + i in its high nibble (Q4_0's order), so quant word
+/// k of a piece (values 4k..4k+3) is word k's low nibbles for k < 4, word k − 4's high nibbles
+/// above. The 16 header bytes (d, dmin, the packed scales and mins) are unchanged.
+fn shuffle_q4_k(blk: &[u8], out: &mut [u8]) {
+    out[..16].copy_from_slice(&blk[..16]);
+    let nibble = |v: usize| {
+        let byte = blk[16 + 32 * (v / 64) + v % 32];
+        if v % 64 < 32 {
+            byte & 15
+        } else {
+            byte >> 4
+        }
     };
-    Some(Repack { block, fields, qh })
+    for s in 0..8 {
+        for i in 0..16 {
+            out[16 + 16 * s + i] = nibble(32 * s + i) | nibble(32 * s + 16 + i) << 4;
+        }
+    }
+}
+
+/// Q5_K's block with each 32-value piece as Q5_0 stores it: the 16 header bytes unchanged, then
+/// 8 words of high bits (piece s's word: bit j is value 32s + j's fifth bit, then transposed by
+/// [`transpose_qh`]), then the low nibbles in [`shuffle_q4_k`]'s order. GGUF keeps bit s of
+/// byte j of its 32 qh bytes for value 32s + j, so a piece's high bits were spread over 32 bytes.
+fn shuffle_q5_k(blk: &[u8], out: &mut [u8]) {
+    out[..16].copy_from_slice(&blk[..16]);
+    let (qh, qs) = (&blk[16..48], &blk[48..176]);
+    let nibble = |v: usize| {
+        let byte = qs[32 * (v / 64) + v % 32];
+        if v % 64 < 32 {
+            byte & 15
+        } else {
+            byte >> 4
+        }
+    };
+    for s in 0..8 {
+        let mut h = 0u32;
+        for (j, &byte) in qh.iter().enumerate() {
+            h |= u32::from((byte >> s) & 1) << j;
+        }
+        out[16 + 4 * s..20 + 4 * s].copy_from_slice(&transpose_qh(h).to_le_bytes());
+        for i in 0..16 {
+            out[48 + 16 * s + i] = nibble(32 * s + i) | nibble(32 * s + 16 + i) << 4;
+        }
+    }
+}
+
+/// Q6_K's block as d (2 bytes), the 16 scales, the low four bits of every value (16 bytes per
+/// 32-value piece, in [`shuffle_q4_k`]'s nibble order), then their high two bits (8 bytes per
+/// piece). GGUF's order is ql, qh, scales, d, with a piece's bits spread over 64 + 32 bytes.
+/// A piece's high bits are two words H0, H1: bits 2k..2k+1 of byte b of H_m belong to value
+/// 4·(4m + k) + b, so quant word i takes them as `((H[i / 4] >> 2·(i % 4)) & 0x03030303) << 4`.
+fn shuffle_q6_k(blk: &[u8], out: &mut [u8]) {
+    let (ql, qh) = (&blk[..128], &blk[128..192]);
+    // Value v's low four and high two bits (GGUF: 128-value halves, each 64 ql and 32 qh bytes).
+    let lo = |v: usize| {
+        let (h, l) = (v / 128, v % 128);
+        let byte = ql[64 * h + l % 64];
+        if l < 64 {
+            byte & 15
+        } else {
+            byte >> 4
+        }
+    };
+    let hi = |v: usize| {
+        let (h, l) = (v / 128, v % 128);
+        (qh[32 * h + l % 32] >> (2 * (l / 32))) & 3
+    };
+    out[..2].copy_from_slice(&blk[208..210]);
+    out[2..18].copy_from_slice(&blk[192..208]);
+    for s in 0..8 {
+        let v0 = 32 * s;
+        for i in 0..16 {
+            out[18 + 16 * s + i] = lo(v0 + i) | lo(v0 + 16 + i) << 4;
+        }
+        let mut h = [0u8; 8];
+        for (m, word) in h.chunks_exact_mut(4).enumerate() {
+            for (b, byte) in word.iter_mut().enumerate() {
+                for k in 0..4 {
+                    *byte |= hi(v0 + 4 * (4 * m + k) + b) << (2 * k);
+                }
+            }
+        }
+        out[146 + 8 * s..154 + 8 * s].copy_from_slice(&h);
+    }
 }
 
 /// Whether `ty` is stored on the GPU in another layout than GGUF's (see [`Repack`]).
@@ -97,7 +202,15 @@ fn repack_group(r: &Repack, raw: &[u8], out: &mut Vec<u8>) {
     let start = out.len();
     out.resize(start + GROUP_BLOCKS * r.block, 0);
     let g = &mut out[start..];
+    let mut shuffled = vec![0u8; if r.shuffle.is_some() { r.block } else { 0 }];
     for (j, blk) in raw.chunks_exact(r.block).enumerate() {
+        let blk = match r.shuffle {
+            Some(f) => {
+                f(blk, &mut shuffled);
+                &shuffled[..]
+            }
+            None => blk,
+        };
         let (mut src, mut region) = (0, 0);
         for (f, &size) in r.fields.iter().enumerate() {
             let dst = region + j * size;
@@ -592,6 +705,173 @@ mod tests {
         }
     }
 
+    /// Likewise for Q5_K (`q5_words` and `dl_ml_k4`).
+    #[test]
+    fn shuffled_q5_k_reads_back_as_gguf() {
+        let r = repack_of(GgmlType::Q5_K).expect("Q5_K is repacked");
+        let raw = random_blocks(GgmlType::Q5_K, 2, &[0, 2], 5);
+        let mut want = vec![0f32; 2 * 256];
+        crate::quant::dequantize(GgmlType::Q5_K, &raw, &mut want).expect("valid blocks");
+        let mut g = Vec::new();
+        repack_group(&r, &raw, &mut g);
+        for j in 0..2 {
+            let b = 176 * j;
+            assert_eq!(&g[b..b + 16], &raw[b..b + 16], "header of block {j}");
+            for s in 0..8 {
+                let sc = |k: usize| raw[b + 4 + k];
+                let (scale, min) = if s < 4 {
+                    (sc(s) & 63, sc(s + 4) & 63)
+                } else {
+                    (
+                        (sc(s + 4) & 15) | ((sc(s - 4) >> 6) << 4),
+                        (sc(s + 4) >> 4) | ((sc(s) >> 6) << 4),
+                    )
+                };
+                let dl = f16_at(&g, b) * f32::from(scale);
+                let ml = f16_at(&g, b + 2) * f32::from(min);
+                let qh = word_at(&g, b + 16 + 4 * s);
+                for i in 0..8u32 {
+                    let w = word_at(&g, b + 48 + 16 * s + 4 * (i as usize % 4));
+                    let q = if i < 4 {
+                        (w & 0x0f0f_0f0f) | ((qh << (4 - i)) & 0x1010_1010)
+                    } else {
+                        ((w >> 4) & 0x0f0f_0f0f) | ((qh >> (i - 4)) & 0x1010_1010)
+                    };
+                    for k in 0..4 {
+                        let got = dl * ((q >> (8 * k)) & 0xff) as f32 - ml;
+                        let at = 256 * j + 32 * s + 4 * i as usize + k;
+                        assert_eq!(
+                            got.to_bits(),
+                            want[at].to_bits(),
+                            "block {j} value {}",
+                            at % 256
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Random bytes for `n` blocks of `ty`, with every f16 field (d, dmin) a small normal number.
+    fn random_blocks(ty: GgmlType, n: usize, halves: &[usize], seed: u32) -> Vec<u8> {
+        let block = repack_of(ty).expect("repacked").block;
+        let mut x = seed;
+        let mut raw: Vec<u8> = (0..n * block)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        for (j, blk) in raw.chunks_exact_mut(block).enumerate() {
+            for &at in halves {
+                let h = half::f16::from_f32(0.01 + 0.003 * (j + at) as f32);
+                blk[at..at + 2].copy_from_slice(&h.to_le_bytes());
+            }
+        }
+        raw
+    }
+
+    /// The byte at `at` of a repacked buffer and the f16 there.
+    fn f16_at(g: &[u8], at: usize) -> f32 {
+        half::f16::from_le_bytes([g[at], g[at + 1]]).to_f32()
+    }
+
+    fn word_at(g: &[u8], at: usize) -> u32 {
+        u32::from_le_bytes([g[at], g[at + 1], g[at + 2], g[at + 3]])
+    }
+
+    /// The Q6_K kernel's reading of a repacked group (`q6_k_piece` in shaders/formats/q6_k.wgsl,
+    /// step by step) gives gguf's values, bit for bit, for every block of a partial group.
+    #[test]
+    fn repacked_q6_k_reads_back_as_gguf() {
+        let r = repack_of(GgmlType::Q6_K).expect("Q6_K is repacked");
+        let raw = random_blocks(GgmlType::Q6_K, 5, &[208], 7);
+        let mut want = vec![0f32; 5 * 256];
+        crate::quant::dequantize(GgmlType::Q6_K, &raw, &mut want).expect("valid blocks");
+        let mut g = Vec::new();
+        repack_group(&r, &raw, &mut g);
+        assert_eq!(g.len(), 1680);
+        for j in 0..5 {
+            let d = f16_at(&g, 2 * j);
+            for s in 0..8 {
+                let sw = word_at(&g, (16 + 16 * j + 2 * s) & !3);
+                let sh = (s as u32 & 1) * 16;
+                let dl = [
+                    d * (((sw << (24 - sh)) as i32) >> 24) as f32,
+                    d * (((sw << (16 - sh)) as i32) >> 24) as f32,
+                ];
+                let lo = 144 + 128 * j + 16 * s;
+                let hw = 1168 + 64 * j + 8 * s;
+                let (h0, h1) = (word_at(&g, hw), word_at(&g, hw + 4));
+                for i in 0..8 {
+                    let (l, h) = if i < 4 {
+                        (word_at(&g, lo + 4 * i), h0)
+                    } else {
+                        (word_at(&g, lo + 4 * (i - 4)) >> 4, h1)
+                    };
+                    let q = (l & 0x0f0f_0f0f) | (((h >> (2 * (i % 4))) & 0x0303_0303) << 4);
+                    for b in 0..4 {
+                        let v = ((q >> (8 * b)) & 0xff) as i32 - 32;
+                        let got = dl[i / 4] * v as f32;
+                        let at = 256 * j + 32 * s + 4 * i + b;
+                        assert_eq!(
+                            got.to_bits(),
+                            want[at].to_bits(),
+                            "block {j} value {}",
+                            at % 256
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Likewise for Q4_K (`q4_k_words` and `dl_ml_k4`): shuffled quants, header unchanged.
+    #[test]
+    fn shuffled_q4_k_reads_back_as_gguf() {
+        let r = repack_of(GgmlType::Q4_K).expect("Q4_K is repacked");
+        let raw = random_blocks(GgmlType::Q4_K, 3, &[0, 2], 11);
+        let mut want = vec![0f32; 3 * 256];
+        crate::quant::dequantize(GgmlType::Q4_K, &raw, &mut want).expect("valid blocks");
+        let mut g = Vec::new();
+        repack_group(&r, &raw, &mut g);
+        assert_eq!(g.len(), 8 * 144);
+        for j in 0..3 {
+            let b = 144 * j;
+            assert_eq!(&g[b..b + 16], &raw[b..b + 16], "header of block {j}");
+            for s in 0..8 {
+                // The 6-bit scale and min of piece s (gguf's get_scale_min_k4).
+                let sc = |k: usize| raw[b + 4 + k];
+                let (scale, min) = if s < 4 {
+                    (sc(s) & 63, sc(s + 4) & 63)
+                } else {
+                    (
+                        (sc(s + 4) & 15) | ((sc(s - 4) >> 6) << 4),
+                        (sc(s + 4) >> 4) | ((sc(s) >> 6) << 4),
+                    )
+                };
+                let dl = f16_at(&g, b) * f32::from(scale);
+                let ml = f16_at(&g, b + 2) * f32::from(min);
+                for i in 0..8 {
+                    let w = word_at(&g, b + 16 + 16 * s + 4 * (i % 4));
+                    let q = if i < 4 { w } else { w >> 4 } & 0x0f0f_0f0f;
+                    for k in 0..4 {
+                        let got = dl * ((q >> (8 * k)) & 0xff) as f32 - ml;
+                        let at = 256 * j + 32 * s + 4 * i + k;
+                        assert_eq!(
+                            got.to_bits(),
+                            want[at].to_bits(),
+                            "block {j} value {}",
+                            at % 256
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     /// A repacked group holds each block's fields where the format files read them.
     #[test]
     fn repacked_groups_put_fields_side_by_side() {
@@ -619,6 +899,7 @@ mod tests {
             "missing blocks are zero"
         );
         assert_eq!(stored_len(GgmlType::Q5_0, 440), 528);
-        assert_eq!(stored_len(GgmlType::Q4_K, 144), 144);
+        assert_eq!(stored_len(GgmlType::Q4_K, 144), 1152);
+        assert_eq!(stored_len(GgmlType::Q3_K, 110), 110);
     }
 }
