@@ -27,13 +27,20 @@ type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 /// Each kernel's share of the GPU time in %, largest first.
 type Shares = Vec<(String, f64)>;
 
-/// Runs `work` with every dispatch timed (timestamp queries, each in its own pass) and returns
-/// each kernel's share of the GPU time in %, largest first, with the number of dispatches; `None`
+/// Where a timed run's GPU time went: each kernel's share in %, the same split by weight format
+/// too ("MatvecRow Q6_K"), largest first, and the number of dispatches.
+struct Profile {
+    by_op: Shares,
+    by_op_format: Shares,
+    dispatches: usize,
+}
+
+/// Runs `work` with every dispatch timed (timestamp queries, each in its own pass); `None`
 /// where the adapter has no timestamp queries.
 fn op_shares(
     gpu: &wisp::gpu::Gpu,
     work: impl FnOnce() -> BenchResult<()>,
-) -> BenchResult<Option<(Shares, usize)>> {
+) -> BenchResult<Option<Profile>> {
     if !gpu.set_profiling(true) {
         return Ok(None);
     }
@@ -42,17 +49,25 @@ fn op_shares(
     let profile = pollster::block_on(gpu.take_profile())?;
     r?;
     let total: f64 = profile.iter().map(|(_, ns)| ns).sum();
-    let mut by_op: std::collections::BTreeMap<String, f64> = Default::default();
-    for (label, ns) in &profile {
-        let op = label.split_whitespace().next().unwrap_or("?").to_string();
-        *by_op.entry(op).or_default() += ns;
-    }
-    let mut rows: Shares = by_op
-        .into_iter()
-        .map(|(op, ns)| (op, 100.0 * ns / total.max(1.0)))
-        .collect();
-    rows.sort_by(|a, b| b.1.total_cmp(&a.1));
-    Ok(Some((rows, profile.len())))
+    // Labels are "Op TYPE TIER"; the type only matters to weight kernels.
+    let group = |words: usize| {
+        let mut by: std::collections::BTreeMap<String, f64> = Default::default();
+        for (label, ns) in &profile {
+            let key: Vec<&str> = label.split_whitespace().take(words).collect();
+            *by.entry(key.join(" ")).or_default() += ns;
+        }
+        let mut rows: Shares = by
+            .into_iter()
+            .map(|(op, ns)| (op, 100.0 * ns / total.max(1.0)))
+            .collect();
+        rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+        rows
+    };
+    Ok(Some(Profile {
+        by_op: group(1),
+        by_op_format: group(2),
+        dispatches: profile.len(),
+    }))
 }
 
 /// "op 12.3%, …" for the human-readable report.
@@ -138,8 +153,12 @@ pub fn run(args: ModelBenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     // Where a decode step's GPU time goes: each dispatch timed (timestamp queries, its own pass),
     // over a few steps, grouped by kernel; then the same for one prefill of the longest prompt.
     let mut op_share = serde_json::Map::new();
+    let mut op_format_share = serde_json::Map::new();
     let mut prefill_op_share = serde_json::Map::new();
-    if let Some((rows, n)) = op_shares(gpu, || {
+    let to_json = |rows: Shares| -> serde_json::Map<String, serde_json::Value> {
+        rows.into_iter().map(|(op, pct)| (op, json!(pct))).collect()
+    };
+    if let Some(prof) = op_shares(gpu, || {
         for _ in 0..PROFILE_STEPS {
             if let wisp::model::forward::Output::Token(next) =
                 pollster::block_on(model.forward(gpu, &[tok], Want::Argmax))?
@@ -150,22 +169,29 @@ pub fn run(args: ModelBenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         Ok(())
     })? {
         say(format!(
-            "decode step GPU time by op (timestamps, {n} dispatches over {PROFILE_STEPS} steps): {}",
-            share_line(&rows)
+            "decode step GPU time by op (timestamps, {} dispatches over {PROFILE_STEPS} steps): {}",
+            prof.dispatches,
+            share_line(&prof.by_op)
         ));
-        op_share = rows.into_iter().map(|(op, pct)| (op, json!(pct))).collect();
+        say(format!(
+            "decode step GPU time by op and weight format: {}",
+            share_line(&prof.by_op_format)
+        ));
+        op_share = to_json(prof.by_op);
+        op_format_share = to_json(prof.by_op_format);
     }
     let prompt = &ids[..longest as usize];
-    if let Some((rows, n)) = op_shares(gpu, || {
+    if let Some(prof) = op_shares(gpu, || {
         model.reset();
         pollster::block_on(model.forward(gpu, prompt, Want::Argmax))?;
         Ok(())
     })? {
         say(format!(
-            "prefill {longest} GPU time by op (timestamps, {n} dispatches): {}",
-            share_line(&rows)
+            "prefill {longest} GPU time by op (timestamps, {} dispatches): {}",
+            prof.dispatches,
+            share_line(&prof.by_op)
         ));
-        prefill_op_share = rows.into_iter().map(|(op, pct)| (op, json!(pct))).collect();
+        prefill_op_share = to_json(prof.by_op);
     }
     // Software adapters drift: the roofline again, the higher value counts (ratios err low).
     roof = roof.max(pollster::block_on(bench::roofline(gpu, 128 << 20, args.iters))?.gbs);
@@ -201,6 +227,7 @@ pub fn run(args: ModelBenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         "gpu_objects_per_token": per_token(steps.objects()),
         "host_ms_per_token": host_ms_median,
         "op_share_pct": op_share,
+        "op_format_share_pct": op_format_share,
         "prefill_op_share_pct": prefill_op_share,
     });
     if args.json {
