@@ -168,10 +168,22 @@ fn split_over_tiny_bindings() {
         ] {
             let k = ks(ty)[1];
             let rows = 400;
-            let parts = GpuWeight::upload(gpu, "t", ty, k, rows, &weights(ty, rows, k, 5))
-                .map(|w| w.chunks.len());
-            if !matches!(parts, Ok(n) if n >= 2) {
+            let parts =
+                GpuWeight::upload(gpu, "t", ty, k, rows, &weights(ty, rows, k, 5)).map(|w| {
+                    let sizes: Vec<u64> = w.chunks.iter().map(|c| c.buffer.size()).collect();
+                    (w.chunks.len(), sizes)
+                });
+            if !matches!(&parts, Ok((n, _)) if *n >= 2) {
                 f.push(format!("{ty}: expected a split upload, got {parts:?}"));
+            }
+            // Each chunk is bound whole: its buffer, repacked groups and padding included,
+            // must fit the binding limit.
+            if let Ok((_, sizes)) = &parts {
+                if sizes.iter().any(|&s| s > 64 << 10) {
+                    f.push(format!(
+                        "{ty}: chunk buffers {sizes:?} exceed the 65536-byte binding"
+                    ));
+                }
             }
             f.extend(check_dequant(gpu, ty, rows, k, 5));
             f.extend(check_matmul(gpu, ty, rows, k, 0, 6));

@@ -302,8 +302,21 @@ impl GpuWeight {
         let rows32 = u32::try_from(rows).map_err(|_| too_big("row count"))?;
         let row_len32 = u32::try_from(row_len).map_err(|_| too_big("row length"))?;
         // The kernels address bytes with u32 inside a chunk; keep chunks below 4 GiB.
-        let per_chunk = GpuWeight::rows_per_chunk(gpu, name, row_bytes, 0)?
+        let mut per_chunk = GpuWeight::rows_per_chunk(gpu, name, row_bytes, 0)?
             .min((u32::MAX as u64 - 8) / row_bytes.max(1));
+        // Each chunk is bound whole, so its buffer (a repacked last group stored whole, and the
+        // padding) must fit the binding too, not only its rows.
+        let fits = |n: u64| padded_len(stored_len(ty, n * row_bytes)) <= gpu.caps.max_binding;
+        while per_chunk > 1 && !fits(per_chunk) {
+            per_chunk -= 1;
+        }
+        if !fits(per_chunk) {
+            return Err(GpuError::TensorTooLarge {
+                tensor: name.to_string(),
+                row_bytes: padded_len(stored_len(ty, row_bytes)),
+                limit: gpu.caps.max_binding,
+            });
+        }
         let mut chunks = Vec::new();
         let mut first = 0u64;
         while first < rows {
