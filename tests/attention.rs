@@ -16,7 +16,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Instant;
 
-use wisp::gpu::{Gpu, Tier};
+use wisp::gpu::{Gpu, KernelFamily, Tier};
 use wisp::ops::attention::{
     self, attention_ref, AttnConfig, AttnRef, KvCache, KvType, RefShape, Tiles,
 };
@@ -501,9 +501,21 @@ fn attention_matches_reference() {
     let mut mutated = false;
     for mut gpu in common::devices() {
         let max_tier = gpu.caps.tier;
-        for tier in common::tiers(&gpu) {
+        let max_family = gpu.caps.prefill_family;
+        // With subgroups, prefill has a kernel per family (attention_prefill_rows.wgsl for
+        // `row`): both are checked.
+        let configs = common::tiers(&gpu).into_iter().flat_map(|tier| {
+            let fams = if tier >= Tier::T2 {
+                vec![KernelFamily::Row, KernelFamily::Workgroup]
+            } else {
+                vec![max_family]
+            };
+            fams.into_iter().map(move |f| (tier, f))
+        });
+        for (tier, fam) in configs.collect::<Vec<_>>() {
             gpu.set_tier(tier).expect("tier within the device's");
-            let label = format!("{} {tier:?}", gpu.caps.adapter.name);
+            gpu.set_prefill_family(fam);
+            let label = format!("{} {tier:?} prefill {}", gpu.caps.adapter.name, fam.name());
             let t0 = Instant::now();
             let mut st = Stats::default();
             for (si, sc) in SCENARIOS.iter().enumerate() {
@@ -537,6 +549,7 @@ fn attention_matches_reference() {
             failures.extend(st.failures.into_iter().map(|m| format!("[{label}] {m}")));
         }
         gpu.set_tier(max_tier).expect("restore tier");
+        gpu.set_prefill_family(max_family);
     }
     assert!(
         failures.is_empty(),

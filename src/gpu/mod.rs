@@ -16,4 +16,4 @@ pub use device::{AdapterSummary, Capabilities, Gpu, GpuOptions, KernelFamily, Ti
 pub use encoder::{Binding, Encoder, GpuCounts};
 pub use error::GpuError;
 pub use pipeline::{Bind, Kernel, KernelSpec, Op, PipelineKey};
-pub use shader::{kernels_hash, preprocess, shader_source};
+pub use shader::{kernels_hash, preprocess, shader_source, unroll};

@@ -27,11 +27,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
 use super::{dispatch, grid};
-use crate::gpu::{preprocess, Bind, Gpu, GpuError, Kernel, KernelSpec, Tier};
+use crate::gpu::{preprocess, unroll, Bind, Gpu, GpuError, Kernel, KernelFamily, KernelSpec, Tier};
 
 const COMMON: &str = include_str!("../../shaders/attention_common.wgsl");
 const KV: &str = include_str!("../../shaders/attention_kv.wgsl");
 const PREFILL: &str = include_str!("../../shaders/attention_prefill.wgsl");
+const PREFILL_ROWS: &str = include_str!("../../shaders/attention_prefill_rows.wgsl");
 const DECODE: &str = include_str!("../../shaders/attention_decode.wgsl");
 const REDUCE: &str = include_str!("../../shaders/attention_reduce.wgsl");
 const STORE: &str = include_str!("../../shaders/attention_store.wgsl");
@@ -415,11 +416,25 @@ fn subgroups(gpu: &Gpu, tiles: &Tiles) -> bool {
     gpu.caps.tier >= Tier::T2 && tiles.lanes > 1 && tiles.lanes <= gpu.caps.subgroup_min_size
 }
 
+/// Query rows per lane group of attention_prefill_rows.wgsl (its `R`), and its keys per step.
+const PREFILL_ROWS_PER_GROUP: u32 = 4;
+const PREFILL_ROWS_KEYS: u32 = 8;
+
+/// Whether prefill runs attention_prefill_rows.wgsl: on the `row` prefill family (CPU-like
+/// adapters, where every load is issued per lane and workgroup memory costs as much as a
+/// storage buffer) with subgroups that hold a lane group. It loads K and V once for 4 query
+/// rows, straight from the cache, with no workgroup memory or barrier.
+fn prefill_rows(gpu: &Gpu, tiles: &Tiles) -> bool {
+    gpu.caps.prefill_family == KernelFamily::Row && subgroups(gpu, tiles)
+}
+
 /// The attention kernels.
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {
     Store,
     Prefill,
+    /// attention_prefill_rows.wgsl: the `row` prefill family's shape (see [`prefill_rows`]).
+    PrefillRows,
     Decode,
     Reduce,
 }
@@ -431,6 +446,7 @@ async fn kernel(gpu: &Gpu, cache: &KvCache, kind: Kind) -> Result<Kernel, GpuErr
     let (name, body, bindings): (_, _, &[Bind]) = match kind {
         Kind::Store => ("attention_store", STORE, &[U, R, R, W, W]),
         Kind::Prefill => ("attention_prefill", PREFILL, &[U, R, R, R, W]),
+        Kind::PrefillRows => ("attention_prefill_rows", PREFILL_ROWS, &[U, R, R, R, W]),
         Kind::Decode => ("attention_decode", DECODE, &[U, R, R, R, W]),
         Kind::Reduce => ("attention_reduce", REDUCE, &[U, R, W]),
     };
@@ -442,23 +458,38 @@ async fn kernel(gpu: &Gpu, cache: &KvCache, kind: Kind) -> Result<Kernel, GpuErr
     if subgroups(gpu, &t) {
         flags.push("SUBGROUPS");
     }
-    let with_kv = matches!(kind, Kind::Prefill | Kind::Decode);
+    let with_kv = matches!(kind, Kind::Prefill | Kind::PrefillRows | Kind::Decode);
+    // Keys per step (BC).
+    let bc = match kind {
+        Kind::Decode => t.decode_keys,
+        Kind::PrefillRows => PREFILL_ROWS_KEYS,
+        _ => t.prefill_keys,
+    };
     let source = |_: Tier| {
         let kv = match kind {
-            Kind::Prefill | Kind::Decode => KV,
+            Kind::Prefill | Kind::PrefillRows | Kind::Decode => KV,
             Kind::Store => KV_PACK,
             Kind::Reduce => "",
         };
         let cap = super::act::SOFTCAP_WGSL;
-        preprocess(&format!("{body}\n{COMMON}\n{cap}\n{kv}"), &flags)
+        let src = preprocess(&format!("{body}\n{COMMON}\n{cap}\n{kv}"), &flags);
+        if kind != Kind::PrefillRows {
+            return src;
+        }
+        // Literal loop bounds, so that the loops over a lane's vec4s, rows and keys are
+        // unrolled in the source (`gpu::unroll`) and its arrays become registers: lavapipe
+        // does not unroll loops bounded by override constants (2.4× for this kernel there).
+        // The other attention kernels gained nothing on lavapipe from it, and SwiftShader took
+        // 1.7× longer to compile them.
+        let nv = cache.shape.head_dim / 4 / t.lanes;
+        unroll(
+            &src.replace("i < NV;", &format!("i < {nv}u;"))
+                .replace("j < R;", &format!("j < {PREFILL_ROWS_PER_GROUP}u;"))
+                .replace("c < BC;", &format!("c < {bc}u;")),
+        )
     };
     let mut constants = vec![("D", f64::from(cache.shape.head_dim))];
     if with_kv {
-        let bc = if kind == Kind::Decode {
-            t.decode_keys
-        } else {
-            t.prefill_keys
-        };
         constants.extend([("T", f64::from(t.lanes)), ("BC", f64::from(bc))]);
     }
     // The tier is part of the pipeline cache key already; head_dim and the element type are not.
@@ -578,9 +609,14 @@ pub async fn prefill(
         return Ok(());
     }
     let (kc, vc) = cache.layer(layer)?;
-    let kern = kernel(gpu, cache, Kind::Prefill).await?;
+    let (kern, tile_rows) = if prefill_rows(gpu, &cache.tiles) {
+        let kern = kernel(gpu, cache, Kind::PrefillRows).await?;
+        (kern, WORKGROUP / cache.tiles.lanes * PREFILL_ROWS_PER_GROUP)
+    } else {
+        (kernel(gpu, cache, Kind::Prefill).await?, cache.tiles.rows)
+    };
     let rows = u64::from(n_tokens) * u64::from(group);
-    let (gx, gy) = grid(gpu, rows.div_ceil(u64::from(cache.tiles.rows)) as u32);
+    let (gx, gy) = grid(gpu, rows.div_ceil(u64::from(tile_rows)) as u32);
     let params = AttnParams {
         n_tokens,
         pos0,
