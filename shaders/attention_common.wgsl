@@ -23,3 +23,21 @@ struct Params {
 // The running maximum before any key was seen. Finite, so that `exp(m - mx)` is 1, never NaN,
 // while a row has seen only masked keys; scores below it are treated as masked.
 const NEG: f32 = -1.0e30;
+
+// llama.cpp's rule: causal, and with a window w only the w most recent positions.
+fn visible(key: u32, pq: u32, row_ok: bool) -> bool {
+    return row_ok && key <= pq && (P.window == 0u || pq - key < P.window);
+}
+
+// The prefill kernels: the keys any of the query rows [first, first + rows) sees, as
+// (k_lo, k_hi). Rows are (token, query head) pairs, consecutive in (token, head within the kv
+// head's group).
+fn tile_keys(first: u32, rows: u32) -> vec2<u32> {
+    let tok_a = first / P.group;
+    let tok_b = min((first + rows - 1u) / P.group, P.n_tokens - 1u);
+    var k_lo = 0u;
+    if (P.window > 0u && P.pos0 + tok_a + 1u > P.window) {
+        k_lo = P.pos0 + tok_a + 1u - P.window;
+    }
+    return vec2<u32>(k_lo, P.pos0 + tok_b + 1u);
+}

@@ -30,11 +30,6 @@ var<workgroup> red: array<f32, 64u * BC>;     // partial scores [row][key][lane]
 var<workgroup> sc: array<f32, BR * BC>;       // scores [row][key]
 #endif
 
-// llama.cpp's rule: causal, and with a window w only the w most recent positions.
-fn visible(key: u32, pq: u32, row_ok: bool) -> bool {
-    return row_ok && key <= pq && (P.window == 0u || pq - key < P.window);
-}
-
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let tile = wid.x + wid.y * P.grid_x;
@@ -43,15 +38,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let r = li / T;
     let t = li % T;
 
-    // Tokens [tok_a, tok_b] of this tile and the keys any of them sees: [k_lo, k_hi).
+    // The keys any of this tile's rows sees: [k_lo, k_hi).
     let first = tile * BR;
-    let tok_a = first / g;
-    let tok_b = min((first + BR - 1u) / g, P.n_tokens - 1u);
-    let k_hi = P.pos0 + tok_b + 1u;
-    var k_lo = 0u;
-    if (P.window > 0u && P.pos0 + tok_a + 1u > P.window) {
-        k_lo = P.pos0 + tok_a + 1u - P.window;
-    }
+    let keys = tile_keys(first, BR);
+    let k_lo = keys.x;
+    let k_hi = keys.y;
 
     let flat = first + r;
     let row_ok = flat / g < P.n_tokens;

@@ -29,11 +29,6 @@ override BR: u32 = 64u / T * R; // query rows per workgroup
 @group(0) @binding(1) var<storage, read> Q: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> O: array<vec4<f32>>;
 
-// llama.cpp's rule: causal, and with a window w only the w most recent positions.
-fn visible(key: u32, pq: u32, row_ok: bool) -> bool {
-    return row_ok && key <= pq && (P.window == 0u || pq - key < P.window);
-}
-
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let tile = wid.x + wid.y * P.grid_x;
@@ -41,15 +36,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let g = P.group;
     let t = li % T;
 
-    // Tokens [tok_a, tok_b] of this tile and the keys any of them sees: [k_lo, k_hi).
+    // The keys any of this tile's rows sees: [k_lo, k_hi).
     let first = tile * BR;
-    let tok_a = first / g;
-    let tok_b = min((first + BR - 1u) / g, P.n_tokens - 1u);
-    let k_hi = P.pos0 + tok_b + 1u;
-    var k_lo = 0u;
-    if (P.window > 0u && P.pos0 + tok_a + 1u > P.window) {
-        k_lo = P.pos0 + tok_a + 1u - P.window;
-    }
+    let keys = tile_keys(first, BR);
+    let k_lo = keys.x;
+    let k_hi = keys.y;
 
     // This lane's R rows: q (scaled) and the running output, [row][NV] with R·NV ≤ 32.
     let row0 = first + (li / T) * R;

@@ -85,8 +85,15 @@ fn repack_of(ty: GgmlType) -> Option<Repack> {
 /// above. The 16 header bytes (d, dmin, the packed scales and mins) are unchanged.
 fn shuffle_q4_k(blk: &[u8], out: &mut [u8]) {
     out[..16].copy_from_slice(&blk[..16]);
+    shuffle_k_nibbles(&blk[16..144], &mut out[16..144]);
+}
+
+/// The 128 quant bytes of a Q4_K or Q5_K block (GGUF: pieces 2p and 2p + 1 in the low and high
+/// nibbles of bytes 32p..32p + 32) with each piece in one 16-byte run: byte i of piece s holds
+/// value 32s + i in its low nibble and 32s + 16 + i in its high one.
+fn shuffle_k_nibbles(qs: &[u8], out: &mut [u8]) {
     let nibble = |v: usize| {
-        let byte = blk[16 + 32 * (v / 64) + v % 32];
+        let byte = qs[32 * (v / 64) + v % 32];
         if v % 64 < 32 {
             byte & 15
         } else {
@@ -95,7 +102,7 @@ fn shuffle_q4_k(blk: &[u8], out: &mut [u8]) {
     };
     for s in 0..8 {
         for i in 0..16 {
-            out[16 + 16 * s + i] = nibble(32 * s + i) | nibble(32 * s + 16 + i) << 4;
+            out[16 * s + i] = nibble(32 * s + i) | nibble(32 * s + 16 + i) << 4;
         }
     }
 }
@@ -106,25 +113,15 @@ fn shuffle_q4_k(blk: &[u8], out: &mut [u8]) {
 /// byte j of its 32 qh bytes for value 32s + j, so a piece's high bits were spread over 32 bytes.
 fn shuffle_q5_k(blk: &[u8], out: &mut [u8]) {
     out[..16].copy_from_slice(&blk[..16]);
-    let (qh, qs) = (&blk[16..48], &blk[48..176]);
-    let nibble = |v: usize| {
-        let byte = qs[32 * (v / 64) + v % 32];
-        if v % 64 < 32 {
-            byte & 15
-        } else {
-            byte >> 4
-        }
-    };
+    let qh = &blk[16..48];
     for s in 0..8 {
         let mut h = 0u32;
         for (j, &byte) in qh.iter().enumerate() {
             h |= u32::from((byte >> s) & 1) << j;
         }
         out[16 + 4 * s..20 + 4 * s].copy_from_slice(&transpose_qh(h).to_le_bytes());
-        for i in 0..16 {
-            out[48 + 16 * s + i] = nibble(32 * s + i) | nibble(32 * s + 16 + i) << 4;
-        }
     }
+    shuffle_k_nibbles(&blk[48..176], &mut out[48..176]);
 }
 
 /// Q6_K's block as d (2 bytes), the 16 scales, the low four bits of every value (16 bytes per
@@ -718,51 +715,23 @@ mod tests {
         }
     }
 
-    /// Likewise for Q5_K (`q5_words` and `dl_ml_k4`).
-    #[test]
-    fn shuffled_q5_k_reads_back_as_gguf() {
-        let r = repack_of(GgmlType::Q5_K).expect("Q5_K is repacked");
-        let raw = random_blocks(GgmlType::Q5_K, 2, &[0, 2], 5);
-        let mut want = vec![0f32; 2 * 256];
-        crate::quant::dequantize(GgmlType::Q5_K, &raw, &mut want).expect("valid blocks");
-        let mut g = Vec::new();
-        repack_group(&r, &raw, &mut g);
-        for j in 0..2 {
-            let b = 176 * j;
-            assert_eq!(&g[b..b + 16], &raw[b..b + 16], "header of block {j}");
-            for s in 0..8 {
-                let sc = |k: usize| raw[b + 4 + k];
-                let (scale, min) = if s < 4 {
-                    (sc(s) & 63, sc(s + 4) & 63)
-                } else {
-                    (
-                        (sc(s + 4) & 15) | ((sc(s - 4) >> 6) << 4),
-                        (sc(s + 4) >> 4) | ((sc(s) >> 6) << 4),
-                    )
-                };
-                let dl = f16_at(&g, b) * f32::from(scale);
-                let ml = f16_at(&g, b + 2) * f32::from(min);
-                let qh = word_at(&g, b + 16 + 4 * s);
-                for i in 0..8u32 {
-                    let w = word_at(&g, b + 48 + 16 * s + 4 * (i as usize % 4));
-                    let q = if i < 4 {
-                        (w & 0x0f0f_0f0f) | ((qh << (4 - i)) & 0x1010_1010)
-                    } else {
-                        ((w >> 4) & 0x0f0f_0f0f) | ((qh >> (i - 4)) & 0x1010_1010)
-                    };
-                    for k in 0..4 {
-                        let got = dl * ((q >> (8 * k)) & 0xff) as f32 - ml;
-                        let at = 256 * j + 32 * s + 4 * i as usize + k;
-                        assert_eq!(
-                            got.to_bits(),
-                            want[at].to_bits(),
-                            "block {j} value {}",
-                            at % 256
-                        );
-                    }
-                }
-            }
-        }
+    /// (d · scale, dmin · min) of piece s of the Q4_K/Q5_K block at byte b: d and dmin read from
+    /// the repacked group `g`, the 6-bit scale and min from the GGUF bytes (gguf's
+    /// get_scale_min_k4).
+    fn dl_ml_k4(g: &[u8], raw: &[u8], b: usize, s: usize) -> (f32, f32) {
+        let sc = &raw[b + 4..b + 16];
+        let (scale, min) = if s < 4 {
+            (sc[s] & 63, sc[s + 4] & 63)
+        } else {
+            (
+                (sc[s + 4] & 15) | ((sc[s - 4] >> 6) << 4),
+                (sc[s + 4] >> 4) | ((sc[s] >> 6) << 4),
+            )
+        };
+        (
+            f16_at(g, b) * f32::from(scale),
+            f16_at(g, b + 2) * f32::from(min),
+        )
     }
 
     /// Random bytes for `n` blocks of `ty`, with every f16 field (d, dmin) a small normal number.
@@ -795,94 +764,95 @@ mod tests {
         u32::from_le_bytes([g[at], g[at + 1], g[at + 2], g[at + 3]])
     }
 
-    /// The Q6_K kernel's reading of a repacked group (`q6_k_piece` in shaders/formats/q6_k.wgsl,
-    /// step by step) gives gguf's values, bit for bit, for every block of a partial group.
-    #[test]
-    fn repacked_q6_k_reads_back_as_gguf() {
-        let r = repack_of(GgmlType::Q6_K).expect("Q6_K is repacked");
-        let raw = random_blocks(GgmlType::Q6_K, 5, &[208], 7);
-        let mut want = vec![0f32; 5 * 256];
-        crate::quant::dequantize(GgmlType::Q6_K, &raw, &mut want).expect("valid blocks");
+    /// Reads every value of `n` random blocks of `ty` back from their repacked group with `read`
+    /// (the format file's steps: `read(group, raw, block, piece, v)` for value v of the piece)
+    /// and compares it bit for bit with the CPU dequantization.
+    fn assert_reads_back(
+        ty: GgmlType,
+        n: usize,
+        halves: &[usize],
+        read: impl Fn(&[u8], &[u8], usize, usize, usize) -> f32,
+    ) {
+        let r = repack_of(ty).expect("repacked");
+        let raw = random_blocks(ty, n, halves, 7 + n as u32);
+        let mut want = vec![0f32; n * 256];
+        crate::quant::dequantize(ty, &raw, &mut want).expect("valid blocks");
         let mut g = Vec::new();
         repack_group(&r, &raw, &mut g);
-        assert_eq!(g.len(), 1680);
-        for j in 0..5 {
-            let d = f16_at(&g, 2 * j);
+        assert_eq!(
+            g.len(),
+            GROUP_BLOCKS * r.block,
+            "a partial group is stored whole"
+        );
+        for j in 0..n {
             for s in 0..8 {
-                let sw = word_at(&g, (16 + 16 * j + 2 * s) & !3);
-                let sh = (s as u32 & 1) * 16;
-                let dl = [
-                    d * (((sw << (24 - sh)) as i32) >> 24) as f32,
-                    d * (((sw << (16 - sh)) as i32) >> 24) as f32,
-                ];
-                let lo = 144 + 128 * j + 16 * s;
-                let hw = 1168 + 64 * j + 8 * s;
-                let (h0, h1) = (word_at(&g, hw), word_at(&g, hw + 4));
-                for i in 0..8 {
-                    let (l, h) = if i < 4 {
-                        (word_at(&g, lo + 4 * i), h0)
-                    } else {
-                        (word_at(&g, lo + 4 * (i - 4)) >> 4, h1)
-                    };
-                    let q = (l & 0x0f0f_0f0f) | (((h >> (2 * (i % 4))) & 0x0303_0303) << 4);
-                    for b in 0..4 {
-                        let v = ((q >> (8 * b)) & 0xff) as i32 - 32;
-                        let got = dl[i / 4] * v as f32;
-                        let at = 256 * j + 32 * s + 4 * i + b;
-                        assert_eq!(
-                            got.to_bits(),
-                            want[at].to_bits(),
-                            "block {j} value {}",
-                            at % 256
-                        );
-                    }
+                for v in 0..32 {
+                    let at = 256 * j + 32 * s + v;
+                    let got = read(&g, &raw, j, s, v);
+                    assert_eq!(
+                        got.to_bits(),
+                        want[at].to_bits(),
+                        "{ty} block {j} value {}",
+                        at % 256
+                    );
                 }
             }
         }
     }
 
+    /// Byte `v % 4` of quant word `v / 4` (values 4i..4i+3 of a piece are word i's bytes).
+    fn byte_of(word: u32, v: usize) -> u32 {
+        (word >> (8 * (v % 4))) & 0xff
+    }
+
+    /// The Q6_K kernel's reading of a repacked group (`q6_k_piece` in shaders/formats/q6_k.wgsl,
+    /// step by step) gives gguf's values, for every block of a partial group.
+    #[test]
+    fn repacked_q6_k_reads_back_as_gguf() {
+        assert_reads_back(GgmlType::Q6_K, 5, &[208], |g, _, j, s, v| {
+            let d = f16_at(g, 2 * j);
+            let sw = word_at(g, (16 + 16 * j + 2 * s) & !3);
+            let sh = (s as u32 & 1) * 16;
+            let dl = [
+                d * (((sw << (24 - sh)) as i32) >> 24) as f32,
+                d * (((sw << (16 - sh)) as i32) >> 24) as f32,
+            ];
+            let i = v / 4;
+            let lo = word_at(g, 144 + 128 * j + 16 * s + 4 * (i % 4)) >> (4 * (i / 4));
+            let h = word_at(g, 1168 + 64 * j + 8 * s + 4 * (i / 4));
+            let q = (lo & 0x0f0f_0f0f) | (((h >> (2 * (i % 4))) & 0x0303_0303) << 4);
+            dl[i / 4] * (byte_of(q, v) as i32 - 32) as f32
+        });
+    }
+
     /// Likewise for Q4_K (`q4_k_words` and `dl_ml_k4`): shuffled quants, header unchanged.
     #[test]
     fn shuffled_q4_k_reads_back_as_gguf() {
-        let r = repack_of(GgmlType::Q4_K).expect("Q4_K is repacked");
-        let raw = random_blocks(GgmlType::Q4_K, 3, &[0, 2], 11);
-        let mut want = vec![0f32; 3 * 256];
-        crate::quant::dequantize(GgmlType::Q4_K, &raw, &mut want).expect("valid blocks");
-        let mut g = Vec::new();
-        repack_group(&r, &raw, &mut g);
-        assert_eq!(g.len(), 8 * 144);
-        for j in 0..3 {
+        assert_reads_back(GgmlType::Q4_K, 3, &[0, 2], |g, raw, j, s, v| {
             let b = 144 * j;
-            assert_eq!(&g[b..b + 16], &raw[b..b + 16], "header of block {j}");
-            for s in 0..8 {
-                // The 6-bit scale and min of piece s (gguf's get_scale_min_k4).
-                let sc = |k: usize| raw[b + 4 + k];
-                let (scale, min) = if s < 4 {
-                    (sc(s) & 63, sc(s + 4) & 63)
-                } else {
-                    (
-                        (sc(s + 4) & 15) | ((sc(s - 4) >> 6) << 4),
-                        (sc(s + 4) >> 4) | ((sc(s) >> 6) << 4),
-                    )
-                };
-                let dl = f16_at(&g, b) * f32::from(scale);
-                let ml = f16_at(&g, b + 2) * f32::from(min);
-                for i in 0..8 {
-                    let w = word_at(&g, b + 16 + 16 * s + 4 * (i % 4));
-                    let q = if i < 4 { w } else { w >> 4 } & 0x0f0f_0f0f;
-                    for k in 0..4 {
-                        let got = dl * ((q >> (8 * k)) & 0xff) as f32 - ml;
-                        let at = 256 * j + 32 * s + 4 * i + k;
-                        assert_eq!(
-                            got.to_bits(),
-                            want[at].to_bits(),
-                            "block {j} value {}",
-                            at % 256
-                        );
-                    }
-                }
-            }
-        }
+            let (dl, ml) = dl_ml_k4(g, raw, b, s);
+            let i = v / 4;
+            let q = (word_at(g, b + 16 + 16 * s + 4 * (i % 4)) >> (4 * (i / 4))) & 0x0f0f_0f0f;
+            dl * byte_of(q, v) as f32 - ml
+        });
+    }
+
+    /// Likewise for Q5_K (`q5_words` and `dl_ml_k4`).
+    #[test]
+    fn shuffled_q5_k_reads_back_as_gguf() {
+        assert_reads_back(GgmlType::Q5_K, 2, &[0, 2], |g, raw, j, s, v| {
+            let b = 176 * j;
+            let (dl, ml) = dl_ml_k4(g, raw, b, s);
+            let qh = word_at(g, b + 16 + 4 * s);
+            let i = (v / 4) as u32;
+            let w = word_at(g, b + 48 + 16 * s + 4 * (v / 4 % 4));
+            let q = if i < 4 {
+                (w & 0x0f0f_0f0f) | ((qh << (4 - i)) & 0x1010_1010)
+            } else {
+                ((w >> 4) & 0x0f0f_0f0f) | ((qh >> (i - 4)) & 0x1010_1010)
+            };
+            dl * byte_of(q, v) as f32 - ml
+        });
     }
 
     /// A repacked group holds each block's fields where the format files read them.
