@@ -41,8 +41,9 @@ const GROUP_BLOCKS: usize = 8;
 /// 22, 24 and 34-byte blocks, not 16-byte aligned) the fields are GGUF's: the 8 scales (and
 /// mins), then for Q5 the 8 high-bit words, then the 8 blocks' quants, so every block's quants
 /// are one or two aligned `vec4` loads instead of unaligned words stitched together. The
-/// K-quants' blocks are first rearranged ([`shuffle_q4_k`], [`shuffle_q6_k`]) so that each
-/// 32-value piece's quants are one aligned run. `shaders/formats/*.wgsl` read these layouts.
+/// K-quants' blocks are first rearranged ([`shuffle_q4_k`], [`shuffle_q5_k`],
+/// [`shuffle_q6_k`]) so that each 32-value piece's quants are one aligned run.
+/// `shaders/formats/*.wgsl` read these layouts.
 struct Repack {
     /// GGUF bytes of one block.
     block: usize,
