@@ -22,7 +22,7 @@ override T: u32;               // lanes per lane group (a power of two ≤ the s
 override BC: u32;              // keys per step, ≤ 8
 override D4: u32 = D / 4u;     // vec4s per head
 override NV: u32 = D4 / T;     // vec4s per lane and row, ≤ 8
-const R: u32 = 4u;             // query rows per lane group
+// R, query rows per lane group, is prepended (`const R: u32 = …;`, attention.rs).
 override BR: u32 = 64u / T * R; // query rows per workgroup
 
 @group(0) @binding(0) var<uniform> P: Params;

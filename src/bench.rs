@@ -415,15 +415,23 @@ impl FamilyChoice {
         })
     }
 
-    /// The (decode, prefill) families of a cached [`to_json`](Self::to_json) value; `None`
-    /// when it does not name both.
-    pub fn families_of(v: &serde_json::Value) -> Option<(KernelFamily, KernelFamily)> {
+    /// Runs `gpu`'s later matvecs and matmuls with the families a cached
+    /// [`to_json`](Self::to_json) value names; false (and `gpu` unchanged) when it does not name
+    /// both.
+    pub fn apply_cached(v: &serde_json::Value, gpu: &mut Gpu) -> bool {
         let family = |k: &str| match v.get(k)?.as_str()? {
             "row" => Some(KernelFamily::Row),
             "workgroup" => Some(KernelFamily::Workgroup),
             _ => None,
         };
-        Some((family("family")?, family("prefill_family")?))
+        match (family("family"), family("prefill_family")) {
+            (Some(f), Some(pf)) => {
+                gpu.set_family(f);
+                gpu.set_prefill_family(pf);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Runs `gpu`'s later matvecs and matmuls with the chosen families.

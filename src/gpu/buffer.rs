@@ -200,12 +200,14 @@ fn repack_group(r: &Repack, raw: &[u8], out: &mut Vec<u8>) {
     let start = out.len();
     out.resize(start + GROUP_BLOCKS * r.block, 0);
     let g = &mut out[start..];
-    let mut shuffled = vec![0u8; if r.shuffle.is_some() { r.block } else { 0 }];
+    // Every block format is at most 210 bytes (Q6_K).
+    let mut scratch = [0u8; 256];
     for (j, blk) in raw.chunks_exact(r.block).enumerate() {
         let blk = match r.shuffle {
             Some(f) => {
-                f(blk, &mut shuffled);
-                &shuffled[..]
+                let shuffled = &mut scratch[..r.block];
+                f(blk, shuffled);
+                &*shuffled
             }
             None => blk,
         };

@@ -482,6 +482,7 @@ async fn kernel(gpu: &Gpu, cache: &KvCache, kind: Kind) -> Result<Kernel, GpuErr
         // The other attention kernels gained nothing on lavapipe from it, and SwiftShader took
         // 1.7× longer to compile them.
         let nv = cache.shape.head_dim / 4 / t.lanes;
+        let src = format!("const R: u32 = {PREFILL_ROWS_PER_GROUP}u;\n{src}");
         unroll(
             &src.replace("i < NV;", &format!("i < {nv}u;"))
                 .replace("j < R;", &format!("j < {PREFILL_ROWS_PER_GROUP}u;"))

@@ -216,9 +216,7 @@ async fn choose_family(
     if let Some(s) = store {
         let cached = s.setting(&key).await.ok().flatten();
         if let Some(v) = cached.and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()) {
-            if let Some((f, pf)) = FamilyChoice::families_of(&v) {
-                gpu.set_family(f);
-                gpu.set_prefill_family(pf);
+            if FamilyChoice::apply_cached(&v, gpu) {
                 return json!({
                     "source": "cached",
                     "step_matvec_ms": v.get("step_matvec_ms"),

@@ -81,9 +81,10 @@ fn choose_family(gpu: &mut Gpu, g: &wisp::gguf::Gguf, precision: wisp::ops::matv
         .and_then(|p| std::fs::read_to_string(p).ok())
         .and_then(|s| serde_json::from_str(&s).ok())
         .unwrap_or_default();
-    if let Some((f, pf)) = cache.get(&probe.key).and_then(FamilyChoice::families_of) {
-        gpu.set_family(f);
-        gpu.set_prefill_family(pf);
+    if cache
+        .get(&probe.key)
+        .is_some_and(|v| FamilyChoice::apply_cached(v, gpu))
+    {
         return;
     }
     let Ok(choice) = pollster::block_on(probe.measure(gpu)) else {
