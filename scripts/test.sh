@@ -48,7 +48,7 @@ scripts/test-wasm.sh
 node www/tests/protocol.mjs
 node www/tests/api.mjs
 node www/tests/browser.mjs
-part "browser: two pages loading one model, 20 cut downloads, a 200-turn chat soak"
+part "browser: two pages loading one model, 10 cut downloads, a 200-turn chat soak"
 node www/tests/store.mjs
 node www/tests/soak.mjs -n 200
 part "all tests passed"

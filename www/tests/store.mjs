@@ -2,7 +2,7 @@
 //  1. Two pages of one profile load the same model at once: the file is downloaded once (a Web
 //     Lock per model; the second page is told it waits), neither page damages the other's
 //     records, and both generate llama.cpp's greedy tokens.
-//  2. Cut downloads: CUTS times (default 20) a download is cut at a random point by closing its
+//  2. Cut downloads: CUTS times (default 10) a download is cut at a random point by closing its
 //     page (no code of the page runs after: a crash, a closed tab, a reload), and a new page
 //     resumes it. The store then holds chunks whose hashes equal the file's, and a load from it
 //     gives llama.cpp's greedy tokens.
@@ -16,7 +16,7 @@ const opt = (name, dflt) => {
   const i = args.indexOf(name);
   return i >= 0 ? Number(args[i + 1]) : dflt;
 };
-const CUTS = opt("--cuts", 20);
+const CUTS = opt("--cuts", 10);
 let seed = opt("--seed", Date.now() % 1e9);
 const rand = () => {
   // xorshift32: the cut points are reproducible from the printed seed.
