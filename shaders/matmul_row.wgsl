@@ -45,6 +45,21 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 #if SHARE_X
             // Lane sl loads vec4 sl % 8 of each column's piece and the subgroup's other lanes
             // take it from there: one load per column instead of eight.
+#if SHARE_X4
+            // Subgroups of 4 lanes (SwiftShader): lane sl loads words sl and 4 + sl.
+            var mine: array<vec4<f32>, COLS>;
+            var mine2: array<vec4<f32>, COLS>;
+            for (var c = 0u; c < 8u; c++) {
+                mine[c] = X[xc[c] + xo + (sl & 3u)];
+                mine2[c] = X[xc[c] + xo + 4u + (sl & 3u)];
+            }
+            for (var c = 0u; c < 8u; c++) {
+                for (var i = 0u; i < 4u; i++) {
+                    x[c][i] = subgroupBroadcast(mine[c], i);
+                    x[c][i + 4u] = subgroupBroadcast(mine2[c], i);
+                }
+            }
+#else
             var mine: array<vec4<f32>, COLS>;
             for (var c = 0u; c < 8u; c++) {
                 mine[c] = X[xc[c] + xo + (sl & 7u)];
@@ -54,6 +69,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
                     x[c][i] = subgroupBroadcast(mine[c], i);
                 }
             }
+#endif
 #else
             for (var c = 0u; c < 8u; c++) {
                 for (var i = 0u; i < 8u; i++) {

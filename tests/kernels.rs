@@ -5,7 +5,7 @@
 
 mod common;
 
-use wisp::gpu::{Gpu, GpuWeight};
+use wisp::gpu::{Gpu, GpuWeight, Tier};
 use wisp::ops::{cpu, dequant, embed, matmul, matvec, synth};
 use wisp::quant::GgmlType;
 
@@ -153,6 +153,45 @@ fn matmul_every_format() {
 
 /// With a 64 KiB binding limit every tensor here is split over several buffers, and dequant's
 /// f32 output over several dispatches per buffer.
+/// The row kernels' three ways of loading x are all run by the tests above: shared by 8 lanes
+/// (lavapipe at T2), by 4 (SwiftShader, T0 with subgroups of 4), and not shared (lavapipe at a
+/// forced T0 or T1, standing for an adapter without subgroups).
+#[test]
+fn x_is_shared_by_the_lanes_each_adapter_has() {
+    let mut seen = Vec::new();
+    for mut gpu in common::devices() {
+        let name = gpu.caps.adapter.name.to_lowercase();
+        let max_tier = gpu.caps.tier;
+        for tier in common::tiers(&gpu) {
+            gpu.set_tier(tier).expect("tier within the device's");
+            let want = if name.contains("llvmpipe") {
+                if tier == Tier::T2 {
+                    8
+                } else {
+                    0
+                }
+            } else if name.contains("swiftshader") {
+                4
+            } else {
+                continue;
+            };
+            assert_eq!(gpu.caps.share_x(), want, "{name} at {tier:?}");
+            seen.push(want);
+        }
+        gpu.set_tier(max_tier).expect("restore tier");
+    }
+    if std::env::var("WISP_TEST_ADAPTERS")
+        .is_ok_and(|a| a.contains("llvmpipe") && a.contains("swiftshader"))
+    {
+        for w in [0, 4, 8] {
+            assert!(
+                seen.contains(&w),
+                "no configuration shares x by {w} lanes: {seen:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn split_over_tiny_bindings() {
     common::for_every_config(|gpu, _| {

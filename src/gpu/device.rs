@@ -123,12 +123,26 @@ pub struct AdapterSummary {
 }
 
 impl Capabilities {
-    /// Whether the row kernels share x's loads across a subgroup: each of its first 8 lanes
-    /// loads one 16-byte word of a 32-value piece and `subgroupBroadcast` hands the piece to
-    /// every lane. Needs subgroups (T2) of at least 8 lanes. On lavapipe, where every storage
-    /// load is a loop over the SIMD lanes, this cuts x's loads eightfold.
-    pub fn share_x(&self) -> bool {
-        self.tier >= Tier::T2 && self.subgroup_min_size >= 8
+    /// How many lanes of a subgroup share x's loads in the row kernels (0: none). With 8, each
+    /// of a subgroup's first 8 lanes loads one 16-byte word of a 32-value piece and
+    /// `subgroupBroadcast` hands the piece to every lane; with 4 (SwiftShader's subgroups),
+    /// each of the first 4 loads two. On software adapters, where every storage load is a loop
+    /// over the SIMD lanes, this cuts x's loads eight- or fourfold.
+    ///
+    /// Subgroups are used for this at T2, and below T2 where the adapter is there for lack of
+    /// `shader-f16` alone (SwiftShader): a tier forced below what the adapter has (`WISP_TIER`,
+    /// [`Gpu::set_tier`]) stands for an adapter without subgroups, so its plain kernels stay
+    /// tested.
+    pub fn share_x(&self) -> u32 {
+        if !self.subgroups || (self.tier < Tier::T2 && self.shader_f16) {
+            0
+        } else if self.subgroup_min_size >= 8 {
+            8
+        } else if self.subgroup_min_size >= 4 {
+            4
+        } else {
+            0
+        }
     }
 }
 
@@ -137,6 +151,8 @@ impl Capabilities {
 pub struct Capabilities {
     pub adapter: AdapterSummary,
     pub shader_f16: bool,
+    /// The device has subgroups enabled: at T2, and for sharing x's loads below it
+    /// ([`Capabilities::share_x`]).
     pub subgroups: bool,
     pub subgroup_min_size: u32,
     pub subgroup_max_size: u32,
@@ -274,7 +290,9 @@ impl Gpu {
         if tier >= Tier::T1 {
             required |= wgpu::Features::SHADER_F16;
         }
-        if tier >= Tier::T2 {
+        // Below T2 for lack of f16 alone, subgroups still share x's loads (`share_x`).
+        let subgroups = has_sg && (tier >= Tier::T2 || (!has_f16 && opts.max_tier.is_none()));
+        if subgroups {
             required |= wgpu::Features::SUBGROUP;
         }
         // Timestamps let `wisp bench` time each op of a step (natively; browsers gate them).
@@ -342,7 +360,7 @@ impl Gpu {
                 driver_info: info.driver_info.clone(),
             },
             shader_f16: has_f16,
-            subgroups: has_sg,
+            subgroups,
             subgroup_min_size: info.subgroup_min_size,
             subgroup_max_size: info.subgroup_max_size,
             max_binding,
@@ -439,9 +457,10 @@ impl Gpu {
     /// Runs later kernels at a lower tier than the device's (tests cover every tier on one device).
     /// A tier above the device's is refused.
     pub fn set_tier(&mut self, tier: Tier) -> Result<(), GpuError> {
-        let device_tier = if self.device.features().contains(wgpu::Features::SUBGROUP) {
+        let f = self.device.features();
+        let device_tier = if f.contains(wgpu::Features::SUBGROUP | wgpu::Features::SHADER_F16) {
             Tier::T2
-        } else if self.device.features().contains(wgpu::Features::SHADER_F16) {
+        } else if f.contains(wgpu::Features::SHADER_F16) {
             Tier::T1
         } else {
             Tier::T0

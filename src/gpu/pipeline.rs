@@ -53,9 +53,10 @@ pub struct PipelineKey {
     /// A plain matvec whose rows go to three outputs (Y, Y2, Y3 at bindings 3, 7, 8, split at
     /// `split1` and `split2`): q, k and v from one concatenated weight in one dispatch.
     pub split: bool,
-    /// The row kernels' lanes share x's loads through their subgroup (`SHARE_X`): see
+    /// The row kernels' lanes share x's loads through their subgroup (`SHARE_X`) in groups of
+    /// this many lanes (8 or 4; 0: not shared): see
     /// [`Capabilities::share_x`](super::Capabilities::share_x).
-    pub share_x: bool,
+    pub share_x: u32,
 }
 
 impl Op {
@@ -255,7 +256,11 @@ impl Gpu {
             return Ok(k);
         }
         let what = format!("{} v{} {:?}", spec.name, spec.variant, tier);
-        let src = format!("{}{}", super::shader::enables(tier), (spec.source)(tier));
+        let src = format!(
+            "{}{}",
+            super::shader::enables(tier, false),
+            (spec.source)(tier)
+        );
         let entries: Vec<wgpu::BindGroupLayoutEntry> = spec
             .bindings
             .iter()

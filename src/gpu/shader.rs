@@ -70,15 +70,16 @@ fn op_source(op: Op) -> &'static str {
     }
 }
 
-/// The `enable` directives a shader of `tier` starts with. Natively, naga enables subgroup
+/// The `enable` directives a shader of `tier` starts with (`subgroups`: it uses subgroup
+/// builtins below T2, to share x's loads). Natively, naga enables subgroup
 /// builtins with the device feature and rejects `enable subgroups;`; in the browser the WGSL goes
 /// to the browser's compiler as it is, and WGSL requires the directive there.
-pub fn enables(tier: Tier) -> String {
+pub fn enables(tier: Tier, subgroups: bool) -> String {
     let mut header = String::new();
     if tier >= Tier::T1 {
         header.push_str("enable f16;\n");
     }
-    if tier >= Tier::T2 && cfg!(target_arch = "wasm32") {
+    if (tier >= Tier::T2 || subgroups) && cfg!(target_arch = "wasm32") {
         header.push_str("enable subgroups;\n");
     }
     header
@@ -125,18 +126,22 @@ pub fn preprocess(src: &str, flags: &[&str]) -> String {
 /// The full WGSL source of a pipeline.
 pub fn shader_source(key: &PipelineKey) -> Option<String> {
     let mut flags: Vec<&str> = Vec::new();
-    let header = enables(key.tier);
+    let header = enables(key.tier, key.share_x > 0);
     if key.tier >= Tier::T1 {
         flags.push("F16");
     }
     if key.tier >= Tier::T2 {
         flags.push("SUBGROUPS");
     }
-    if key.share_x {
-        if key.tier < Tier::T2 || !key.op.is_row() {
-            return None;
+    match key.share_x {
+        0 => {}
+        4 | 8 if key.op.is_row() => {
+            flags.push("SHARE_X");
+            if key.share_x == 4 {
+                flags.push("SHARE_X4");
+            }
         }
-        flags.push("SHARE_X");
+        _ => return None,
     }
     match key.op.glu() {
         Some(true) => flags.extend(["GLU", "GELU"]),
@@ -370,7 +375,7 @@ mod naga_tests {
                     if dot4 && !op.is_x8() {
                         continue;
                     }
-                    for share_x in [false, true] {
+                    for share_x in [0, 4, 8] {
                         let key = PipelineKey {
                             op,
                             ty,
@@ -380,7 +385,7 @@ mod naga_tests {
                             split,
                             share_x,
                         };
-                        if share_x && (tier < Tier::T2 || !op.is_row()) {
+                        if share_x > 0 && !op.is_row() {
                             assert!(shader_source(&key).is_none(), "share_x {op:?} {tier:?}");
                             continue;
                         }

@@ -54,7 +54,7 @@ async fn dispatch(
         lanes: 0,
         dot4: false,
         split: false,
-        share_x: false,
+        share_x: 0,
     };
     let kernel = gpu.pipeline(key).await?;
     let (gx, gy) = grid(gpu, READ_INVOCATIONS / 64);

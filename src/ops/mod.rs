@@ -82,7 +82,7 @@ pub(crate) fn key(gpu: &Gpu, op: Op, w: &GpuWeight, lanes: u32) -> PipelineKey {
         lanes,
         dot4: gpu.caps.dot4,
         split: false,
-        share_x: op.is_row() && gpu.caps.share_x(),
+        share_x: if op.is_row() { gpu.caps.share_x() } else { 0 },
     }
 }
 

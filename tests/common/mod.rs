@@ -88,7 +88,13 @@ pub fn for_every_config(mut f: impl FnMut(&mut Gpu, &str) -> Vec<String>) {
             gpu.set_tier(tier).expect("tier within the device's");
             for fam in FAMILIES {
                 gpu.set_family(fam);
-                let label = format!("{} {:?} {}", gpu.caps.adapter.name, tier, fam.name());
+                let label = format!(
+                    "{} {:?} {} (x shared by {} lanes)",
+                    gpu.caps.adapter.name,
+                    tier,
+                    fam.name(),
+                    gpu.caps.share_x()
+                );
                 failures.extend(
                     f(&mut gpu, &label)
                         .into_iter()
