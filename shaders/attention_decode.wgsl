@@ -12,7 +12,9 @@
 // Bindings: 0 params, 1 Q [head][D] f32, 2 K cache, 3 V cache,
 // 4 partials: o [head][split][D] then (m, l, 0, 0) [head][split], vec4<f32>; with one split,
 // the output O [head][D].
-// Flags: KV_F16, SUBGROUPS (as in attention_prefill.wgsl).
+// Flags: KV_F16, SUBGROUPS (as in attention_prefill.wgsl); X8 (`fast` precision): with one
+// split, the output is also quantized to 8 bits per 32 values (x8_piece.wgsl, appended) into
+// bindings 5 and 6, as quantize_x8.wgsl would, for the output projection.
 
 override D: u32;
 override T: u32;
@@ -24,6 +26,10 @@ override BR: u32 = 64u / T;
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> Q: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> PART: array<vec4<f32>>;
+#if X8
+@group(0) @binding(5) var<storage, read_write> XQ: array<u32>;
+@group(0) @binding(6) var<storage, read_write> XS: array<vec4<f32>>;
+#endif
 
 #if !SUBGROUPS
 var<workgroup> red: array<f32, 64u * BC>;
@@ -169,6 +175,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             // would (its factor exp(m − M) is 1), and no reduce pass runs.
             for (var i = 0u; i < NV; i++) {
                 PART[pb * D4 + t + i * T] = o[i] / sum;
+#if X8
+                // Row gl of mo is this lane's own and no other row's merge reads it.
+                mo[gl * D4 + t + i * T] = o[i] / sum;
+#endif
             }
         } else {
             for (var i = 0u; i < NV; i++) {
@@ -179,4 +189,23 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             }
         }
     }
+#if X8
+    // One split: quantize the workgroup's heads, whole 32-value pieces of a head at a time.
+    if (P.n_splits == 1u) {
+        workgroupBarrier();
+        let per_head = D4 / 8u;
+        for (var pc = li; pc < hg * per_head; pc += 64u) {
+            let gq = pc / per_head;
+            let gg = wid.y * hg + gq;
+            if (gg < P.group) {
+                let j = pc % per_head;
+                var v: array<vec4<f32>, 8>;
+                for (var i = 0u; i < 8u; i++) {
+                    v[i] = mo[gq * D4 + j * 8u + i];
+                }
+                quantize_piece(v, (wid.z * P.group + gg) * per_head + j);
+            }
+        }
+    }
+#endif
 }

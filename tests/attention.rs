@@ -20,6 +20,7 @@ use wisp::gpu::{Gpu, KernelFamily, Tier};
 use wisp::ops::attention::{
     self, attention_ref, AttnConfig, AttnRef, KvCache, KvType, RefShape, Tiles,
 };
+use wisp::ops::matvec::{self, X8};
 use wisp::ops::synth::Rng;
 
 #[derive(Clone, Copy, Debug)]
@@ -366,6 +367,69 @@ fn check_cache(
     None
 }
 
+/// Decode at `fast` precision: the pass that writes the output (the decode kernel with one
+/// split, the reduce with several) also quantizes it, bit for bit as `quantize_x8` quantizes
+/// the f32 output, which itself must equal the plain decode's (`want`).
+fn check_x8(
+    gpu: &Gpu,
+    cache: &KvCache,
+    layer: u32,
+    q: &wgpu::Buffer,
+    pos: u32,
+    cfg: &AttnConfig,
+    want: &[f32],
+) -> Option<String> {
+    let row = want.len();
+    let (x8, expect) = (X8::new(gpu, row as u32), X8::new(gpu, row as u32));
+    let out = gpu.storage("out x8", (row * 4) as u64);
+    let mut enc = wisp::gpu::Encoder::new(gpu);
+    let rec = pollster::block_on(async {
+        let did =
+            attention::decode_x8(gpu, &mut enc, cache, layer, q, &out, pos, cfg, Some(&x8)).await?;
+        matvec::encode_quantize_x8(gpu, &mut enc, &out, row as u32, &expect).await?;
+        Ok::<bool, wisp::gpu::GpuError>(did)
+    });
+    let did = match rec {
+        Ok(d) => d,
+        Err(e) => return Some(format!("decode with x8: {e}")),
+    };
+    if !did {
+        return Some("decode did not quantize its output (head_dim is a multiple of 32)".into());
+    }
+    enc.submit();
+    let read = |b: &wgpu::Buffer, n: usize| pollster::block_on(gpu.read_f32(b, n));
+    let pieces = row / 32;
+    let all = (
+        read(&out, row),
+        read(&x8.q, pieces * 8),
+        read(&expect.q, pieces * 8),
+        read(&x8.s, pieces * 4),
+        read(&expect.s, pieces * 4),
+    );
+    let (o, gq, wq, gs, ws) = match all {
+        (Ok(a), Ok(b), Ok(c), Ok(d), Ok(e)) => (a, b, c, d, e),
+        _ => return Some("x8 readback failed".into()),
+    };
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    if bits(&o) != bits(want) {
+        return Some("the x8 decode's f32 output differs from the plain decode's".into());
+    }
+    if let Some(i) = (0..gq.len()).find(|&i| gq[i].to_bits() != wq[i].to_bits()) {
+        return Some(format!(
+            "x8 quants differ from quantize_x8's at word {i}: {:#010x} vs {:#010x}",
+            gq[i].to_bits(),
+            wq[i].to_bits()
+        ));
+    }
+    if let Some(i) = (0..gs.len()).find(|&i| gs[i].to_bits() != ws[i].to_bits()) {
+        return Some(format!(
+            "x8 scales differ from quantize_x8's at {i}: {} vs {}",
+            gs[i], ws[i]
+        ));
+    }
+    None
+}
+
 fn run_scenario(
     gpu: &Gpu,
     si: usize,
@@ -457,6 +521,11 @@ fn run_scenario(
                 entry.len() - 1
             }
         };
+        if let Decode(pos) = *step {
+            if let Some(m) = check_x8(gpu, &cache, layer, &qb, pos, &cfg, &got) {
+                return fail(st, format!("{step:?}: {m}"));
+            }
+        }
         let (worst, err) = ratio(&got, &entry[idx].2, &tokens, row);
         if std::env::var("WISP_ATTENTION_VERBOSE").is_ok() {
             eprintln!("  {} {step:?}: {worst:.3e} × bound, abs {err:.3e}", sc.name);

@@ -475,9 +475,18 @@ impl Model {
                 scale: c.attn_scale,
                 softcap: c.attn_softcap,
             };
-            attention::attend_stored(gpu, enc, &self.cache, il32, &a.q, &a.o, pos0, n, &ac).await?;
+            // (and o quantized for the output projection at `fast`, where attention can)
+            let o_x8 = self.x8_for(&[&l.wo], n);
+            let (cache, q) = (&self.cache, &a.q);
+            let quantized =
+                attention::attend_stored_x8(gpu, enc, cache, il32, q, &a.o, pos0, n, &ac, o_x8)
+                    .await?;
             // h: (n, e) = wo · o; x += post_attn_norm(h) (Gemma 2, 3) or h; h = rms_norm(x) · ffn_norm
-            let o = self.input(gpu, enc, &a.o, &[&l.wo], n).await?;
+            let o = if quantized {
+                self.quantized(&a.o, &[&l.wo], n)
+            } else {
+                self.input(gpu, enc, &a.o, &[&l.wo], n).await?
+            };
             Self::linear(gpu, enc, &l.wo, o, &a.h, n).await?;
             // (and h quantized for the feed-forward at `fast`)
             let (post, ffn_ws) = (l.post_attn_norm.as_ref(), l.gate_up.weights());

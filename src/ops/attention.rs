@@ -26,6 +26,7 @@ use crate::gpu::Encoder;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
+use super::matvec::X8;
 use super::{dispatch, grid};
 use crate::gpu::{preprocess, unroll, Bind, Gpu, GpuError, Kernel, KernelFamily, KernelSpec, Tier};
 
@@ -441,15 +442,21 @@ enum Kind {
 
 /// The compiled kernel of `kind` for `cache`: source `body + common (+ kv loaders)`, flags
 /// from the cache's element type and the tier, head_dim and tile sizes as override constants.
-async fn kernel(gpu: &Gpu, cache: &KvCache, kind: Kind) -> Result<Kernel, GpuError> {
+///
+/// `x8` (decode and reduce only): the kernel also quantizes its output for `fast` precision
+/// (`X8`, two more bindings: the quants and the scales).
+async fn kernel(gpu: &Gpu, cache: &KvCache, kind: Kind, x8: bool) -> Result<Kernel, GpuError> {
     use Bind::{Read as R, ReadWrite as W, Uniform as U};
-    let (name, body, bindings): (_, _, &[Bind]) = match kind {
-        Kind::Store => ("attention_store", STORE, &[U, R, R, W, W]),
-        Kind::Prefill => ("attention_prefill", PREFILL, &[U, R, R, R, W]),
-        Kind::PrefillRows => ("attention_prefill_rows", PREFILL_ROWS, &[U, R, R, R, W]),
-        Kind::Decode => ("attention_decode", DECODE, &[U, R, R, R, W]),
-        Kind::Reduce => ("attention_reduce", REDUCE, &[U, R, W]),
+    let (name, body, bindings): (_, _, &[Bind]) = match (kind, x8) {
+        (Kind::Store, _) => ("attention_store", STORE, &[U, R, R, W, W]),
+        (Kind::Prefill, _) => ("attention_prefill", PREFILL, &[U, R, R, R, W]),
+        (Kind::PrefillRows, _) => ("attention_prefill_rows", PREFILL_ROWS, &[U, R, R, R, W]),
+        (Kind::Decode, false) => ("attention_decode", DECODE, &[U, R, R, R, W]),
+        (Kind::Decode, true) => ("attention_decode_x8", DECODE, &[U, R, R, R, W, W, W]),
+        (Kind::Reduce, false) => ("attention_reduce", REDUCE, &[U, R, W]),
+        (Kind::Reduce, true) => ("attention_reduce_x8", REDUCE, &[U, R, W, W, W]),
     };
+    let x8 = x8 && matches!(kind, Kind::Decode | Kind::Reduce);
     let (t, f16) = (cache.tiles, cache.shape.dtype == KvType::F16);
     let mut flags = Vec::new();
     if f16 {
@@ -457,6 +464,9 @@ async fn kernel(gpu: &Gpu, cache: &KvCache, kind: Kind) -> Result<Kernel, GpuErr
     }
     if subgroups(gpu, &t) {
         flags.push("SUBGROUPS");
+    }
+    if x8 {
+        flags.push("X8");
     }
     let with_kv = matches!(kind, Kind::Prefill | Kind::PrefillRows | Kind::Decode);
     // Keys per step (BC).
@@ -472,7 +482,8 @@ async fn kernel(gpu: &Gpu, cache: &KvCache, kind: Kind) -> Result<Kernel, GpuErr
             Kind::Reduce => "",
         };
         let cap = super::act::SOFTCAP_WGSL;
-        let src = preprocess(&format!("{body}\n{COMMON}\n{cap}\n{kv}"), &flags);
+        let piece = if x8 { super::matvec::X8_PIECE } else { "" };
+        let src = preprocess(&format!("{body}\n{COMMON}\n{cap}\n{kv}\n{piece}"), &flags);
         if kind != Kind::PrefillRows {
             return src;
         }
@@ -561,7 +572,7 @@ pub async fn store_kv(
     }
     let floats =
         u64::from(n_tokens) * u64::from(cache.shape.n_kv_heads) * u64::from(cache.shape.head_dim);
-    let kern = kernel(gpu, cache, Kind::Store).await?;
+    let kern = kernel(gpu, cache, Kind::Store, false).await?;
     let (gx, gy) = grid(gpu, (floats / 4).div_ceil(u64::from(WORKGROUP)) as u32);
     let params = AttnParams {
         n_tokens,
@@ -611,10 +622,13 @@ pub async fn prefill(
     }
     let (kc, vc) = cache.layer(layer)?;
     let (kern, tile_rows) = if prefill_rows(gpu, &cache.tiles) {
-        let kern = kernel(gpu, cache, Kind::PrefillRows).await?;
+        let kern = kernel(gpu, cache, Kind::PrefillRows, false).await?;
         (kern, WORKGROUP / cache.tiles.lanes * PREFILL_ROWS_PER_GROUP)
     } else {
-        (kernel(gpu, cache, Kind::Prefill).await?, cache.tiles.rows)
+        (
+            kernel(gpu, cache, Kind::Prefill, false).await?,
+            cache.tiles.rows,
+        )
     };
     let rows = u64::from(n_tokens) * u64::from(group);
     let (gx, gy) = grid(gpu, rows.div_ceil(u64::from(tile_rows)) as u32);
@@ -668,6 +682,28 @@ pub async fn decode(
     pos: u32,
     cfg: &AttnConfig,
 ) -> Result<(), GpuError> {
+    decode_x8(gpu, enc, cache, layer, q, out, pos, cfg, None)
+        .await
+        .map(|_| ())
+}
+
+/// [`decode`], and at `fast` precision (`x8`) the output also quantized to 8 bits per 32 values
+/// into `x8`, bit for bit as [`matvec::encode_quantize_x8`](super::matvec::encode_quantize_x8)
+/// would, by the pass that writes it: the output projection's input needs no dispatch of its
+/// own. Returns whether it quantized (not where a head's values are not whole 32-value pieces
+/// or `x8` is too small: the caller then quantizes `out` itself).
+#[allow(clippy::too_many_arguments)]
+pub async fn decode_x8(
+    gpu: &Gpu,
+    enc: &mut Encoder<'_>,
+    cache: &KvCache,
+    layer: u32,
+    q: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+    pos: u32,
+    cfg: &AttnConfig,
+    x8: Option<&X8>,
+) -> Result<bool, GpuError> {
     let op = "attention decode";
     let group = check_heads(op, cache, cfg)?;
     let end = cache.check_room(op, pos, 1)?;
@@ -712,24 +748,37 @@ pub async fn decode(
         kv_lo,
         ..AttnParams::default()
     };
-    let kern = kernel(gpu, cache, Kind::Decode).await?;
+    let x8 =
+        x8.filter(|x| cache.shape.head_dim.is_multiple_of(32) && u64::from(x.capacity) >= floats);
+    let kern = kernel(gpu, cache, Kind::Decode, x8.is_some()).await?;
     let groups = (
         n_splits,
         group.div_ceil(heads_per_wg),
         cache.shape.n_kv_heads,
     );
     // Compiled even when unused, so that a context growing past one split compiles nothing.
-    let reduce = kernel(gpu, cache, Kind::Reduce).await?;
+    let reduce = kernel(gpu, cache, Kind::Reduce, x8.is_some()).await?;
     if n_splits == 1 {
-        // One split writes the output itself.
-        dispatch(enc, &kern, &params, &[q, kc, vc, out], groups);
-        return Ok(());
+        // One split writes the output itself (and quantizes it).
+        match x8 {
+            Some(x) => dispatch(enc, &kern, &params, &[q, kc, vc, out, &x.q, &x.s], groups),
+            None => dispatch(enc, &kern, &params, &[q, kc, vc, out], groups),
+        }
+        return Ok(x8.is_some());
     }
-    dispatch(enc, &kern, &params, &[q, kc, vc, &part], groups);
+    // The X8 kernel's quantization does not run with several splits, but it binds the x8
+    // buffers: the same ones as the reduce, so nothing else is bound.
+    match x8 {
+        Some(x) => dispatch(enc, &kern, &params, &[q, kc, vc, &part, &x.q, &x.s], groups),
+        None => dispatch(enc, &kern, &params, &[q, kc, vc, &part], groups),
+    }
     let kern = reduce;
     let outs = (floats / 4).div_ceil(u64::from(WORKGROUP)) as u32;
-    dispatch(enc, &kern, &params, &[&part, out], (outs, 1, 1));
-    Ok(())
+    match x8 {
+        Some(x) => dispatch(enc, &kern, &params, &[&part, out, &x.q, &x.s], (outs, 1, 1)),
+        None => dispatch(enc, &kern, &params, &[&part, out], (outs, 1, 1)),
+    }
+    Ok(x8.is_some())
 }
 
 /// Stores the new tokens' K and V at `[pos0, pos0 + n_tokens)`, then runs [`decode`] for one
@@ -767,10 +816,31 @@ pub async fn attend_stored(
     n_tokens: u32,
     cfg: &AttnConfig,
 ) -> Result<(), GpuError> {
+    attend_stored_x8(gpu, enc, cache, layer, q, out, pos0, n_tokens, cfg, None)
+        .await
+        .map(|_| ())
+}
+
+/// [`attend_stored`], with one token's output also quantized into `x8` where
+/// [`decode_x8`] can; returns whether it did.
+#[allow(clippy::too_many_arguments)]
+pub async fn attend_stored_x8(
+    gpu: &Gpu,
+    enc: &mut Encoder<'_>,
+    cache: &KvCache,
+    layer: u32,
+    q: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+    pos0: u32,
+    n_tokens: u32,
+    cfg: &AttnConfig,
+    x8: Option<&X8>,
+) -> Result<bool, GpuError> {
     if n_tokens == 1 {
-        decode(gpu, enc, cache, layer, q, out, pos0, cfg).await
+        decode_x8(gpu, enc, cache, layer, q, out, pos0, cfg, x8).await
     } else {
-        prefill(gpu, enc, cache, layer, q, out, pos0, n_tokens, cfg).await
+        prefill(gpu, enc, cache, layer, q, out, pos0, n_tokens, cfg).await?;
+        Ok(false)
     }
 }
 
