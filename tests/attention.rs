@@ -385,7 +385,7 @@ fn check_x8(
     let mut enc = wisp::gpu::Encoder::new(gpu);
     let rec = pollster::block_on(async {
         let did =
-            attention::decode_x8(gpu, &mut enc, cache, layer, q, &out, pos, cfg, Some(&x8)).await?;
+            attention::decode(gpu, &mut enc, cache, layer, q, &out, pos, cfg, Some(&x8)).await?;
         matvec::encode_quantize_x8(gpu, &mut enc, &out, row as u32, &expect).await?;
         Ok::<bool, wisp::gpu::GpuError>(did)
     });
@@ -721,10 +721,16 @@ fn attention_rejects_bad_shapes() {
     });
     run("heads not a multiple", "not a multiple", &mut |e| {
         let bad = AttnConfig { n_heads: 3, ..cfg };
-        pollster::block_on(attention::decode(&gpu, e, &cache, 0, &q, &out, 0, &bad))
+        pollster::block_on(attention::decode(
+            &gpu, e, &cache, 0, &q, &out, 0, &bad, None,
+        ))
+        .map(|_| ())
     });
     run("decode past ctx", "context full", &mut |e| {
-        pollster::block_on(attention::decode(&gpu, e, &cache, 0, &q, &out, 8, &cfg))
+        pollster::block_on(attention::decode(
+            &gpu, e, &cache, 0, &q, &out, 8, &cfg, None,
+        ))
+        .map(|_| ())
     });
     run("q too small", "[3 tokens][4 heads][64]", &mut |e| {
         pollster::block_on(attention::store_kv(&gpu, e, &cache, 0, &kv, &kv, 0, 3))?;

@@ -479,7 +479,7 @@ impl Model {
             let o_x8 = self.x8_for(&[&l.wo], n);
             let (cache, q) = (&self.cache, &a.q);
             let quantized =
-                attention::attend_stored_x8(gpu, enc, cache, il32, q, &a.o, pos0, n, &ac, o_x8)
+                attention::attend_stored(gpu, enc, cache, il32, q, &a.o, pos0, n, &ac, o_x8)
                     .await?;
             // h: (n, e) = wo · o; x += post_attn_norm(h) (Gemma 2, 3) or h; h = rms_norm(x) · ffn_norm
             let o = if quantized {

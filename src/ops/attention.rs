@@ -671,29 +671,14 @@ fn decode_split(n_keys: u32, per_step: u32) -> (u32, u32) {
 /// (skipped when one split covers every key: the workgroups then write `out` themselves).
 /// A workgroup serves every query head of its kv head (up to [`Tiles::rows`]), so GQA heads
 /// share the K/V reads.
+///
+/// At `fast` precision (`x8`) the output is also quantized to 8 bits per 32 values into `x8`,
+/// bit for bit as [`matvec::encode_quantize_x8`](super::matvec::encode_quantize_x8) would, by
+/// the pass that writes it: the output projection's input needs no dispatch of its own.
+/// Returns whether it quantized (not where a head's values are not whole 32-value pieces or
+/// `x8` is too small: the caller then quantizes `out` itself).
 #[allow(clippy::too_many_arguments)]
 pub async fn decode(
-    gpu: &Gpu,
-    enc: &mut Encoder<'_>,
-    cache: &KvCache,
-    layer: u32,
-    q: &wgpu::Buffer,
-    out: &wgpu::Buffer,
-    pos: u32,
-    cfg: &AttnConfig,
-) -> Result<(), GpuError> {
-    decode_x8(gpu, enc, cache, layer, q, out, pos, cfg, None)
-        .await
-        .map(|_| ())
-}
-
-/// [`decode`], and at `fast` precision (`x8`) the output also quantized to 8 bits per 32 values
-/// into `x8`, bit for bit as [`matvec::encode_quantize_x8`](super::matvec::encode_quantize_x8)
-/// would, by the pass that writes it: the output projection's input needs no dispatch of its
-/// own. Returns whether it quantized (not where a head's values are not whole 32-value pieces
-/// or `x8` is too small: the caller then quantizes `out` itself).
-#[allow(clippy::too_many_arguments)]
-pub async fn decode_x8(
     gpu: &Gpu,
     enc: &mut Encoder<'_>,
     cache: &KvCache,
@@ -799,32 +784,15 @@ pub async fn attend(
     cfg: &AttnConfig,
 ) -> Result<(), GpuError> {
     store_kv(gpu, enc, cache, layer, k, v, pos0, n_tokens).await?;
-    attend_stored(gpu, enc, cache, layer, q, out, pos0, n_tokens, cfg).await
+    attend_stored(gpu, enc, cache, layer, q, out, pos0, n_tokens, cfg, None).await?;
+    Ok(())
 }
 
 /// [`decode`] for one token or [`prefill`] for several, over keys and values already stored
 /// (by [`store_kv`], or by [`encode_qk_rope`](super::qk_rope::encode_qk_rope) with a store).
+/// With `x8`, one token's output is also quantized where [`decode`] can; returns whether it was.
 #[allow(clippy::too_many_arguments)]
 pub async fn attend_stored(
-    gpu: &Gpu,
-    enc: &mut Encoder<'_>,
-    cache: &KvCache,
-    layer: u32,
-    q: &wgpu::Buffer,
-    out: &wgpu::Buffer,
-    pos0: u32,
-    n_tokens: u32,
-    cfg: &AttnConfig,
-) -> Result<(), GpuError> {
-    attend_stored_x8(gpu, enc, cache, layer, q, out, pos0, n_tokens, cfg, None)
-        .await
-        .map(|_| ())
-}
-
-/// [`attend_stored`], with one token's output also quantized into `x8` where
-/// [`decode_x8`] can; returns whether it did.
-#[allow(clippy::too_many_arguments)]
-pub async fn attend_stored_x8(
     gpu: &Gpu,
     enc: &mut Encoder<'_>,
     cache: &KvCache,
@@ -837,7 +805,7 @@ pub async fn attend_stored_x8(
     x8: Option<&X8>,
 ) -> Result<bool, GpuError> {
     if n_tokens == 1 {
-        decode_x8(gpu, enc, cache, layer, q, out, pos0, cfg, x8).await
+        decode(gpu, enc, cache, layer, q, out, pos0, cfg, x8).await
     } else {
         prefill(gpu, enc, cache, layer, q, out, pos0, n_tokens, cfg).await?;
         Ok(false)
