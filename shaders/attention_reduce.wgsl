@@ -42,9 +42,10 @@ fn main(
             sum += f * ml.y;
             acc = fma(vec4<f32>(f), PART[(head * P.n_splits + s) * D4 + dv], acc);
         }
-        O[idx] = acc / sum;
+        let out = acc / sum;
+        O[idx] = out;
 #if X8
-        piece[li] = acc / sum;
+        piece[li] = out;
 #endif
     }
 #if X8

@@ -43,33 +43,22 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             let xo = (blk * BLOCK_ELEMS + s * 32u) / 4u;
             var x: array<V32, COLS>;
 #if SHARE_X
-            // Lane sl loads vec4 sl % 8 of each column's piece and the subgroup's other lanes
-            // take it from there: one load per column instead of eight.
-#if SHARE_X4
-            // Subgroups of 4 lanes (SwiftShader): lane sl loads words sl and 4 + sl.
-            var mine: array<vec4<f32>, COLS>;
-            var mine2: array<vec4<f32>, COLS>;
-            for (var c = 0u; c < 8u; c++) {
-                mine[c] = X[xc[c] + xo + (sl & 3u)];
-                mine2[c] = X[xc[c] + xo + 4u + (sl & 3u)];
-            }
-            for (var c = 0u; c < 8u; c++) {
-                for (var i = 0u; i < 4u; i++) {
-                    x[c][i] = subgroupBroadcast(mine[c], i);
-                    x[c][i + 4u] = subgroupBroadcast(mine2[c], i);
+            // Lane sl loads vec4s sl % SHARE_LANES (+ SHARE_LANES) of each column's piece and
+            // the subgroup's other lanes take them from there: SHARE_STEPS loads per column
+            // instead of eight (SHARE_LANES, SHARE_STEPS: see shader.rs).
+            var mine: array<vec4<f32>, 8u * SHARE_STEPS>;
+            for (var h = 0u; h < SHARE_STEPS; h++) {
+                for (var c = 0u; c < 8u; c++) {
+                    mine[h * 8u + c] = X[xc[c] + xo + h * SHARE_LANES + (sl % SHARE_LANES)];
                 }
             }
-#else
-            var mine: array<vec4<f32>, COLS>;
             for (var c = 0u; c < 8u; c++) {
-                mine[c] = X[xc[c] + xo + (sl & 7u)];
-            }
-            for (var c = 0u; c < 8u; c++) {
-                for (var i = 0u; i < 8u; i++) {
-                    x[c][i] = subgroupBroadcast(mine[c], i);
+                for (var h = 0u; h < SHARE_STEPS; h++) {
+                    for (var i = 0u; i < SHARE_LANES; i++) {
+                        x[c][h * SHARE_LANES + i] = subgroupBroadcast(mine[h * 8u + c], i);
+                    }
                 }
             }
-#endif
 #else
             for (var c = 0u; c < 8u; c++) {
                 for (var i = 0u; i < 8u; i++) {

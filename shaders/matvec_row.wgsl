@@ -59,25 +59,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 #else
             let xo = (blk * BLOCK_ELEMS + s * 32u) / 4u;
             var x: V32;
-#if SHARE_X4
-            // Subgroups of 4 lanes (SwiftShader): lane sl loads words sl and 4 + sl.
-            let xm = X[xo + (sl & 3u)];
-            let xn = X[xo + 4u + (sl & 3u)];
-            for (var i = 0u; i < 4u; i++) {
-                x[i] = subgroupBroadcast(xm, i);
-                x[i + 4u] = subgroupBroadcast(xn, i);
-            }
-#else
 #if SHARE_X
-            let xm = X[xo + (sl & 7u)];
-            for (var i = 0u; i < 8u; i++) {
-                x[i] = subgroupBroadcast(xm, i);
+            // SHARE_STEPS loads instead of eight (matmul_row.wgsl says how).
+            for (var h = 0u; h < SHARE_STEPS; h++) {
+                let xm = X[xo + h * SHARE_LANES + (sl % SHARE_LANES)];
+                for (var i = 0u; i < SHARE_LANES; i++) {
+                    x[h * SHARE_LANES + i] = subgroupBroadcast(xm, i);
+                }
             }
 #else
             for (var i = 0u; i < 8u; i++) {
                 x[i] = X[xo + i];
             }
-#endif
 #endif
             for (var r = 0u; r < ROWS; r++) {
                 let v = dq32(base[r] + blk * BLOCK_BYTES, s);

@@ -135,12 +135,7 @@ pub fn shader_source(key: &PipelineKey) -> Option<String> {
     }
     match key.share_x {
         0 => {}
-        4 | 8 if key.op.is_row() => {
-            flags.push("SHARE_X");
-            if key.share_x == 4 {
-                flags.push("SHARE_X4");
-            }
-        }
+        4 | 8 if key.op.is_row() => flags.push("SHARE_X"),
         _ => return None,
     }
     match key.op.glu() {
@@ -188,7 +183,16 @@ pub fn shader_source(key: &PipelineKey) -> Option<String> {
             op_source(key.op)
         ),
     };
-    Some(unroll(&preprocess(&full, &flags)))
+    // x shared by `share_x` lanes (8 or 4) in SHARE_STEPS loads: literals, so that the loops
+    // are unrolled and the broadcasts' lane ids are constants.
+    let full = preprocess(&full, &flags);
+    let full = match key.share_x {
+        0 => full,
+        n => full
+            .replace("SHARE_LANES", &format!("{n}u"))
+            .replace("SHARE_STEPS", &format!("{}u", 8 / n)),
+    };
+    Some(unroll(&full))
 }
 
 /// Loops longer than this stay loops.
