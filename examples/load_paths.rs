@@ -44,7 +44,7 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>) {
 ";
 
 /// One invocation per 8 rows; per 32 values each row loads its d's vec4 and two vec4 of quants.
-fn matvec_body() -> String {
+fn matvec_body(x8: bool) -> String {
     let mut s = String::from(
         "@compute @workgroup_size(16)
 fn main(@builtin(global_invocation_id) g: vec3<u32>) {
@@ -59,10 +59,32 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>) {
         for (var j = 0u; j < 8u; j++) {
             let xo = (grp * 256u + j * 32u) / 4u;
 ";
-    for i in 0..8 {
-        s += &format!("            let x{i} = X[xo + {i}u];\n");
+    if x8 {
+        s += "            let xa = bitcast<vec4<u32>>(X[grp * 16u + 2u * j]);\n";
+        s += "            let xb = bitcast<vec4<u32>>(X[grp * 16u + 2u * j + 1u]);\n";
+        s += "            let xs = X[grp * 8u + j].x;\n";
+    } else {
+        for i in 0..8 {
+            s += &format!("            let x{i} = X[xo + {i}u];\n");
+        }
     }
     for r in 0..8 {
+        if x8 {
+            s += &format!(
+                "            {{
+                let gi = ((r0 + {r}u) * groups + grp) * 17u;
+                let dd = unpack2x16float(ld4(gi)[j / 2u]);
+                let d = select(dd.x, dd.y, (j & 1u) == 1u);
+                let a = ld4(gi + 1u + 2u * j);
+                let c = ld4(gi + 2u + 2u * j);
+                let t = dot4I8Packed(a.x, xa.x) + dot4I8Packed(a.y, xa.y) + dot4I8Packed(a.z, xa.z) + dot4I8Packed(a.w, xa.w)
+                    + dot4I8Packed(c.x, xb.x) + dot4I8Packed(c.y, xb.y) + dot4I8Packed(c.z, xb.z) + dot4I8Packed(c.w, xb.w);
+                acc{r}.x += d * xs * f32(t);
+            }}
+"
+            );
+            continue;
+        }
         s += &format!(
             "            {{
                 let gi = ((r0 + {r}u) * groups + grp) * 17u;
@@ -189,9 +211,13 @@ async fn run() {
         ("Q8_0 matvec, storage", true, Source::Storage),
         ("Q8_0 matvec, texture", true, Source::Texture),
         ("Q8_0 matvec, no loads", true, Source::None),
+        ("Q8_0 x8 matvec, storage", true, Source::Storage),
+        ("Q8_0 x8 matvec, texture", true, Source::Texture),
+        ("Q8_0 x8 matvec, no loads", true, Source::None),
     ];
     let mut gbs = Vec::new();
-    for (name, matvec, source) in cases {
+    for (ci, (name, matvec, source)) in cases.into_iter().enumerate() {
+        let x8 = ci >= 6;
         let mut src = format!(
             "const SLICE: u32 = {slice}u;\nconst K: u32 = {K}u;\n\
              @group(0) @binding(0) var<storage, read_write> Y: array<u32>;\n\
@@ -223,7 +249,12 @@ async fn run() {
             (false, _) => "u32(X[0].x)",
             (true, _) => "0u",
         };
-        src += &if matvec { matvec_body() } else { STREAM.into() }.replace("EXTRA", extra);
+        src += &if matvec {
+            matvec_body(x8)
+        } else {
+            STREAM.into()
+        }
+        .replace("EXTRA", extra);
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(name),
             source: wgpu::ShaderSource::Wgsl(src.into()),

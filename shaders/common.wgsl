@@ -2,11 +2,37 @@
 // The K-quants stay in GGUF's block layout (Q3_K's 110 and Q6_K's 210-byte blocks are not u32
 // aligned, so their fields are read by byte address); the 32-value formats are repacked at upload
 // into 16-byte-aligned groups of 8 blocks (gpu::buffer's Repack, `packed` below).
+// Kernels read the weights only through w1 (u32 word i) and w4 (16-byte word i).
 
+#if TEX
+// The weights held in an rgba32uint texture instead of a storage buffer (the adapters whose
+// texture loads cost less than storage loads, measured: bench::FamilyProbe). Texel i holds the
+// buffer's bytes [16i, 16i + 16), TEX_WIDTH texels per texture row (gpu::buffer::TEX_WIDTH).
+@group(0) @binding(1) var WT: texture_2d<u32>;
+
+fn w4(i: u32) -> vec4<u32> {
+    return textureLoad(WT, vec2<u32>(i & (TEX_WIDTH - 1u), i / TEX_WIDTH), 0);
+}
+
+fn w1(i: u32) -> u32 {
+    let v = w4(i >> 2u);
+    let k = i & 3u;
+    return select(select(v.x, v.y, k == 1u), select(v.z, v.w, k == 3u), k >= 2u);
+}
+#else
 @group(0) @binding(1) var<storage, read> W: array<u32>;
 // The same buffer as W again, as 16-byte words: one load for four aligned words.
 @group(0) @binding(5) var<storage, read> W4: array<vec4<u32>>;
-#if F16
+
+fn w1(i: u32) -> u32 {
+    return W[i];
+}
+
+fn w4(i: u32) -> vec4<u32> {
+    return W4[i];
+}
+#endif
+#if WH
 // The same buffer as W, bound a second time as pairs of f16 (T1+): half fields load natively.
 @group(0) @binding(4) var<storage, read> WH: array<vec2<f16>>;
 #endif
@@ -16,12 +42,12 @@ alias V32 = array<vec4<f32>, 8>;
 
 // b must be even (every f16 field of every block format is at an even offset).
 fn ld16(b: u32) -> u32 {
-    return (W[b >> 2u] >> ((b & 2u) << 3u)) & 0xffffu;
+    return (w1(b >> 2u) >> ((b & 2u) << 3u)) & 0xffffu;
 }
 
 // The f16 at even byte address b, as f32 (exact: every f16 is an f32).
 fn half_at(b: u32) -> f32 {
-#if F16
+#if WH
     return f32(WH[b >> 2u][(b >> 1u) & 1u]);
 #else
     return unpack2x16float(ld16(b)).x;
@@ -30,10 +56,10 @@ fn half_at(b: u32) -> f32 {
 
 // The two f16 at byte address b (a multiple of 4), as f32.
 fn halves_at(b: u32) -> vec2<f32> {
-#if F16
+#if WH
     return vec2<f32>(WH[b >> 2u]);
 #else
-    return unpack2x16float(W[b >> 2u]);
+    return unpack2x16float(w1(b >> 2u));
 #endif
 }
 
@@ -79,7 +105,7 @@ fn funnel(lo: u32, hi: u32, sh: u32) -> u32 {
 // (d * scale, dmin * min) of sub-block s of the Q4_K/Q5_K block at byte b (16-byte aligned):
 // the two factors of x = (d * sc) * q - (dmin * m).
 fn dl_ml_k4(b: u32, s: u32) -> vec2<f32> {
-    let hdr = W4[b >> 4u];
+    let hdr = w4(b >> 4u);
     let dd = unpack2x16float(hdr.x);
     let sm = scale_min_k4(hdr, s);
     return vec2<f32>(dd.x * sm.x, dd.y * sm.y);
@@ -102,9 +128,9 @@ fn scale_min_k4(hdr: vec4<u32>, s: u32) -> vec2<f32> {
 // with selects, never with a dynamic array index.
 fn words9(w: u32) -> array<u32, 9> {
     let q = w >> 2u;
-    let a = W4[q];
-    let b = W4[q + 1u];
-    let c = W4[q + 2u];
+    let a = w4(q);
+    let b = w4(q + 1u);
+    let c = w4(q + 2u);
     let t = array<u32, 12>(a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w, c.x, c.y, c.z, c.w);
     let o = w & 3u;
     var r: array<u32, 9>;

@@ -264,6 +264,37 @@ pub async fn time_families(
     Ok(out)
 }
 
+/// Times a decode step's matvecs (`shapes` as in [`time_families`]) with `gpu`'s family, each
+/// shape with its weights in storage buffers and in textures in turn (`gpu::WeightStore`).
+/// Returns, per block type, `(ty, buffer seconds, texture seconds)` summed over its shapes, each
+/// counted `weight` times; `gpu`'s texture choice is restored.
+pub async fn time_weight_stores(
+    gpu: &mut Gpu,
+    shapes: &[(GgmlType, u64, u64, f64)],
+    iters: usize,
+    precision: matvec::Precision,
+) -> Result<Vec<(GgmlType, f64, f64)>, GpuError> {
+    let before = gpu.caps.weight_textures;
+    let mut out: Vec<(GgmlType, f64, f64)> = Vec::new();
+    for &(ty, rows, k, weight) in shapes {
+        let mut t = [0.0; 2];
+        for (i, textures) in [false, true].into_iter().enumerate() {
+            gpu.set_weight_textures(textures);
+            let r = matvec_spread(gpu, ty, rows, k, iters, precision, SPREAD_BYTES).await;
+            gpu.set_texture_types(before);
+            t[i] = weight * r?.seconds;
+        }
+        match out.iter_mut().find(|o| o.0 == ty) {
+            Some(o) => {
+                o.1 += t[0];
+                o.2 += t[1];
+            }
+            None => out.push((ty, t[0], t[1])),
+        }
+    }
+    Ok(out)
+}
+
 /// Columns of the matmul a [`FamilyProbe`] times for prefill.
 const PROBE_COLS: u32 = 32;
 
@@ -295,6 +326,11 @@ pub async fn time_prefill_families(
 /// not have the faster matmul), both families' matmuls time the layer matrix that holds the
 /// most of a layer's bytes, with 32 columns.
 ///
+/// Then, with the faster decode family, each block type's matrices are timed again with their
+/// weights in storage buffers and in textures, and the types that run faster from textures are
+/// uploaded to textures (unless `WISP_WEIGHTS` chose; on SwiftShader a texture load costs less
+/// than a storage load for some formats, not all). The prefill matmuls are timed with that choice.
+///
 /// The caller keeps the result under [`key`](Self::key) (the adapter, its driver, backend and
 /// tier, the shapes, the precision and a hash of the kernels' sources): in the cache folder
 /// natively, in IndexedDB in the browser. A failed measurement keeps the default family: the choice is an optimization, never a
@@ -313,6 +349,11 @@ pub struct FamilyProbe {
 pub struct FamilyChoice {
     pub family: KernelFamily,
     pub step_matvec_ms: Vec<(KernelFamily, f64)>,
+    /// Block types whose weights go to textures (`Capabilities::weight_textures`).
+    pub texture_types: Vec<GgmlType>,
+    /// Per block type, its matvecs' time in a decode step from buffers and from textures
+    /// (empty when `WISP_WEIGHTS` chose).
+    pub weights_ms: Vec<(GgmlType, f64, f64)>,
     pub prefill_family: KernelFamily,
     pub prefill_matmul_ms: Vec<(KernelFamily, f64)>,
 }
@@ -386,20 +427,63 @@ impl FamilyProbe {
     pub async fn measure(&self, gpu: &mut Gpu) -> Result<FamilyChoice, GpuError> {
         let times = time_families(gpu, &self.shapes, 2, self.precision).await?;
         let family = times.first().map_or(gpu.caps.family, |t| t.0);
-        let prefill = time_prefill_families(gpu, self.prefill_shape, 2).await?;
+        let (before_family, before_prefill, before_textures) = (
+            gpu.caps.family,
+            gpu.caps.prefill_family,
+            gpu.caps.weight_textures,
+        );
+        let mut weights_ms = Vec::new();
+        if !gpu.caps.weights_forced {
+            gpu.set_family(family);
+            let stores = time_weight_stores(gpu, &self.shapes, 2, self.precision).await;
+            gpu.set_family(before_family);
+            gpu.set_prefill_family(before_prefill);
+            weights_ms = stores?
+                .into_iter()
+                .map(|(ty, b, t)| (ty, b * 1e3, t * 1e3))
+                .collect();
+        }
+        let texture_types: Vec<GgmlType> = if gpu.caps.weights_forced {
+            GgmlType::SUPPORTED
+                .into_iter()
+                .filter(|&t| gpu.caps.textures_for(t))
+                .collect()
+        } else {
+            weights_ms
+                .iter()
+                .filter(|w| w.2 < w.1)
+                .map(|w| w.0)
+                .collect()
+        };
+        // The prefill matmuls read the weights from where they will be.
+        gpu.set_texture_types(type_mask(&texture_types));
+        let prefill = time_prefill_families(gpu, self.prefill_shape, 2).await;
+        gpu.set_texture_types(before_textures);
+        let prefill = prefill?;
         let prefill_family = prefill.first().map_or(gpu.caps.prefill_family, |t| t.0);
         let ms = |v: Vec<(KernelFamily, f64)>| v.into_iter().map(|(f, s)| (f, s * 1e3)).collect();
         Ok(FamilyChoice {
             family,
             step_matvec_ms: ms(times),
+            texture_types,
+            weights_ms,
             prefill_family,
             prefill_matmul_ms: ms(prefill),
         })
     }
 }
 
+/// The bit mask of `types` (`Capabilities::weight_textures`).
+fn type_mask(types: &[GgmlType]) -> u64 {
+    types
+        .iter()
+        .filter(|t| t.0 < 64)
+        .fold(0, |m, t| m | 1u64 << t.0)
+}
+
 impl FamilyChoice {
     /// `{"family": "row", "step_matvec_ms": {"row": 12.5, "workgroup": 30.1},
+    /// "textures": ["Q8_0"], "weights_ms": {"Q8_0": {"buffer": 9.1, "texture": 7.0}, …},
     /// "prefill_family": "row", "prefill_matmul_ms": {…}}`: what the caches keep.
     pub fn to_json(&self) -> serde_json::Value {
         let ms = |v: &[(KernelFamily, f64)]| -> serde_json::Map<String, serde_json::Value> {
@@ -407,37 +491,64 @@ impl FamilyChoice {
                 .map(|(f, ms)| (f.name().to_string(), serde_json::json!(ms)))
                 .collect()
         };
+        let weights_ms: serde_json::Map<String, serde_json::Value> = self
+            .weights_ms
+            .iter()
+            .map(|(ty, b, t)| {
+                (
+                    ty.to_string(),
+                    serde_json::json!({"buffer": b, "texture": t}),
+                )
+            })
+            .collect();
+        let textures: Vec<String> = self.texture_types.iter().map(|t| t.to_string()).collect();
         serde_json::json!({
             "family": self.family.name(),
             "step_matvec_ms": ms(&self.step_matvec_ms),
+            "textures": textures,
+            "weights_ms": weights_ms,
             "prefill_family": self.prefill_family.name(),
             "prefill_matmul_ms": ms(&self.prefill_matmul_ms),
         })
     }
 
-    /// Runs `gpu`'s later matvecs and matmuls with the families a cached
+    /// Runs `gpu`'s later matvecs and matmuls with the families and weight stores a cached
     /// [`to_json`](Self::to_json) value names; false (and `gpu` unchanged) when it does not name
-    /// both.
+    /// them all.
     pub fn apply_cached(v: &serde_json::Value, gpu: &mut Gpu) -> bool {
         let family = |k: &str| match v.get(k)?.as_str()? {
             "row" => Some(KernelFamily::Row),
             "workgroup" => Some(KernelFamily::Workgroup),
             _ => None,
         };
-        match (family("family"), family("prefill_family")) {
-            (Some(f), Some(pf)) => {
+        let textures = v.get("textures").and_then(|t| t.as_array()).and_then(|a| {
+            a.iter()
+                .map(|n| {
+                    let n = n.as_str()?;
+                    GgmlType::SUPPORTED.into_iter().find(|t| t.to_string() == n)
+                })
+                .collect::<Option<Vec<GgmlType>>>()
+        });
+        match (family("family"), family("prefill_family"), textures) {
+            (Some(f), Some(pf), Some(t)) => {
                 gpu.set_family(f);
                 gpu.set_prefill_family(pf);
+                if !gpu.caps.weights_forced {
+                    gpu.set_texture_types(type_mask(&t));
+                }
                 true
             }
             _ => false,
         }
     }
 
-    /// Runs `gpu`'s later matvecs and matmuls with the chosen families.
+    /// Runs `gpu`'s later matvecs and matmuls with the chosen families and weight stores.
     pub fn apply(&self, gpu: &mut Gpu) {
         gpu.set_family(self.family);
         gpu.set_prefill_family(self.prefill_family);
+        if !gpu.caps.weights_forced {
+            gpu.set_texture_types(type_mask(&self.texture_types));
+        }
     }
 
     /// "decode row (row 12.5 ms, workgroup 30.1 ms), prefill row (…)".
@@ -448,10 +559,30 @@ impl FamilyChoice {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        let weights = self
+            .weights_ms
+            .iter()
+            .map(|(ty, b, t)| format!("{ty} {b:.1} ms from buffers, {t:.1} ms from textures"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let textures = match self.texture_types.as_slice() {
+            [] => "none".to_string(),
+            t => t
+                .iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
         format!(
-            "decode {} (matvecs of a step: {}), prefill {} (a {PROBE_COLS}-column matmul: {})",
+            "decode {} (matvecs of a step: {}), weights in textures: {textures}{}, prefill {} \
+             (a {PROBE_COLS}-column matmul: {})",
             self.family.name(),
             ms(&self.step_matvec_ms),
+            if weights.is_empty() {
+                String::new()
+            } else {
+                format!(" ({weights})")
+            },
             self.prefill_family.name(),
             ms(&self.prefill_matmul_ms)
         )

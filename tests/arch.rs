@@ -721,26 +721,29 @@ fn check_arch(s: &Spec) {
             .find(|&f| f != default_family)
             .expect("two families");
         // T0 and the highest tier with the adapter's own kernel family, the highest tier with
-        // the other family too (software adapters default to Row, GPUs to Workgroup).
-        let mut configs = vec![(Tier::T0, default_family)];
+        // the other family too (software adapters default to Row, GPUs to Workgroup), that one
+        // with its weights in textures (`WeightStore::Texture`).
+        let mut configs = vec![(Tier::T0, default_family, false)];
         if top != Tier::T0 {
-            configs.push((top, default_family));
+            configs.push((top, default_family, false));
         }
-        configs.push((top, other_family));
-        for (tier, family) in configs {
+        configs.push((top, other_family, true));
+        for (tier, family, textures) in configs {
             gpu.set_tier(tier).expect("tier");
             gpu.set_family(family);
+            gpu.set_weight_textures(textures);
             // The cache type follows the tier at load time (f32 at T0, f16 above).
             let mut model = pollster::block_on(Model::load(&gpu, &src, CTX, &mut |_, _| {}))
                 .expect("model loads");
             let f16 = model.cache.shape().dtype == KvType::F16;
             let label = format!(
-                "{} {} {:?} {} {} cache",
+                "{} {} {:?} {} {} cache, weights in {}",
                 s.arch,
                 gpu.caps.adapter.name,
                 tier,
                 family.name(),
-                if f16 { "f16" } else { "f32" }
+                if f16 { "f16" } else { "f32" },
+                if textures { "textures" } else { "buffers" }
             );
             let mut c = Check {
                 label: label.clone(),
@@ -786,6 +789,7 @@ fn check_arch(s: &Spec) {
         }
         gpu.set_tier(top).expect("tier");
         gpu.set_family(default_family);
+        gpu.set_weight_textures(false);
     }
     assert!(
         failures.is_empty(),
@@ -1041,16 +1045,28 @@ fn unsupported_features_are_refused_by_name() {
 /// pipeline is compiled after the model has loaded.
 #[test]
 fn warm_decode_steps_create_no_gpu_objects() {
-    for s in [&LLAMA, &GEMMA3, &PHI3, &GEMMA2] {
+    // Llama and Phi-3 with their weights in storage buffers, Gemma 3 and 2 in textures.
+    for (s, textures) in [
+        (&LLAMA, false),
+        (&GEMMA3, true),
+        (&PHI3, false),
+        (&GEMMA2, true),
+    ] {
         let bytes = build(s);
         let src = MemGguf {
             gguf: Gguf::parse(&bytes).expect("parse"),
             bytes,
         };
-        for gpu in common::devices() {
+        for mut gpu in common::devices() {
+            gpu.set_weight_textures(textures);
             let mut model =
                 pollster::block_on(Model::load(&gpu, &src, CTX, &mut |_, _| {})).expect("loads");
-            let label = format!("{} on {}", s.arch, gpu.caps.adapter.name);
+            let label = format!(
+                "{} on {} (weights in {})",
+                s.arch,
+                gpu.caps.adapter.name,
+                if textures { "textures" } else { "buffers" }
+            );
             // Every pipeline was compiled while loading: the first requests compile none.
             let loaded = gpu.counts();
             run(&gpu, &mut model, &[1, 2, 3, 4, 5], Want::Argmax);

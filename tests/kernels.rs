@@ -5,7 +5,7 @@
 
 mod common;
 
-use wisp::gpu::{Gpu, GpuWeight, Tier};
+use wisp::gpu::{Gpu, GpuWeight, Tier, WeightStore};
 use wisp::ops::{cpu, dequant, embed, matmul, matvec, synth};
 use wisp::quant::GgmlType;
 
@@ -209,7 +209,15 @@ fn split_over_tiny_bindings() {
             let rows = 400;
             let parts =
                 GpuWeight::upload(gpu, "t", ty, k, rows, &weights(ty, rows, k, 5)).map(|w| {
-                    let sizes: Vec<u64> = w.chunks.iter().map(|c| c.buffer.size()).collect();
+                    // A texture is not a storage binding: only buffers have the limit.
+                    let sizes: Vec<u64> = w
+                        .chunks
+                        .iter()
+                        .filter_map(|c| match &c.store {
+                            WeightStore::Buffer(b) => Some(b.size()),
+                            WeightStore::Texture { .. } => None,
+                        })
+                        .collect();
                     (w.chunks.len(), sizes)
                 });
             if !matches!(&parts, Ok((n, _)) if *n >= 2) {

@@ -10,7 +10,7 @@ fn dq32(b: u32, s: u32) -> V32 {
     var v: V32;
     let w = b >> 4u;
     for (var i = 0u; i < 4u; i++) {
-        let q = W4[w + i];
+        let q = w4(w + i);
         v[2u * i] = vec4<f32>(bf16x2(q.x), bf16x2(q.y));
         v[2u * i + 1u] = vec4<f32>(bf16x2(q.z), bf16x2(q.w));
     }

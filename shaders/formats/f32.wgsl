@@ -6,7 +6,7 @@ fn dq32(b: u32, s: u32) -> V32 {
     var v: V32;
     let w = b >> 4u;
     for (var i = 0u; i < 8u; i++) {
-        v[i] = bitcast<vec4<f32>>(W4[w + i]);
+        v[i] = bitcast<vec4<f32>>(w4(w + i));
     }
     return v;
 }

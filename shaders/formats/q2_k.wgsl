@@ -9,13 +9,13 @@ fn dq32(b: u32, s: u32) -> V32 {
     let dd = halves_at(b + 80u);
     let q0 = (b + 16u + (s >> 2u) * 32u) >> 2u;
     let shift = (s & 3u) * 2u;
-    let scs = W[(b >> 2u) + (s >> 1u)] >> ((s & 1u) * 16u);
+    let scs = w1((b >> 2u) + (s >> 1u)) >> ((s & 1u) * 16u);
     for (var h = 0u; h < 2u; h++) {
         let sc = (scs >> (8u * h)) & 0xffu;
         let dl = dd.x * f32(sc & 15u);
         let ml = dd.y * f32(sc >> 4u);
         for (var i = 0u; i < 4u; i++) {
-            let q = (W[q0 + 4u * h + i] >> shift) & 0x03030303u;
+            let q = (w1(q0 + 4u * h + i) >> shift) & 0x03030303u;
             v[4u * h + i] = dl * vec4<f32>(bytes4(q)) - ml;
         }
     }

@@ -21,12 +21,12 @@ fn dq32(b: u32, s: u32) -> V32 {
     var hm: array<u32, 9>;
     var qs: array<u32, 9>;
     for (var i = 0u; i < 9u; i++) {
-        hm[i] = W[hw + i];
-        qs[i] = W[qw + i];
+        hm[i] = w1(hw + i);
+        qs[i] = w1(qw + i);
     }
     var sc: array<u32, 4>;
     for (var i = 0u; i < 3u; i++) {
-        sc[i] = funnel(W[cw + i], W[cw + i + 1u], sh);
+        sc[i] = funnel(w1(cw + i), w1(cw + i + 1u), sh);
     }
     let lshift = (s & 3u) * 2u;
     for (var h = 0u; h < 2u; h++) {

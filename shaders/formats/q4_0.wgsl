@@ -13,7 +13,7 @@ struct Q4Block {
 
 fn q4_0_block(b: u32) -> Q4Block {
     let p = packed(b);
-    return Q4Block(half_at(p.g + 2u * p.j), W4[(p.g >> 4u) + 1u + p.j]);
+    return Q4Block(half_at(p.g + 2u * p.j), w4((p.g >> 4u) + 1u + p.j));
 }
 
 fn dq32(b: u32, s: u32) -> V32 {

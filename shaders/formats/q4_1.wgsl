@@ -13,7 +13,7 @@ struct Q41Block {
 
 fn q4_1_block(b: u32) -> Q41Block {
     let p = packed(b);
-    return Q41Block(halves_at(p.g + 4u * p.j), W4[(p.g >> 4u) + 2u + p.j]);
+    return Q41Block(halves_at(p.g + 4u * p.j), w4((p.g >> 4u) + 2u + p.j));
 }
 
 fn dq32(b: u32, s: u32) -> V32 {

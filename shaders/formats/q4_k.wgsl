@@ -8,7 +8,7 @@ const BLOCK_BYTES: u32 = 144u;
 
 // Piece s's 32 quants (0..15), four per u32: word i holds values 4i..4i+3.
 fn q4_k_words(b: u32, s: u32) -> array<u32, 8> {
-    let qs = W4[(b >> 4u) + 1u + s];
+    let qs = w4((b >> 4u) + 1u + s);
     var q: array<u32, 8>;
     for (var i = 0u; i < 4u; i++) {
         q[i] = qs[i] & 0x0f0f0f0fu;

@@ -12,8 +12,8 @@ const BLOCK_BYTES: u32 = 22u;
 // 4i..4i+3 (low nibbles, i < 4) and q[i + 4] elements 16 + 4i.. (high nibbles).
 fn q5_0_quants(b: u32) -> Q5 {
     let p = packed(b);
-    let qh = W[(p.g >> 2u) + 4u + p.j];
-    let qs = W4[(p.g >> 4u) + 3u + p.j];
+    let qh = w1((p.g >> 2u) + 4u + p.j);
+    let qs = w4((p.g >> 4u) + 3u + p.j);
     var r: Q5;
     r.d = half_at(p.g + 2u * p.j);
     r.q = q5_words(qs, qh);

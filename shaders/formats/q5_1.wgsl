@@ -13,8 +13,8 @@ struct Q51Block {
 
 fn q5_1_block(b: u32) -> Q51Block {
     let p = packed(b);
-    let qh = W[(p.g >> 2u) + 8u + p.j];
-    let qs = W4[(p.g >> 4u) + 4u + p.j];
+    let qh = w1((p.g >> 2u) + 8u + p.j);
+    let qs = w4((p.g >> 4u) + 4u + p.j);
     return Q51Block(halves_at(p.g + 4u * p.j), q5_words(qs, qh));
 }
 

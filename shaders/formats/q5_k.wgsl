@@ -8,7 +8,7 @@ const BLOCK_ELEMS: u32 = 256u;
 const BLOCK_BYTES: u32 = 176u;
 
 fn q5_k_words(b: u32, s: u32) -> array<u32, 8> {
-    return q5_words(W4[(b >> 4u) + 3u + s], W[(b >> 2u) + 4u + s]);
+    return q5_words(w4((b >> 4u) + 3u + s), w1((b >> 2u) + 4u + s));
 }
 
 fn dq32(b: u32, s: u32) -> V32 {

@@ -21,12 +21,12 @@ struct Q6 {
 fn q6_k_piece(b: u32, s: u32) -> Q6 {
     let p = packed(b);
     let d = half_at(p.g + 2u * p.j);
-    let sw = W[(p.g + 16u + 16u * p.j + 2u * s) >> 2u];
+    let sw = w1((p.g + 16u + 16u * p.j + 2u * s) >> 2u);
     let sh = (s & 1u) * 16u;
-    let lo = W4[(p.g + 144u + 128u * p.j + 16u * s) >> 4u];
+    let lo = w4((p.g + 144u + 128u * p.j + 16u * s) >> 4u);
     let hw = (p.g + 1168u + 64u * p.j + 8u * s) >> 2u;
-    let h0 = W[hw];
-    let h1 = W[hw + 1u];
+    let h0 = w1(hw);
+    let h1 = w1(hw + 1u);
     var r: Q6;
     r.dl = d * vec2<f32>(f32(bitcast<i32>(sw << (24u - sh)) >> 24u), f32(bitcast<i32>(sw << (16u - sh)) >> 24u));
     for (var i = 0u; i < 4u; i++) {

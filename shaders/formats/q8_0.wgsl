@@ -19,8 +19,8 @@ fn q8_block(b: u32) -> Q8Block {
     let g = blk >> 3u;
     let j = blk & 7u;
     let qi = g * 17u + 1u + 2u * j;
-    let a = W4[qi];
-    let c = W4[qi + 1u];
+    let a = w4(qi);
+    let c = w4(qi + 1u);
     return Q8Block(array<u32, 8>(a.x, a.y, a.z, a.w, c.x, c.y, c.z, c.w), g * 272u + 2u * j);
 }
 

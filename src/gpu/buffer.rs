@@ -7,11 +7,43 @@ use super::device::Gpu;
 use super::error::GpuError;
 use crate::quant::GgmlType;
 
-/// Rows `[first_row, first_row + rows)` of a weight, in a buffer of their own.
+/// Rows `[first_row, first_row + rows)` of a weight, in a buffer (or texture) of their own.
 pub struct WeightChunk {
     pub first_row: u32,
     pub rows: u32,
-    pub buffer: wgpu::Buffer,
+    pub store: WeightStore,
+}
+
+/// Texels per row of a weight texture (`TEX_WIDTH` in `shaders/common.wgsl`). WebGPU guarantees
+/// 2-D textures of 8192 × 8192, so a texture holds up to 1 GiB of weights.
+pub const TEX_WIDTH: u32 = 8192;
+
+/// Bytes of one row of a weight texture (`rgba32uint`: 16 bytes per texel).
+const TEX_ROW_BYTES: u64 = TEX_WIDTH as u64 * 16;
+
+/// The most bytes one weight texture holds: [`TEX_WIDTH`] texels by the device's height limit.
+fn tex_limit(gpu: &Gpu) -> u64 {
+    u64::from(gpu.device.limits().max_texture_dimension_2d) * TEX_ROW_BYTES
+}
+
+/// Where a chunk's bytes live on the GPU. The kernels read either through `w1`/`w4`
+/// (`shaders/common.wgsl`); which one a model gets is measured ([`crate::bench::FamilyProbe`]):
+/// on SwiftShader a texture load costs less than a storage load.
+pub enum WeightStore {
+    /// A storage buffer, bound at binding 1 (and viewed again at 4 and 5).
+    Buffer(wgpu::Buffer),
+    /// An `rgba32uint` texture of [`TEX_WIDTH`] texels per row, texel i holding the buffer
+    /// layout's bytes `[16i, 16i + 16)`, bound at binding 1.
+    Texture {
+        texture: wgpu::Texture,
+        view: wgpu::TextureView,
+    },
+}
+
+impl WeightStore {
+    pub fn is_texture(&self) -> bool {
+        matches!(self, WeightStore::Texture { .. })
+    }
 }
 
 /// A 2-D weight on the GPU: `rows` rows of `row_len` elements in block format `ty`.
@@ -235,7 +267,10 @@ impl GpuWeight {
         row_bytes: u64,
         out_bytes_per_row: u64,
     ) -> Result<u64, GpuError> {
-        let limit = gpu.caps.max_binding.saturating_sub(64);
+        let mut limit = gpu.caps.max_binding.saturating_sub(64);
+        if gpu.caps.weight_textures != 0 {
+            limit = limit.min(tex_limit(gpu).saturating_sub(64));
+        }
         let per_row = row_bytes.max(out_bytes_per_row).max(1);
         let n = limit / per_row;
         if n == 0 {
@@ -306,7 +341,11 @@ impl GpuWeight {
             .min((u32::MAX as u64 - 8) / row_bytes.max(1));
         // Each chunk is bound whole, so its buffer (a repacked last group stored whole, and the
         // padding) must fit the binding too, not only its rows.
-        let fits = |n: u64| padded_len(stored_len(ty, n * row_bytes)) <= gpu.caps.max_binding;
+        let textures = gpu.caps.textures_for(ty);
+        let fits = |n: u64| {
+            let len = padded_len(stored_len(ty, n * row_bytes));
+            len <= gpu.caps.max_binding && (!textures || len <= tex_limit(gpu))
+        };
         while per_chunk > 1 && !fits(per_chunk) {
             per_chunk -= 1;
         }
@@ -322,17 +361,39 @@ impl GpuWeight {
         while first < rows {
             let n = per_chunk.min(rows - first);
             let size = padded_len(stored_len(ty, n * row_bytes));
-            gpu.count_buffer(size);
-            let buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(name),
-                size,
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
+            let store = if textures {
+                let height = size.div_ceil(TEX_ROW_BYTES) as u32;
+                // Counted with the buffers: GPU memory created at load.
+                gpu.count_buffer(u64::from(height) * TEX_ROW_BYTES);
+                let texture = gpu.device.create_texture(&wgpu::TextureDescriptor {
+                    label: Some(name),
+                    size: wgpu::Extent3d {
+                        width: TEX_WIDTH,
+                        height,
+                        depth_or_array_layers: 1,
+                    },
+                    mip_level_count: 1,
+                    sample_count: 1,
+                    dimension: wgpu::TextureDimension::D2,
+                    format: wgpu::TextureFormat::Rgba32Uint,
+                    usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+                    view_formats: &[],
+                });
+                let view = texture.create_view(&Default::default());
+                WeightStore::Texture { texture, view }
+            } else {
+                gpu.count_buffer(size);
+                WeightStore::Buffer(gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(name),
+                    size,
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                }))
+            };
             chunks.push(WeightChunk {
                 first_row: first as u32,
                 rows: n as u32,
-                buffer,
+                store,
             });
             first += n;
         }
@@ -368,6 +429,10 @@ pub struct WeightWriter<'a> {
     /// waiting to be written.
     raw_in: u64,
     staged: Vec<u8>,
+    /// Textures: bytes of the current chunk not yet written (less than a texture row once
+    /// written out), and the texture row they start at.
+    tex: Vec<u8>,
+    tex_row: u32,
 }
 
 impl<'a> WeightWriter<'a> {
@@ -379,6 +444,69 @@ impl<'a> WeightWriter<'a> {
             carry: Vec::with_capacity(4),
             raw_in: 0,
             staged: Vec::new(),
+            tex: Vec::new(),
+            tex_row: 0,
+        }
+    }
+
+    /// Writes `bytes` at byte `off` of `chunk`'s storage; a chunk's bytes arrive in order.
+    /// A texture is written in whole rows, the rest kept until more arrives or the chunk ends.
+    fn put(&mut self, gpu: &Gpu, chunk: &WeightChunk, off: u64, bytes: &[u8]) {
+        match &chunk.store {
+            WeightStore::Buffer(b) => gpu.queue.write_buffer(b, off, bytes),
+            WeightStore::Texture { texture, .. } => {
+                debug_assert_eq!(
+                    off,
+                    u64::from(self.tex_row) * TEX_ROW_BYTES + self.tex.len() as u64
+                );
+                self.tex.extend_from_slice(bytes);
+                let rows = self.tex.len() as u64 / TEX_ROW_BYTES;
+                if rows > 0 {
+                    let n = (rows * TEX_ROW_BYTES) as usize;
+                    self.write_rows(gpu, texture, rows as u32, n);
+                    self.tex.drain(..n);
+                }
+            }
+        }
+    }
+
+    /// Writes the first `rows` rows of `self.tex` (`n` bytes) at row `self.tex_row`.
+    fn write_rows(&mut self, gpu: &Gpu, texture: &wgpu::Texture, rows: u32, n: usize) {
+        gpu.queue.write_texture(
+            wgpu::TexelCopyTextureInfo {
+                texture,
+                mip_level: 0,
+                origin: wgpu::Origin3d {
+                    x: 0,
+                    y: self.tex_row,
+                    z: 0,
+                },
+                aspect: wgpu::TextureAspect::All,
+            },
+            &self.tex[..n],
+            wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(TEX_ROW_BYTES as u32),
+                rows_per_image: None,
+            },
+            wgpu::Extent3d {
+                width: TEX_WIDTH,
+                height: rows,
+                depth_or_array_layers: 1,
+            },
+        );
+        self.tex_row += rows;
+    }
+
+    /// The chunk's last bytes are in: a texture's partial last row goes out zero-filled.
+    fn end_chunk(&mut self, gpu: &Gpu, chunk: &WeightChunk) {
+        if let WeightStore::Texture { texture, .. } = &chunk.store {
+            if !self.tex.is_empty() {
+                self.tex.resize(TEX_ROW_BYTES as usize, 0);
+                self.write_rows(gpu, texture, 1, TEX_ROW_BYTES as usize);
+                self.tex.clear();
+            }
+            self.tex_row = 0;
         }
     }
 
@@ -413,9 +541,10 @@ impl<'a> WeightWriter<'a> {
                     self.carry.clear();
                 }
                 if self.staged.len() >= PIECE {
-                    gpu.queue
-                        .write_buffer(&chunk.buffer, self.off, &self.staged);
-                    self.off += self.staged.len() as u64;
+                    let staged = std::mem::take(&mut self.staged);
+                    self.put(gpu, chunk, self.off, &staged);
+                    self.off += staged.len() as u64;
+                    self.staged = staged;
                     self.staged.clear();
                 }
             }
@@ -426,10 +555,12 @@ impl<'a> WeightWriter<'a> {
                     self.carry.clear();
                 }
                 if !self.staged.is_empty() {
-                    gpu.queue
-                        .write_buffer(&chunk.buffer, self.off, &self.staged);
+                    let staged = std::mem::take(&mut self.staged);
+                    self.put(gpu, chunk, self.off, &staged);
+                    self.staged = staged;
                     self.staged.clear();
                 }
+                self.end_chunk(gpu, chunk);
                 self.chunk += 1;
                 self.off = 0;
                 self.raw_in = 0;
@@ -463,8 +594,10 @@ impl<'a> WeightWriter<'a> {
                 self.carry.extend_from_slice(&now[..n]);
                 now = &now[n..];
                 if self.carry.len() == 4 {
-                    gpu.queue.write_buffer(&chunk.buffer, self.off, &self.carry);
+                    let carry = std::mem::take(&mut self.carry);
+                    self.put(gpu, chunk, self.off, &carry);
                     self.off += 4;
+                    self.carry = carry;
                     self.carry.clear();
                 }
             }
@@ -472,8 +605,7 @@ impl<'a> WeightWriter<'a> {
             let mut done = 0;
             while done < whole {
                 let n = PIECE.min(whole - done);
-                gpu.queue
-                    .write_buffer(&chunk.buffer, self.off, &now[done..done + n]);
+                self.put(gpu, chunk, self.off, &now[done..done + n]);
                 self.off += n as u64;
                 done += n;
             }
@@ -482,9 +614,12 @@ impl<'a> WeightWriter<'a> {
                 // The chunk is full: its last bytes go out zero-padded to a word.
                 if !self.carry.is_empty() {
                     self.carry.resize(4, 0);
-                    gpu.queue.write_buffer(&chunk.buffer, self.off, &self.carry);
+                    let carry = std::mem::take(&mut self.carry);
+                    self.put(gpu, chunk, self.off, &carry);
+                    self.carry = carry;
                     self.carry.clear();
                 }
+                self.end_chunk(gpu, chunk);
                 self.chunk += 1;
                 self.off = 0;
             }

@@ -61,6 +61,9 @@ pub struct GpuOptions {
     pub max_binding: Option<u64>,
     /// Force a kernel family. `WISP_KERNELS=row|workgroup`.
     pub family: Option<KernelFamily>,
+    /// Force where weights live: `Some(true)` textures, `Some(false)` storage buffers
+    /// (`WISP_WEIGHTS=texture|buffer`); `None`: measured with the kernel family.
+    pub weight_textures: Option<bool>,
 }
 
 fn parse_size(s: &str) -> Option<u64> {
@@ -75,7 +78,7 @@ fn parse_size(s: &str) -> Option<u64> {
 }
 
 impl GpuOptions {
-    /// Reads `WISP_ADAPTER`, `WISP_TIER`, `WISP_MAX_BINDING`, `WISP_KERNELS`.
+    /// Reads `WISP_ADAPTER`, `WISP_TIER`, `WISP_MAX_BINDING`, `WISP_KERNELS`, `WISP_WEIGHTS`.
     pub fn from_env() -> Result<GpuOptions, GpuError> {
         let var = |n: &str| std::env::var(n).ok().filter(|v| !v.trim().is_empty());
         let bad = |name: &str, value: String, reason: &str| GpuError::BadSetting {
@@ -108,6 +111,13 @@ impl GpuOptions {
                 _ => return Err(bad("WISP_KERNELS", v, "expected row or workgroup")),
             });
         }
+        if let Some(v) = var("WISP_WEIGHTS") {
+            o.weight_textures = Some(match v.trim() {
+                "texture" | "textures" => true,
+                "buffer" | "buffers" => false,
+                _ => return Err(bad("WISP_WEIGHTS", v, "expected texture or buffer")),
+            });
+        }
         Ok(o)
     }
 }
@@ -123,6 +133,11 @@ pub struct AdapterSummary {
 }
 
 impl Capabilities {
+    /// Weights of block type `ty` go to textures ([`weight_textures`](Self::weight_textures)).
+    pub fn textures_for(&self, ty: crate::quant::GgmlType) -> bool {
+        ty.0 < 64 && (self.weight_textures >> ty.0) & 1 == 1
+    }
+
     /// How many lanes of a subgroup share x's loads in the row kernels (0: none). With 8, each
     /// of a subgroup's first 8 lanes loads one 16-byte word of a 32-value piece and
     /// `subgroupBroadcast` hands the piece to every lane; with 4 (SwiftShader's subgroups),
@@ -181,6 +196,13 @@ pub struct Capabilities {
     /// Kernel family of the matmuls (prefill): measured on its own (`bench::FamilyProbe`), since
     /// the faster decode kernels need not belong to the family with the faster prefill.
     pub prefill_family: KernelFamily,
+    /// The block types whose weights are uploaded to textures instead of storage buffers
+    /// (`gpu::WeightStore`), bit `ty.0` for type `ty`: where texture loads cost less, as for some
+    /// formats on SwiftShader. Measured per type with the kernel family (`bench::FamilyProbe`)
+    /// unless [`weights_forced`](Self::weights_forced). See [`textures_for`](Self::textures_for).
+    pub weight_textures: u64,
+    /// `WISP_WEIGHTS` chose [`weight_textures`](Self::weight_textures): not measured.
+    pub weights_forced: bool,
     /// Software rasterizer/compute (lavapipe, SwiftShader, WARP).
     pub is_software: bool,
 }
@@ -379,6 +401,12 @@ impl Gpu {
             tier,
             family,
             prefill_family: family,
+            weight_textures: if opts.weight_textures == Some(true) {
+                u64::MAX
+            } else {
+                0
+            },
+            weights_forced: opts.weight_textures.is_some(),
             is_software,
         };
         Ok(Gpu {
@@ -445,6 +473,17 @@ impl Gpu {
     pub fn set_family(&mut self, family: KernelFamily) {
         self.caps.family = family;
         self.caps.prefill_family = family;
+    }
+
+    /// Uploads later weights of every type to textures (`true`) or storage buffers: tests run
+    /// both. Weights already uploaded keep theirs (each kernel is compiled for its weight's store).
+    pub fn set_weight_textures(&mut self, on: bool) {
+        self.caps.weight_textures = if on { u64::MAX } else { 0 };
+    }
+
+    /// Uploads later weights of the types in `mask` (bit `ty.0`) to textures, the rest to buffers.
+    pub fn set_texture_types(&mut self, mask: u64) {
+        self.caps.weight_textures = mask;
     }
 
     /// Runs later matmuls (prefill) with the kernel family `family`; matvecs keep theirs.

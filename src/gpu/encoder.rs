@@ -22,14 +22,24 @@ use std::sync::Mutex;
 
 use super::{Gpu, Kernel};
 
-/// One binding of a dispatch: a whole buffer or a range of it.
+/// One binding of a dispatch: a whole buffer, a range of it, or a texture (weights held in
+/// textures, see [`WeightStore`](super::WeightStore)).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Binding {
     pub binding: u32,
-    pub buffer: wgpu::Buffer,
-    pub offset: u64,
-    /// `None`: to the end of the buffer.
-    pub size: Option<NonZeroU64>,
+    pub resource: Resource,
+}
+
+/// What a [`Binding`] binds.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Resource {
+    Buffer {
+        buffer: wgpu::Buffer,
+        offset: u64,
+        /// `None`: to the end of the buffer.
+        size: Option<NonZeroU64>,
+    },
+    Texture(wgpu::TextureView),
 }
 
 impl Binding {
@@ -37,9 +47,22 @@ impl Binding {
     pub fn whole(binding: u32, buffer: &wgpu::Buffer) -> Binding {
         Binding {
             binding,
-            buffer: buffer.clone(),
-            offset: 0,
-            size: None,
+            resource: Resource::Buffer {
+                buffer: buffer.clone(),
+                offset: 0,
+                size: None,
+            },
+        }
+    }
+
+    /// The weights of one chunk at `binding` (1): its buffer, or its texture.
+    pub fn weights(binding: u32, store: &super::WeightStore) -> Binding {
+        match store {
+            super::WeightStore::Buffer(b) => Binding::whole(binding, b),
+            super::WeightStore::Texture { view, .. } => Binding {
+                binding,
+                resource: Resource::Texture(view.clone()),
+            },
         }
     }
 }
@@ -296,13 +319,15 @@ impl<'g> Encoder<'g> {
             0,
             Binding {
                 binding: 0,
-                buffer: arena.clone(),
-                // Bound at offset 0; the dispatch's offset is dynamic.
-                offset: 0,
-                size: NonZeroU64::new(params.1 as u64),
+                resource: Resource::Buffer {
+                    buffer: arena.clone(),
+                    // Bound at offset 0; the dispatch's offset is dynamic.
+                    offset: 0,
+                    size: NonZeroU64::new(params.1 as u64),
+                },
             },
         );
-        // Bindings 4 and 5 view the weights (binding 1) as f16 pairs and as
+        // Bindings 4 and 5 view the weights (binding 1, a buffer) as f16 pairs and as
         // 16-byte words.
         if let Some(w) = bindings.iter().find(|b| b.binding == 1).cloned() {
             for (binding, on) in [(4, kernel.f16_view), (5, kernel.vec4_view)] {
@@ -326,11 +351,18 @@ impl<'g> Encoder<'g> {
                     .iter()
                     .map(|b| wgpu::BindGroupEntry {
                         binding: b.binding,
-                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                            buffer: &b.buffer,
-                            offset: b.offset,
-                            size: b.size,
-                        }),
+                        resource: match &b.resource {
+                            Resource::Buffer {
+                                buffer,
+                                offset,
+                                size,
+                            } => wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                                buffer,
+                                offset: *offset,
+                                size: *size,
+                            }),
+                            Resource::Texture(view) => wgpu::BindingResource::TextureView(view),
+                        },
                     })
                     .collect();
                 let bg = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {

@@ -11,9 +11,9 @@ mod error;
 mod pipeline;
 mod shader;
 
-pub use buffer::{GpuWeight, WeightChunk, WeightWriter};
+pub use buffer::{GpuWeight, WeightChunk, WeightStore, WeightWriter, TEX_WIDTH};
 pub use device::{AdapterSummary, Capabilities, Gpu, GpuOptions, KernelFamily, Tier};
-pub use encoder::{Binding, Encoder, GpuCounts};
+pub use encoder::{Binding, Encoder, GpuCounts, Resource};
 pub use error::GpuError;
 pub use pipeline::{Bind, Kernel, KernelSpec, Op, PipelineKey};
 pub use shader::{kernels_hash, preprocess, shader_source, unroll};

@@ -57,6 +57,9 @@ pub struct PipelineKey {
     /// this many lanes (8 or 4; 0: not shared): see
     /// [`Capabilities::share_x`](super::Capabilities::share_x).
     pub share_x: u32,
+    /// The weights are an `rgba32uint` texture at binding 1 (`TEX`, see `gpu::WeightStore`),
+    /// not a storage buffer viewed at bindings 1, 4 and 5.
+    pub tex: bool,
 }
 
 impl Op {
@@ -149,30 +152,41 @@ fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
     }
 }
 
-/// Bindings: 0 params (uniform), 1 W, 2 X (matvec, matmul; 8-bit quants in the x8 kernels), 3 Y,
+/// Bindings: 0 params (uniform), 1 W (a texture with `tex`), 2 X (matvec, matmul; 8-bit quants in the x8 kernels), 3 Y,
 /// 4 W as f16 pairs (T1+), 5 W as 16-byte words, 6 x's per-piece scales (x8 kernels).
 fn layout_entries(key: &PipelineKey) -> (Vec<wgpu::BindGroupLayoutEntry>, bool) {
-    let mut e = vec![
-        wgpu::BindGroupLayoutEntry {
-            binding: 0,
+    let mut e = vec![wgpu::BindGroupLayoutEntry {
+        binding: 0,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            // Parameters live in the step's arena at an offset given per dispatch, so a
+            // bind group does not depend on where a step puts them.
+            has_dynamic_offset: true,
+            min_binding_size: None,
+        },
+        count: None,
+    }];
+    let weights = !matches!(key.op, Op::ReadBandwidth | Op::AluPeak);
+    if key.tex && weights {
+        e.push(wgpu::BindGroupLayoutEntry {
+            binding: 1,
             visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Uniform,
-                // Parameters live in the step's arena at an offset given per dispatch, so a
-                // bind group does not depend on where a step puts them.
-                has_dynamic_offset: true,
-                min_binding_size: None,
+            ty: wgpu::BindingType::Texture {
+                sample_type: wgpu::TextureSampleType::Uint,
+                view_dimension: wgpu::TextureViewDimension::D2,
+                multisampled: false,
             },
             count: None,
-        },
-        storage_entry(1, true),
-    ];
+        });
+    } else {
+        e.push(storage_entry(1, true));
+    }
     if !matches!(key.op, Op::Dequant | Op::ReadBandwidth | Op::AluPeak) {
         e.push(storage_entry(2, true));
     }
     e.push(storage_entry(3, false));
-    let weights = !matches!(key.op, Op::ReadBandwidth | Op::AluPeak);
-    if weights {
+    if weights && !key.tex {
         e.push(storage_entry(5, true));
     }
     if key.op.is_x8() {
@@ -182,7 +196,7 @@ fn layout_entries(key: &PipelineKey) -> (Vec<wgpu::BindGroupLayoutEntry>, bool) 
         e.push(storage_entry(7, false));
         e.push(storage_entry(8, false));
     }
-    let f16_view = key.tier >= Tier::T1 && weights;
+    let f16_view = key.tier >= Tier::T1 && weights && !key.tex;
     if f16_view {
         e.push(storage_entry(4, true));
     }
@@ -213,7 +227,7 @@ impl Gpu {
             Vec::new()
         };
         let (entries, f16_view) = layout_entries(&key);
-        let vec4_view = !matches!(key.op, Op::ReadBandwidth | Op::AluPeak);
+        let vec4_view = !matches!(key.op, Op::ReadBandwidth | Op::AluPeak) && !key.tex;
         let kernel = self
             .build(&what, src, &entries, &constants, f16_view, vec4_view)
             .await?;

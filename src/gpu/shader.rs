@@ -127,8 +127,14 @@ pub fn preprocess(src: &str, flags: &[&str]) -> String {
 pub fn shader_source(key: &PipelineKey) -> Option<String> {
     let mut flags: Vec<&str> = Vec::new();
     let header = enables(key.tier, key.share_x > 0);
-    if key.tier >= Tier::T1 {
-        flags.push("F16");
+    if key.tex {
+        if matches!(key.op, Op::ReadBandwidth | Op::AluPeak) {
+            return None;
+        }
+        flags.push("TEX");
+    } else if key.tier >= Tier::T1 {
+        // The weights viewed as f16 pairs.
+        flags.push("WH");
     }
     if key.tier >= Tier::T2 {
         flags.push("SUBGROUPS");
@@ -186,6 +192,11 @@ pub fn shader_source(key: &PipelineKey) -> Option<String> {
     // x shared by `share_x` lanes (8 or 4) in SHARE_STEPS loads: literals, so that the loops
     // are unrolled and the broadcasts' lane ids are constants.
     let full = preprocess(&full, &flags);
+    let full = if key.tex {
+        full.replace("TEX_WIDTH", &format!("{}u", super::buffer::TEX_WIDTH))
+    } else {
+        full
+    };
     let full = match key.share_x {
         0 => full,
         n => full
@@ -379,7 +390,8 @@ mod naga_tests {
                     if dot4 && !op.is_x8() {
                         continue;
                     }
-                    for share_x in [0, 4, 8] {
+                    for (share_x, tex) in [(0, false), (4, false), (8, false), (0, true), (4, true)]
+                    {
                         let key = PipelineKey {
                             op,
                             ty,
@@ -388,6 +400,7 @@ mod naga_tests {
                             dot4,
                             split,
                             share_x,
+                            tex,
                         };
                         if share_x > 0 && !op.is_row() {
                             assert!(shader_source(&key).is_none(), "share_x {op:?} {tier:?}");
@@ -408,7 +421,7 @@ mod naga_tests {
                             Ok(m) => m,
                             Err(e) => {
                                 failures.push(format!(
-                                    "{op:?} {ty} {tier:?} split {split} share_x {share_x}: {}",
+                                    "{op:?} {ty} {tier:?} split {split} share_x {share_x} tex {tex}: {}",
                                     e.emit_to_string(&src)
                                 ));
                                 continue;
@@ -423,7 +436,7 @@ mod naga_tests {
                         v.subgroup_operations(naga::valid::SubgroupOperationSet::all());
                         if let Err(e) = v.validate(&module) {
                             failures.push(format!(
-                                "{op:?} {ty} {tier:?} split {split} share_x {share_x}: {}",
+                                "{op:?} {ty} {tier:?} split {split} share_x {share_x} tex {tex}: {}",
                                 e.emit_to_string(&src)
                             ));
                         }

@@ -2,7 +2,7 @@
 
 use super::{grid, record, Params};
 use crate::gpu::Encoder;
-use crate::gpu::{Gpu, GpuError, Op, PipelineKey};
+use crate::gpu::{Gpu, GpuError, Op, PipelineKey, WeightStore};
 use crate::quant::GgmlType;
 
 /// How the roofline kernel walks memory.
@@ -55,11 +55,12 @@ async fn dispatch(
         dot4: false,
         split: false,
         share_x: 0,
+        tex: false,
     };
     let kernel = gpu.pipeline(key).await?;
     let (gx, gy) = grid(gpu, READ_INVOCATIONS / 64);
-    let bindings = [(1, src), (3, sink)];
-    record(enc, &kernel, params, &bindings, (gx, gy));
+    let src = WeightStore::Buffer(src.clone());
+    record(enc, &kernel, params, &src, &[(3, sink)], (gx, gy));
     Ok(())
 }
 

@@ -55,7 +55,8 @@ pub async fn dequantize_each(
                 &mut enc,
                 &kernel,
                 params,
-                &[(1, &chunk.buffer), (3, &out)],
+                &chunk.store,
+                &[(3, &out)],
                 (gx, gy),
             );
             enc.submit();

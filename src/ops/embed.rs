@@ -49,8 +49,8 @@ pub async fn encode_get_rows(
             row0: chunk.first_row,
             ..Params::default()
         };
-        let bindings = [(1, &chunk.buffer), (2, ids), (3, y)];
-        record(enc, &kernel, params, &bindings, (gx, gy));
+        let bindings = [(2, ids), (3, y)];
+        record(enc, &kernel, params, &chunk.store, &bindings, (gx, gy));
     }
     Ok(())
 }

@@ -53,7 +53,7 @@ async fn encode_range(
         None => (
             w.chunks
                 .iter()
-                .map(|c| (&c.buffer, c.rows, 0, c.first_row))
+                .map(|c| (&c.store, c.rows, 0, c.first_row))
                 .collect::<Vec<_>>(),
             w.rows,
         ),
@@ -70,7 +70,7 @@ async fn encode_range(
                     detail: format!("rows {first}..+{rows} of its {} rows", w.rows),
                 });
             }
-            (vec![(&chunk.buffer, rows, first, 0)], rows)
+            (vec![(&chunk.store, rows, first, 0)], rows)
         }
     };
     let x_bytes = u64::from(w.row_len) * u64::from(cols) * 4;
@@ -107,7 +107,7 @@ async fn encode_range(
             row0,
             ..Params::default()
         };
-        let bindings = [(1, buffer), (2, x), (3, y)];
+        let bindings = [(2, x), (3, y)];
         // Tiled: 64 rows × 32 columns per workgroup; row family: 16 invocations × 4 rows, × COLS
         // columns.
         let cols_per_group = if op == Op::MatmulTiled {
@@ -130,7 +130,7 @@ async fn encode_range(
             grid_x: groups.0,
             ..params
         };
-        record(enc, &kernel, params, &bindings, groups);
+        record(enc, &kernel, params, buffer, &bindings, groups);
     }
     Ok(())
 }

@@ -209,14 +209,13 @@ fn checked_input<'a>(
 
 /// A matvec's bindings: W, x (its quants and scales in the x8 kernels), y.
 fn bindings<'a>(
-    w: &'a wgpu::Buffer,
     x: &'a wgpu::Buffer,
     x8: Option<&'a X8>,
     y: &'a wgpu::Buffer,
 ) -> Vec<(u32, &'a wgpu::Buffer)> {
     match x8 {
-        Some(q) => vec![(1, w), (2, &q.q), (3, y), (6, &q.s)],
-        None => vec![(1, w), (2, x), (3, y)],
+        Some(q) => vec![(2, &q.q), (3, y), (6, &q.s)],
+        None => vec![(2, x), (3, y)],
     }
 }
 
@@ -280,7 +279,8 @@ pub async fn encode_input(
             enc,
             &kernel,
             params,
-            &bindings(&chunk.buffer, x, x8, y),
+            &chunk.store,
+            &bindings(x, x8, y),
             (gx, gy),
         );
     }
@@ -360,7 +360,8 @@ pub async fn encode_glu(
         enc,
         &kernel,
         params,
-        &bindings(&chunk.buffer, x, x8, y),
+        &chunk.store,
+        &bindings(x, x8, y),
         (gx, gy),
     );
     Ok(true)
@@ -429,9 +430,9 @@ pub async fn encode_split(
         split2: rows[0] + rows[1],
         ..Params::default()
     };
-    let mut b = bindings(&chunk.buffer, x, x8, ys[0]);
+    let mut b = bindings(x, x8, ys[0]);
     b.extend([(7, ys[1]), (8, ys[2])]);
-    record(enc, &kernel, params, &b, (gx, gy));
+    record(enc, &kernel, params, &chunk.store, &b, (gx, gy));
     Ok(true)
 }
 

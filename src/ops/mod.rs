@@ -16,7 +16,9 @@ pub mod qk_rope;
 pub mod rope;
 pub mod synth;
 
-use crate::gpu::{Binding, Encoder, Gpu, GpuError, GpuWeight, Kernel, Op, PipelineKey};
+use crate::gpu::{
+    Binding, Encoder, Gpu, GpuError, GpuWeight, Kernel, Op, PipelineKey, WeightStore,
+};
 
 /// The uniform block every kernel reads (`Params` in `shaders/common.wgsl`).
 #[repr(C)]
@@ -46,18 +48,19 @@ pub(crate) fn grid(gpu: &Gpu, groups: u32) -> (u32, u32) {
     }
 }
 
-/// Records one dispatch of a block-format kernel with `params` at binding 0 and `buffers` (whole)
-/// at their bindings; the encoder adds the weight views at bindings 4 and 5.
+/// Records one dispatch of a block-format kernel with `params` at binding 0, the weights of one
+/// chunk at binding 1 and `buffers` (whole) at their bindings; the encoder adds the weight
+/// buffer's views at bindings 4 and 5.
 pub(crate) fn record(
     enc: &mut Encoder<'_>,
     kernel: &Kernel,
     params: Params,
+    weights: &WeightStore,
     buffers: &[(u32, &wgpu::Buffer)],
     groups: (u32, u32),
 ) {
-    let bindings = buffers
-        .iter()
-        .map(|&(b, buf)| Binding::whole(b, buf))
+    let bindings = std::iter::once(Binding::weights(1, weights))
+        .chain(buffers.iter().map(|&(b, buf)| Binding::whole(b, buf)))
         .collect();
     enc.dispatch(kernel, &params, bindings, (groups.0, groups.1, 1));
 }
@@ -83,6 +86,7 @@ pub(crate) fn key(gpu: &Gpu, op: Op, w: &GpuWeight, lanes: u32) -> PipelineKey {
         dot4: gpu.caps.dot4,
         split: false,
         share_x: if op.is_row() { gpu.caps.share_x() } else { 0 },
+        tex: w.chunks.first().is_some_and(|c| c.store.is_texture()),
     }
 }
 

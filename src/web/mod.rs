@@ -220,6 +220,7 @@ async fn choose_family(
                 return json!({
                     "source": "cached",
                     "step_matvec_ms": v.get("step_matvec_ms"),
+                    "weights_ms": v.get("weights_ms"),
                     "prefill_matmul_ms": v.get("prefill_matmul_ms"),
                 });
             }
@@ -238,6 +239,7 @@ async fn choose_family(
             json!({
                 "source": "measured",
                 "step_matvec_ms": v.get("step_matvec_ms"),
+                "weights_ms": v.get("weights_ms"),
                 "prefill_matmul_ms": v.get("prefill_matmul_ms"),
             })
         }
@@ -394,7 +396,10 @@ impl Engine {
             "refetched_chunks": refetched,
             "adapter": {"name": c.adapter.name, "backend": c.adapter.backend, "tier": format!("{:?}", c.tier),
                         "shader_f16": c.shader_f16, "family": c.family.name(),
-                        "prefill_family": c.prefill_family.name(), "kernels": kernels},
+                        "prefill_family": c.prefill_family.name(),
+                        "weights_in_textures": crate::quant::GgmlType::SUPPORTED.into_iter()
+                            .filter(|&t| c.textures_for(t)).map(|t| t.to_string()).collect::<Vec<_>>(),
+                        "kernels": kernels},
             "model": {"arch": format!("{:?}", model.cfg.arch), "n_layer": model.cfg.n_layer,
                       "n_vocab": model.cfg.n_vocab, "context": ctx,
                       "precision": precision.name()},

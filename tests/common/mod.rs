@@ -84,26 +84,35 @@ pub fn for_every_config(mut f: impl FnMut(&mut Gpu, &str) -> Vec<String>) {
     let mut configs = 0;
     for mut gpu in devices() {
         let max_tier = gpu.caps.tier;
-        for tier in tiers(&gpu) {
+        // Every tier and family with weights in storage buffers; then, at the device's own
+        // tier, both families with weights in textures (`WeightStore::Texture`: only the
+        // weight loads differ, and they do not depend on the tier).
+        let mut runs: Vec<(Tier, KernelFamily, bool)> = tiers(&gpu)
+            .into_iter()
+            .flat_map(|t| FAMILIES.map(|f| (t, f, false)))
+            .collect();
+        runs.extend(FAMILIES.map(|f| (max_tier, f, true)));
+        for (tier, fam, textures) in runs {
             gpu.set_tier(tier).expect("tier within the device's");
-            for fam in FAMILIES {
-                gpu.set_family(fam);
-                let label = format!(
-                    "{} {:?} {} (x shared by {} lanes)",
-                    gpu.caps.adapter.name,
-                    tier,
-                    fam.name(),
-                    gpu.caps.share_x()
-                );
-                failures.extend(
-                    f(&mut gpu, &label)
-                        .into_iter()
-                        .map(|m| format!("[{label}] {m}")),
-                );
-                configs += 1;
-            }
+            gpu.set_family(fam);
+            gpu.set_weight_textures(textures);
+            let label = format!(
+                "{} {:?} {} (x shared by {} lanes, weights in {})",
+                gpu.caps.adapter.name,
+                tier,
+                fam.name(),
+                gpu.caps.share_x(),
+                if textures { "textures" } else { "buffers" }
+            );
+            failures.extend(
+                f(&mut gpu, &label)
+                    .into_iter()
+                    .map(|m| format!("[{label}] {m}")),
+            );
+            configs += 1;
         }
         gpu.set_tier(max_tier).expect("restore tier");
+        gpu.set_weight_textures(false);
     }
     eprintln!("{configs} adapter/tier/family configurations checked");
     assert!(

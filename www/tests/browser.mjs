@@ -122,6 +122,10 @@ try {
   const ms = k1?.step_matvec_ms ?? {};
   check(k1?.source === "measured" && ms.row > 0 && ms.workgroup > 0, `the first load times both kernel families: ${JSON.stringify(k1)}`);
   check(loaded.info.adapter.family === (ms.row <= ms.workgroup ? "row" : "workgroup"), `and keeps the faster: ${loaded.info.adapter.family}`);
+  // Each block type's matvecs are timed from buffers and from textures, and the faster kept.
+  const wm = Object.entries(k1?.weights_ms ?? {});
+  const texWant = wm.filter(([, t]) => t.texture < t.buffer).map(([ty]) => ty).sort();
+  check(wm.length > 0 && wm.every(([, t]) => t.buffer > 0 && t.texture > 0) && JSON.stringify([...loaded.info.adapter.weights_in_textures].sort()) === JSON.stringify(texWant), `each block type's weights go where its matvecs ran faster: in textures ${JSON.stringify(loaded.info.adapter.weights_in_textures)}, ${JSON.stringify(k1?.weights_ms)}`);
   const mm = k1?.prefill_matmul_ms ?? {};
   check(mm.row > 0 && mm.workgroup > 0 && loaded.info.adapter.prefill_family === (mm.row <= mm.workgroup ? "row" : "workgroup"), `prefill's family is timed on its own and the faster kept: ${loaded.info.adapter.prefill_family} ${JSON.stringify(mm)}`);
 

@@ -134,14 +134,22 @@ export interface EngineInfo {
     /** The kernel family of prefill's matmuls, chosen on its own: "row" or "workgroup". */
     prefill_family: string;
     /**
+     * The block types (e.g. "Q8_0") whose weights were uploaded to textures instead of storage
+     * buffers, because their matvecs ran faster from textures on this adapter (measured).
+     */
+    weights_in_textures: string[];
+    /**
      * How the families were chosen: timed on this load ("measured"; both families' estimated
      * matvec time of a decode step and their time for one 32-column matmul of the model's
-     * largest layer matrix, in ms), read from IndexedDB where an earlier load on this adapter
-     * measured them ("cached"), or the device-type default when timing failed.
+     * largest layer matrix, in ms; and, with the faster family, each block type's matvecs of a
+     * decode step with its weights in buffers and in textures), read from IndexedDB where an
+     * earlier load on this adapter measured them ("cached"), or the device-type default when
+     * timing failed.
      */
     kernels: {
       source: "measured" | "cached" | "default";
       step_matvec_ms?: { row: number; workgroup: number };
+      weights_ms?: { [blockType: string]: { buffer: number; texture: number } };
       prefill_matmul_ms?: { row: number; workgroup: number };
     };
   };
