@@ -1,13 +1,18 @@
 //! What a weight load costs on an adapter, apart from the arithmetic around it.
 //!
 //! `cargo run --release --example load_paths` (`WISP_ADAPTER=swiftshader` for SwiftShader;
-//! default lavapipe). Six kernels over the same 64 MiB, each timed best of 6:
+//! default lavapipe). Nine kernels over the same 64 MiB, each timed best of 6:
 //! - streaming: every invocation reads its own contiguous slice as `vec4<u32>` storage loads,
 //!   as `u32` storage loads, and as `textureLoad`s of an `rgba32uint` texture;
 //! - a Q8_0 matvec in the shape of the row kernel (one invocation per 8 rows, x shared by
 //!   them, the quants two aligned vec4 loads per 32 values, as `gpu::buffer` repacks them),
 //!   reading its weights from a storage buffer, from a texture, and not at all (the weight
-//!   words are made up from the index: the arithmetic alone).
+//!   words are made up from the index: the arithmetic alone);
+//! - the same three with x as 8-bit quants and `dot4I8Packed`, as at `fast` precision.
+//!
+//! The real kernels can read their weights from textures too (`gpu::WeightStore`); whether a
+//! model's block types do is measured when it loads (`bench::FamilyProbe`), because this
+//! example's gap does not carry over whole to the real row kernel.
 //!
 //! Mesa 22.3's lavapipe lowers a storage load to a loop over the SIMD lanes with a bounds check
 //! per lane and component, so a load's cost grows with its components, not its bytes. This

@@ -182,6 +182,9 @@ struct LoadOptions {
     /// A chat that outgrows the context drops its oldest turns after the system prompt.
     #[serde(rename = "contextShift")]
     context_shift: bool,
+    /// Where the weights live: "buffer" or "texture" for every block type; by default each
+    /// type's is measured with the kernel family (`WISP_WEIGHTS` natively).
+    weights: Option<String>,
 }
 
 /// Generation parameters from the JS options (OpenAI names: `max_tokens`, `temperature`,
@@ -367,7 +370,22 @@ impl Engine {
                 )))
             })?,
         };
-        let mut gpu = Gpu::new(&GpuOptions::default()).await.map_err(to_js)?;
+        let weight_textures = match opts.weights.as_deref() {
+            None => None,
+            Some("texture") => Some(true),
+            Some("buffer") => Some(false),
+            Some(w) => {
+                return Err(to_js(WebError::Options(format!(
+                    "weights '{w}': expected \"buffer\" or \"texture\""
+                ))))
+            }
+        };
+        let mut gpu = Gpu::new(&GpuOptions {
+            weight_textures,
+            ..GpuOptions::default()
+        })
+        .await
+        .map_err(to_js)?;
         let kernels = choose_family(&mut gpu, store.as_ref(), &gguf, precision, &notice).await;
         let src = StoreSource::new(store.as_ref(), meta.clone(), gguf);
         let t0 = js::now_ms();

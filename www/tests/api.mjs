@@ -89,6 +89,7 @@ await finish(t, { browser, server }, "all API tests passed", async () => {
       ["load with context -5", () => f.load(url, { context: -5 }), /'context' must be a positive integer/],
       ["load with context as a string", () => f.load(url, { context: "big" }), /'context' must be a positive integer/],
       ["load with an unknown precision", () => f.load(url, { precision: "turbo" }), /precision 'turbo'/],
+      ["load with weights in an unknown place", () => f.load(url, { weights: "disk" }), /'weights' must be "buffer" or "texture"/],
       ["load of a missing file", () => f.load(url + ".missing"), /HTTP 404/],
       ["load of a page that is not a model", () => f.load(location.href), /not a GGUF file/],
     ];

@@ -200,17 +200,21 @@ try {
   await page.evaluate(async (url) => window.engine._corruptChunk(url, 3), modelUrl);
   const before2 = modelRequests().length;
   await openTestPage();
-  const again = await page.evaluate(async (url) => {
+  // This load keeps its weights where the first did not (all in textures if the first kept
+  // none there, else all in buffers), so both stores generate in the browser.
+  const weights = loaded.info.adapter.weights_in_textures.length === 0 ? "texture" : "buffer";
+  const again = await page.evaluate(async ([url, weights]) => {
     const e = await createEngine();
-    const info = await e.load(url, { context: 64 });
+    const info = await e.load(url, { context: 64, weights });
     const r = await e.generate("Once upon a time", { max_tokens: 2, temperature: 0 });
     return { info, text: r.text };
-  }, modelUrl);
+  }, [modelUrl, weights]);
   const refetch = modelRequests().slice(before2);
   check(again.info.adapter.kernels?.source === "cached" && again.info.adapter.family === loaded.info.adapter.family && again.info.adapter.prefill_family === loaded.info.adapter.prefill_family, `a later load reads the family from IndexedDB: ${JSON.stringify(again.info.adapter)}`);
   check(JSON.stringify(again.info.refetched_chunks) === "[3]", `the damaged chunk is detected: re-fetched ${JSON.stringify(again.info.refetched_chunks)}`);
   check(refetch.length === 1 && refetch[0].range[0] === 3 * CHUNK, "only that chunk is fetched again");
-  check(again.text === ", there", "the model still generates correctly");
+  check((again.info.adapter.weights_in_textures.length > 0) === (weights === "texture"), `weights: "${weights}" puts every weight there: in textures ${JSON.stringify(again.info.adapter.weights_in_textures)}`);
+  check(again.text === ", there", `the model still generates correctly, with its weights in ${weights}s`);
   console.log(`[${secs()} s] corruption handled`);
 
   // 6. Storage quota exceeded: said clearly, and the model streams from the network uncached.

@@ -172,7 +172,14 @@ export interface Engine {
   model: string | undefined;
   load(
     url: string,
-    opts?: { onProgress?: (p: Progress) => void; context?: number; precision?: Precision; contextShift?: boolean },
+    opts?: {
+      onProgress?: (p: Progress) => void;
+      context?: number;
+      precision?: Precision;
+      contextShift?: boolean;
+      /** Every weight in storage buffers or in textures; by default measured per block type. */
+      weights?: "buffer" | "texture";
+    },
   ): Promise<EngineInfo>;
   willItRun(url?: string, opts?: { context?: number }): Promise<WillItRun>;
   generate(prompt: string | number[], options?: GenerationOptions): Promise<GenerateResult>;
@@ -209,5 +216,7 @@ export function createEngine(opts?: {
   precision?: Precision;
   /** A chat that outgrows the context drops its oldest turns after the system prompt (default false). */
   contextShift?: boolean;
+  /** Every weight in storage buffers or in textures (default: measured per block type). */
+  weights?: "buffer" | "texture";
   workerUrl?: string | URL;
 }): Promise<Engine>;

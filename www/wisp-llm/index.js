@@ -199,14 +199,17 @@ class Engine {
   async load(url, opts = {}) {
     if (typeof url !== "string" || url.length === 0) throw bad(`load(url): url must be a string, not ${describe(url)}`);
     if (!isObject(opts)) throw bad(`load's options must be an object, not ${describe(opts)}`);
-    const { onProgress, context, precision, contextShift } = opts;
+    const { onProgress, context, precision, contextShift, weights } = opts;
     if (context !== undefined && (!Number.isInteger(context) || context < 1)) {
       throw bad(`'context' must be a positive integer (KV cache positions), not ${describe(context)}`);
     }
     if (onProgress !== undefined && typeof onProgress !== "function") throw bad("'onProgress' must be a function");
+    if (weights !== undefined && weights !== "buffer" && weights !== "texture") {
+      throw bad(`'weights' must be "buffer" or "texture", not ${describe(weights)}`);
+    }
     this.model = url;
     const options = Object.fromEntries(
-      Object.entries({ context, precision, contextShift }).filter(([, v]) => v !== undefined),
+      Object.entries({ context, precision, contextShift, weights }).filter(([, v]) => v !== undefined),
     );
     return this.proxy.call("load", { url, options }, (ev, d) => {
       if (ev === "progress") onProgress?.(d);
@@ -310,7 +313,7 @@ class Engine {
 
 /**
  * Starts the engine in a Web Worker and, with `model`, loads it.
- * @param {{model?: string, onProgress?: (p: object) => void, context?: number, precision?: "exact"|"fast", contextShift?: boolean, workerUrl?: string|URL}} opts
+ * @param {{model?: string, onProgress?: (p: object) => void, context?: number, precision?: "exact"|"fast", contextShift?: boolean, weights?: "buffer"|"texture", workerUrl?: string|URL}} opts
  */
 export async function createEngine(opts = {}) {
   // The literal `new Worker(new URL(...), ...)` form is what bundlers (Vite, webpack) recognize
