@@ -16,6 +16,8 @@ TARGETS=("$@")
 SAN="${WISP_FUZZ_SANITIZER:-address}"
 CACHE="${WISP_CACHE:-$HOME/.cache/wisp}"
 TOOLS="$CACHE/tools"
+# The fuzz builds (nightly, instrumented) are kept in the cache: a fresh clone rebuilds only Wisp.
+FUZZ_TARGET="$CACHE/fuzz-target"
 export PATH="$TOOLS/bin:$PATH"
 if ! rustup toolchain list | grep -q '^nightly'; then
   echo "fuzz: installing the nightly toolchain (cargo-fuzz needs it)" >&2
@@ -59,11 +61,11 @@ status=0
 mkdir -p fuzz/logs
 for t in "${TARGETS[@]}"; do
   echo "fuzz: building $t (nightly, sanitizer: $SAN)" >&2
-  (cd fuzz && cargo +nightly fuzz build -O -s "$SAN" "$t")
+  (cd fuzz && cargo +nightly fuzz build -O -s "$SAN" --target-dir "$FUZZ_TARGET" "$t")
   echo "fuzz: $t for ${SECS} s" >&2
   t0=$(date +%s)
   set +e
-  (cd fuzz && cargo +nightly fuzz run -O -s "$SAN" "$t" "corpus/$t" -- \
+  (cd fuzz && cargo +nightly fuzz run -O -s "$SAN" --target-dir "$FUZZ_TARGET" "$t" "corpus/$t" -- \
       -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1) > "fuzz/logs/$t.log" 2>&1
   rc=$?
   set -e

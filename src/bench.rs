@@ -236,21 +236,34 @@ pub async fn time_families(
     iters: usize,
     precision: matvec::Precision,
 ) -> Result<Vec<(KernelFamily, f64)>, GpuError> {
+    let t = time_families_by_shape(gpu, shapes, iters, precision).await?;
+    Ok(t.into_iter().map(|(f, s, _)| (f, s)).collect())
+}
+
+/// [`time_families`], with each family's weighted seconds per shape (complete for the fastest).
+async fn time_families_by_shape(
+    gpu: &mut Gpu,
+    shapes: &[(GgmlType, u64, u64, f64)],
+    iters: usize,
+    precision: matvec::Precision,
+) -> Result<Vec<(KernelFamily, f64, Vec<f64>)>, GpuError> {
     let before = gpu.caps.family;
-    let mut out = Vec::new();
+    let mut out: Vec<(KernelFamily, f64, Vec<f64>)> = Vec::new();
     for family in [KernelFamily::Row, KernelFamily::Workgroup] {
         gpu.set_family(family);
         let mut total = 0.0;
-        let leader = out
-            .first()
-            .map_or(f64::INFINITY, |o: &(KernelFamily, f64)| o.1);
+        let mut each = Vec::new();
+        let leader = out.first().map_or(f64::INFINITY, |o| o.1);
         for &(ty, rows, k, weight) in shapes {
             // Already slower than the family before it: the rest cannot change the order.
             if total > leader {
                 break;
             }
             match matvec_spread(gpu, ty, rows, k, iters, precision, SPREAD_BYTES).await {
-                Ok(r) => total += weight * r.seconds,
+                Ok(r) => {
+                    total += weight * r.seconds;
+                    each.push(weight * r.seconds);
+                }
                 Err(e) => {
                     gpu.set_family(before);
                     return Err(e);
@@ -258,38 +271,37 @@ pub async fn time_families(
             }
         }
         gpu.set_family(before);
-        out.push((family, total));
+        out.push((family, total, each));
     }
     out.sort_by(|a, b| a.1.total_cmp(&b.1));
     Ok(out)
 }
 
-/// Times a decode step's matvecs (`shapes` as in [`time_families`]) with `gpu`'s family, each
-/// shape with its weights in storage buffers and in textures in turn (`gpu::WeightStore`).
-/// Returns, per block type, `(ty, buffer seconds, texture seconds)` summed over its shapes, each
-/// counted `weight` times; `gpu`'s texture choice is restored.
+/// Times a decode step's matvecs (`shapes` as in [`time_families`]) with `gpu`'s family and
+/// every weight in a texture (`gpu::WeightStore`), beside `buffer`: the same shapes' weighted
+/// seconds from storage buffers (as [`time_families`] measured them). Returns, per block type,
+/// `(ty, buffer seconds, texture seconds)` summed over its shapes; `gpu`'s texture choice is
+/// restored.
 pub async fn time_weight_stores(
     gpu: &mut Gpu,
     shapes: &[(GgmlType, u64, u64, f64)],
+    buffer: &[f64],
     iters: usize,
     precision: matvec::Precision,
 ) -> Result<Vec<(GgmlType, f64, f64)>, GpuError> {
     let before = gpu.caps.weight_textures;
     let mut out: Vec<(GgmlType, f64, f64)> = Vec::new();
-    for &(ty, rows, k, weight) in shapes {
-        let mut t = [0.0; 2];
-        for (i, textures) in [false, true].into_iter().enumerate() {
-            gpu.set_weight_textures(textures);
-            let r = matvec_spread(gpu, ty, rows, k, iters, precision, SPREAD_BYTES).await;
-            gpu.set_texture_types(before);
-            t[i] = weight * r?.seconds;
-        }
+    for (&(ty, rows, k, weight), &b) in shapes.iter().zip(buffer) {
+        gpu.set_weight_textures(true);
+        let r = matvec_spread(gpu, ty, rows, k, iters, precision, SPREAD_BYTES).await;
+        gpu.set_texture_types(before);
+        let t = weight * r?.seconds;
         match out.iter_mut().find(|o| o.0 == ty) {
             Some(o) => {
-                o.1 += t[0];
-                o.2 += t[1];
+                o.1 += b;
+                o.2 += t;
             }
-            None => out.push((ty, t[0], t[1])),
+            None => out.push((ty, b, t)),
         }
     }
     Ok(out)
@@ -422,20 +434,30 @@ impl FamilyProbe {
         })
     }
 
-    /// Times both families (best of two runs after a warm-up each); `gpu`'s families are
-    /// restored.
+    /// Times both families (best of two runs after a warm-up each), then the faster one with
+    /// every weight in textures; `gpu`'s families and weight stores are restored.
     pub async fn measure(&self, gpu: &mut Gpu) -> Result<FamilyChoice, GpuError> {
-        let times = time_families(gpu, &self.shapes, 2, self.precision).await?;
-        let family = times.first().map_or(gpu.caps.family, |t| t.0);
         let (before_family, before_prefill, before_textures) = (
             gpu.caps.family,
             gpu.caps.prefill_family,
             gpu.caps.weight_textures,
         );
+        let forced = gpu.caps.weights_forced;
+        // The families are timed with every weight in buffers unless `WISP_WEIGHTS` chose.
+        if !forced {
+            gpu.set_texture_types(0);
+        }
+        let by_shape = time_families_by_shape(gpu, &self.shapes, 2, self.precision).await;
+        gpu.set_texture_types(before_textures);
+        let by_shape = by_shape?;
+        let family = by_shape.first().map_or(gpu.caps.family, |t| t.0);
+        let buffer_s = by_shape.first().map(|t| t.2.clone()).unwrap_or_default();
+        let times: Vec<(KernelFamily, f64)> =
+            by_shape.into_iter().map(|(f, s, _)| (f, s)).collect();
         let mut weights_ms = Vec::new();
-        if !gpu.caps.weights_forced {
+        if !forced {
             gpu.set_family(family);
-            let stores = time_weight_stores(gpu, &self.shapes, 2, self.precision).await;
+            let stores = time_weight_stores(gpu, &self.shapes, &buffer_s, 2, self.precision).await;
             gpu.set_family(before_family);
             gpu.set_prefill_family(before_prefill);
             weights_ms = stores?
@@ -443,7 +465,7 @@ impl FamilyProbe {
                 .map(|(ty, b, t)| (ty, b * 1e3, t * 1e3))
                 .collect();
         }
-        let texture_types: Vec<GgmlType> = if gpu.caps.weights_forced {
+        let texture_types: Vec<GgmlType> = if forced {
             GgmlType::SUPPORTED
                 .into_iter()
                 .filter(|&t| gpu.caps.textures_for(t))
