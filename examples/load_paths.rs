@@ -23,7 +23,7 @@ use std::time::Instant;
 /// Invocations of the streaming kernels.
 const STREAMERS: u32 = 2048;
 /// Texels per texture row.
-const TEX_W: u32 = 8192;
+const TEX_W: u32 = wisp::gpu::TEX_WIDTH;
 /// Row length of the matvec, in values.
 const K: u32 = 2048;
 /// Bytes of one repacked Q8_0 row of K values (K / 256 groups of 8 blocks, 272 bytes each).
@@ -74,22 +74,7 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>) {
         }
     }
     for r in 0..8 {
-        if x8 {
-            s += &format!(
-                "            {{
-                let gi = ((r0 + {r}u) * groups + grp) * 17u;
-                let dd = unpack2x16float(ld4(gi)[j / 2u]);
-                let d = select(dd.x, dd.y, (j & 1u) == 1u);
-                let a = ld4(gi + 1u + 2u * j);
-                let c = ld4(gi + 2u + 2u * j);
-                let t = dot4I8Packed(a.x, xa.x) + dot4I8Packed(a.y, xa.y) + dot4I8Packed(a.z, xa.z) + dot4I8Packed(a.w, xa.w)
-                    + dot4I8Packed(c.x, xb.x) + dot4I8Packed(c.y, xb.y) + dot4I8Packed(c.z, xb.z) + dot4I8Packed(c.w, xb.w);
-                acc{r}.x += d * xs * f32(t);
-            }}
-"
-            );
-            continue;
-        }
+        // Row r's d and the two vec4 of quants of piece j of group grp.
         s += &format!(
             "            {{
                 let gi = ((r0 + {r}u) * groups + grp) * 17u;
@@ -97,13 +82,26 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>) {
                 let d = select(dd.x, dd.y, (j & 1u) == 1u);
                 let a = ld4(gi + 1u + 2u * j);
                 let c = ld4(gi + 2u + 2u * j);
-                var t = acc{r};
+"
+        );
+        s += &if x8 {
+            format!(
+                "                let t = dot4I8Packed(a.x, xa.x) + dot4I8Packed(a.y, xa.y) + dot4I8Packed(a.z, xa.z) + dot4I8Packed(a.w, xa.w)
+                    + dot4I8Packed(c.x, xb.x) + dot4I8Packed(c.y, xb.y) + dot4I8Packed(c.z, xb.z) + dot4I8Packed(c.w, xb.w);
+                acc{r}.x += d * xs * f32(t);
+            }}
+"
+            )
+        } else {
+            format!(
+                "                var t = acc{r};
                 t += sb(a.x) * x0 + sb(a.y) * x1 + sb(a.z) * x2 + sb(a.w) * x3;
                 t += sb(c.x) * x4 + sb(c.y) * x5 + sb(c.z) * x6 + sb(c.w) * x7;
                 acc{r} = t * d;
             }}
 "
-        );
+            )
+        };
     }
     s += "        }\n    }\n    var t = 0.0;\n";
     for r in 0..8 {
@@ -176,22 +174,9 @@ async fn run() {
     };
     let weights = storage(bytes);
     queue.write_buffer(&weights, 0, bytemuck::cast_slice(&data));
+    // The engine's own weight texture (`gpu::WeightStore::Texture`): 8192 texels a row.
     let tex_h = (bytes / 16 / u64::from(TEX_W)) as u32;
-    let extent = wgpu::Extent3d {
-        width: TEX_W,
-        height: tex_h,
-        depth_or_array_layers: 1,
-    };
-    let texture = device.create_texture(&wgpu::TextureDescriptor {
-        label: None,
-        size: extent,
-        mip_level_count: 1,
-        sample_count: 1,
-        dimension: wgpu::TextureDimension::D2,
-        format: wgpu::TextureFormat::Rgba32Uint,
-        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
-        view_formats: &[],
-    });
+    let texture = wisp::gpu::weight_texture(&device, None, tex_h);
     queue.write_texture(
         texture.as_image_copy(),
         bytemuck::cast_slice(&data),
@@ -200,7 +185,7 @@ async fn run() {
             bytes_per_row: Some(TEX_W * 16),
             rows_per_image: Some(tex_h),
         },
-        extent,
+        texture.size(),
     );
     let view = texture.create_view(&Default::default());
     let x = storage(u64::from(K) * 4);

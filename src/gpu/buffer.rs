@@ -21,6 +21,24 @@ pub const TEX_WIDTH: u32 = 8192;
 /// Bytes of one row of a weight texture (`rgba32uint`: 16 bytes per texel).
 const TEX_ROW_BYTES: u64 = TEX_WIDTH as u64 * 16;
 
+/// A weight texture of `height` rows of [`TEX_WIDTH`] `rgba32uint` texels, to be written.
+pub fn weight_texture(device: &wgpu::Device, label: Option<&str>, height: u32) -> wgpu::Texture {
+    device.create_texture(&wgpu::TextureDescriptor {
+        label,
+        size: wgpu::Extent3d {
+            width: TEX_WIDTH,
+            height,
+            depth_or_array_layers: 1,
+        },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format: wgpu::TextureFormat::Rgba32Uint,
+        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+        view_formats: &[],
+    })
+}
+
 /// The most bytes one weight texture holds: [`TEX_WIDTH`] texels by the device's height limit.
 fn tex_limit(gpu: &Gpu) -> u64 {
     u64::from(gpu.device.limits().max_texture_dimension_2d) * TEX_ROW_BYTES
@@ -365,20 +383,7 @@ impl GpuWeight {
                 let height = size.div_ceil(TEX_ROW_BYTES) as u32;
                 // Counted with the buffers: GPU memory created at load.
                 gpu.count_buffer(u64::from(height) * TEX_ROW_BYTES);
-                let texture = gpu.device.create_texture(&wgpu::TextureDescriptor {
-                    label: Some(name),
-                    size: wgpu::Extent3d {
-                        width: TEX_WIDTH,
-                        height,
-                        depth_or_array_layers: 1,
-                    },
-                    mip_level_count: 1,
-                    sample_count: 1,
-                    dimension: wgpu::TextureDimension::D2,
-                    format: wgpu::TextureFormat::Rgba32Uint,
-                    usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
-                    view_formats: &[],
-                });
+                let texture = weight_texture(&gpu.device, Some(name), height);
                 let view = texture.create_view(&Default::default());
                 WeightStore::Texture { texture, view }
             } else {
