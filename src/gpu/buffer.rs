@@ -45,8 +45,8 @@ fn tex_limit(gpu: &Gpu) -> u64 {
 }
 
 /// Where a chunk's bytes live on the GPU. The kernels read either through `w1`/`w4`
-/// (`shaders/common.wgsl`); which one a model gets is measured ([`crate::bench::FamilyProbe`]):
-/// on SwiftShader a texture load costs less than a storage load.
+/// (`shaders/common.wgsl`); which one each block type of a model gets is measured
+/// ([`crate::bench::FamilyProbe`]), since some adapters load faster through textures.
 pub enum WeightStore {
     /// A storage buffer, bound at binding 1 (and viewed again at 4 and 5).
     Buffer(wgpu::Buffer),
