@@ -28,8 +28,8 @@ cargo build --release --bin wisp
 W=target/release/wisp
 part "default model on lavapipe (every tensor: GPU dequant bit-exact, matvec within the f32 bound)"
 WISP_ADAPTER=llvmpipe $W check | tail -1
-part "default model on SwiftShader, T0"
-WISP_ADAPTER=swiftshader $W check | tail -1
+part "default model on SwiftShader, T0, every weight in a texture"
+WISP_ADAPTER=swiftshader WISP_WEIGHTS=texture $W check | tail -1
 part "default model on lavapipe, 16 MiB binding limit, cooperative kernels, tier T0"
 WISP_ADAPTER=llvmpipe WISP_MAX_BINDING=16M WISP_KERNELS=workgroup WISP_TIER=0 $W check | tail -1
 part "wisp dequant (GPU) against gguf-py's dequantize, one tensor of each type"

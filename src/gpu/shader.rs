@@ -406,6 +406,10 @@ mod naga_tests {
                             assert!(shader_source(&key).is_none(), "share_x {op:?} {tier:?}");
                             continue;
                         }
+                        if tex && op == Op::ReadBandwidth {
+                            assert!(shader_source(&key).is_none(), "tex {op:?}");
+                            continue;
+                        }
                         let plain_matvec =
                             op.glu().is_none() && (op.is_matvec_row() || op.is_matvec_wg());
                         if split && !plain_matvec {
