@@ -466,10 +466,7 @@ impl FamilyProbe {
                 .collect();
         }
         let texture_types: Vec<GgmlType> = if forced {
-            GgmlType::SUPPORTED
-                .into_iter()
-                .filter(|&t| gpu.caps.textures_for(t))
-                .collect()
+            gpu.caps.texture_types()
         } else {
             weights_ms
                 .iter()

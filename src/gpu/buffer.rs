@@ -434,28 +434,21 @@ pub struct WeightWriter<'a> {
     /// waiting to be written.
     raw_in: u64,
     staged: Vec<u8>,
-    /// Textures: bytes of the current chunk not yet written (less than a texture row once
-    /// written out), and the texture row they start at.
+    /// Where the current chunk's bytes go.
+    sink: ChunkSink,
+}
+
+/// Writes a chunk's bytes, which arrive in order, to its storage: a buffer at their offset, a
+/// texture in whole rows (the rest kept until more arrives or the chunk ends).
+#[derive(Default)]
+struct ChunkSink {
+    /// Textures: bytes not yet written (less than a row between calls), and the row they start at.
     tex: Vec<u8>,
     tex_row: u32,
 }
 
-impl<'a> WeightWriter<'a> {
-    pub fn new(w: &'a GpuWeight) -> WeightWriter<'a> {
-        WeightWriter {
-            w,
-            chunk: 0,
-            off: 0,
-            carry: Vec::with_capacity(4),
-            raw_in: 0,
-            staged: Vec::new(),
-            tex: Vec::new(),
-            tex_row: 0,
-        }
-    }
-
-    /// Writes `bytes` at byte `off` of `chunk`'s storage; a chunk's bytes arrive in order.
-    /// A texture is written in whole rows, the rest kept until more arrives or the chunk ends.
+impl ChunkSink {
+    /// Writes `bytes` at byte `off` of `chunk`'s storage.
     fn put(&mut self, gpu: &Gpu, chunk: &WeightChunk, off: u64, bytes: &[u8]) {
         match &chunk.store {
             WeightStore::Buffer(b) => gpu.queue.write_buffer(b, off, bytes),
@@ -467,16 +460,15 @@ impl<'a> WeightWriter<'a> {
                 self.tex.extend_from_slice(bytes);
                 let rows = self.tex.len() as u64 / TEX_ROW_BYTES;
                 if rows > 0 {
-                    let n = (rows * TEX_ROW_BYTES) as usize;
-                    self.write_rows(gpu, texture, rows as u32, n);
-                    self.tex.drain(..n);
+                    self.write_rows(gpu, texture, rows as u32);
                 }
             }
         }
     }
 
-    /// Writes the first `rows` rows of `self.tex` (`n` bytes) at row `self.tex_row`.
-    fn write_rows(&mut self, gpu: &Gpu, texture: &wgpu::Texture, rows: u32, n: usize) {
+    /// Writes the first `rows` rows of `self.tex` at row `self.tex_row` and drops them.
+    fn write_rows(&mut self, gpu: &Gpu, texture: &wgpu::Texture, rows: u32) {
+        let n = rows as usize * TEX_ROW_BYTES as usize;
         gpu.queue.write_texture(
             wgpu::TexelCopyTextureInfo {
                 texture,
@@ -500,6 +492,7 @@ impl<'a> WeightWriter<'a> {
                 depth_or_array_layers: 1,
             },
         );
+        self.tex.drain(..n);
         self.tex_row += rows;
     }
 
@@ -508,10 +501,23 @@ impl<'a> WeightWriter<'a> {
         if let WeightStore::Texture { texture, .. } = &chunk.store {
             if !self.tex.is_empty() {
                 self.tex.resize(TEX_ROW_BYTES as usize, 0);
-                self.write_rows(gpu, texture, 1, TEX_ROW_BYTES as usize);
-                self.tex.clear();
+                self.write_rows(gpu, texture, 1);
             }
             self.tex_row = 0;
+        }
+    }
+}
+
+impl<'a> WeightWriter<'a> {
+    pub fn new(w: &'a GpuWeight) -> WeightWriter<'a> {
+        WeightWriter {
+            w,
+            chunk: 0,
+            off: 0,
+            carry: Vec::with_capacity(4),
+            raw_in: 0,
+            staged: Vec::new(),
+            sink: ChunkSink::default(),
         }
     }
 
@@ -546,10 +552,8 @@ impl<'a> WeightWriter<'a> {
                     self.carry.clear();
                 }
                 if self.staged.len() >= PIECE {
-                    let staged = std::mem::take(&mut self.staged);
-                    self.put(gpu, chunk, self.off, &staged);
-                    self.off += staged.len() as u64;
-                    self.staged = staged;
+                    self.sink.put(gpu, chunk, self.off, &self.staged);
+                    self.off += self.staged.len() as u64;
                     self.staged.clear();
                 }
             }
@@ -560,12 +564,10 @@ impl<'a> WeightWriter<'a> {
                     self.carry.clear();
                 }
                 if !self.staged.is_empty() {
-                    let staged = std::mem::take(&mut self.staged);
-                    self.put(gpu, chunk, self.off, &staged);
-                    self.staged = staged;
+                    self.sink.put(gpu, chunk, self.off, &self.staged);
                     self.staged.clear();
                 }
-                self.end_chunk(gpu, chunk);
+                self.sink.end_chunk(gpu, chunk);
                 self.chunk += 1;
                 self.off = 0;
                 self.raw_in = 0;
@@ -599,10 +601,8 @@ impl<'a> WeightWriter<'a> {
                 self.carry.extend_from_slice(&now[..n]);
                 now = &now[n..];
                 if self.carry.len() == 4 {
-                    let carry = std::mem::take(&mut self.carry);
-                    self.put(gpu, chunk, self.off, &carry);
+                    self.sink.put(gpu, chunk, self.off, &self.carry);
                     self.off += 4;
-                    self.carry = carry;
                     self.carry.clear();
                 }
             }
@@ -610,7 +610,7 @@ impl<'a> WeightWriter<'a> {
             let mut done = 0;
             while done < whole {
                 let n = PIECE.min(whole - done);
-                self.put(gpu, chunk, self.off, &now[done..done + n]);
+                self.sink.put(gpu, chunk, self.off, &now[done..done + n]);
                 self.off += n as u64;
                 done += n;
             }
@@ -619,12 +619,10 @@ impl<'a> WeightWriter<'a> {
                 // The chunk is full: its last bytes go out zero-padded to a word.
                 if !self.carry.is_empty() {
                     self.carry.resize(4, 0);
-                    let carry = std::mem::take(&mut self.carry);
-                    self.put(gpu, chunk, self.off, &carry);
-                    self.carry = carry;
+                    self.sink.put(gpu, chunk, self.off, &self.carry);
                     self.carry.clear();
                 }
-                self.end_chunk(gpu, chunk);
+                self.sink.end_chunk(gpu, chunk);
                 self.chunk += 1;
                 self.off = 0;
             }

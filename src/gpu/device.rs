@@ -138,6 +138,14 @@ impl Capabilities {
         ty.0 < 64 && (self.weight_textures >> ty.0) & 1 == 1
     }
 
+    /// The supported block types whose weights go to textures.
+    pub fn texture_types(&self) -> Vec<crate::quant::GgmlType> {
+        crate::quant::GgmlType::SUPPORTED
+            .into_iter()
+            .filter(|&t| self.textures_for(t))
+            .collect()
+    }
+
     /// How many lanes of a subgroup share x's loads in the row kernels (0: none). With 8, each
     /// of a subgroup's first 8 lanes loads one 16-byte word of a 32-value piece and
     /// `subgroupBroadcast` hands the piece to every lane; with 4 (SwiftShader's subgroups),

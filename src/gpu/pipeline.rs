@@ -95,6 +95,11 @@ impl Op {
         self.is_matvec_row() || self == Op::MatmulRow
     }
 
+    /// The kernels that read block-format weights (not the roofline kernels).
+    pub fn reads_weights(self) -> bool {
+        !matches!(self, Op::ReadBandwidth | Op::AluPeak)
+    }
+
     /// The kernels that read x as 8-bit quants.
     pub fn is_x8(self) -> bool {
         matches!(
@@ -154,7 +159,8 @@ fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
 
 /// Bindings: 0 params (uniform), 1 W (a texture with `tex`), 2 X (matvec, matmul; 8-bit quants in the x8 kernels), 3 Y,
 /// 4 W as f16 pairs (T1+), 5 W as 16-byte words, 6 x's per-piece scales (x8 kernels).
-fn layout_entries(key: &PipelineKey) -> (Vec<wgpu::BindGroupLayoutEntry>, bool) {
+/// Also returns whether bindings 4 (f16 view) and 5 (vec4 view) are in it.
+fn layout_entries(key: &PipelineKey) -> (Vec<wgpu::BindGroupLayoutEntry>, bool, bool) {
     let mut e = vec![wgpu::BindGroupLayoutEntry {
         binding: 0,
         visibility: wgpu::ShaderStages::COMPUTE,
@@ -167,7 +173,7 @@ fn layout_entries(key: &PipelineKey) -> (Vec<wgpu::BindGroupLayoutEntry>, bool) 
         },
         count: None,
     }];
-    let weights = !matches!(key.op, Op::ReadBandwidth | Op::AluPeak);
+    let weights = key.op.reads_weights();
     if key.tex && weights {
         e.push(wgpu::BindGroupLayoutEntry {
             binding: 1,
@@ -186,7 +192,8 @@ fn layout_entries(key: &PipelineKey) -> (Vec<wgpu::BindGroupLayoutEntry>, bool) 
         e.push(storage_entry(2, true));
     }
     e.push(storage_entry(3, false));
-    if weights && !key.tex {
+    let vec4_view = weights && !key.tex;
+    if vec4_view {
         e.push(storage_entry(5, true));
     }
     if key.op.is_x8() {
@@ -200,7 +207,7 @@ fn layout_entries(key: &PipelineKey) -> (Vec<wgpu::BindGroupLayoutEntry>, bool) 
     if f16_view {
         e.push(storage_entry(4, true));
     }
-    (e, f16_view)
+    (e, f16_view, vec4_view)
 }
 
 impl Gpu {
@@ -226,8 +233,7 @@ impl Gpu {
         } else {
             Vec::new()
         };
-        let (entries, f16_view) = layout_entries(&key);
-        let vec4_view = !matches!(key.op, Op::ReadBandwidth | Op::AluPeak) && !key.tex;
+        let (entries, f16_view, vec4_view) = layout_entries(&key);
         let kernel = self
             .build(&what, src, &entries, &constants, f16_view, vec4_view)
             .await?;

@@ -128,7 +128,7 @@ pub fn shader_source(key: &PipelineKey) -> Option<String> {
     let mut flags: Vec<&str> = Vec::new();
     let header = enables(key.tier, key.share_x > 0);
     if key.tex {
-        if matches!(key.op, Op::ReadBandwidth | Op::AluPeak) {
+        if !key.op.reads_weights() {
             return None;
         }
         flags.push("TEX");

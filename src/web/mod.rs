@@ -415,8 +415,7 @@ impl Engine {
             "adapter": {"name": c.adapter.name, "backend": c.adapter.backend, "tier": format!("{:?}", c.tier),
                         "shader_f16": c.shader_f16, "family": c.family.name(),
                         "prefill_family": c.prefill_family.name(),
-                        "weights_in_textures": crate::quant::GgmlType::SUPPORTED.into_iter()
-                            .filter(|&t| c.textures_for(t)).map(|t| t.to_string()).collect::<Vec<_>>(),
+                        "weights_in_textures": c.texture_types().iter().map(|t| t.to_string()).collect::<Vec<_>>(),
                         "kernels": kernels},
             "model": {"arch": format!("{:?}", model.cfg.arch), "n_layer": model.cfg.n_layer,
                       "n_vocab": model.cfg.n_vocab, "context": ctx,

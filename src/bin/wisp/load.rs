@@ -118,8 +118,7 @@ pub fn adapter_json(c: &Capabilities) -> serde_json::Value {
         "subgroups": c.subgroups, "subgroup_min_size": c.subgroup_min_size, "subgroup_max_size": c.subgroup_max_size,
         "max_storage_binding": c.max_binding, "chosen_family": c.family.name(),
         "chosen_prefill_family": c.prefill_family.name(),
-        "weights_in_textures": wisp::quant::GgmlType::SUPPORTED.into_iter()
-            .filter(|&t| c.textures_for(t)).map(|t| t.to_string()).collect::<Vec<_>>(),
+        "weights_in_textures": c.texture_types().iter().map(|t| t.to_string()).collect::<Vec<_>>(),
     })
 }
 
