@@ -1,6 +1,6 @@
 //! What one dispatch costs on an adapter apart from its work: N tiny dispatches (W workgroups
 //! of 64 invocations each writing a word) in one compute pass, one submit, timed best of 5.
-//! `cargo run --release --example dispatch_cost` (`WISP_ADAPTER=swiftshader` for SwiftShader).
+//! `WISP_ADAPTER=llvmpipe cargo run --release --example dispatch_cost` (or `swiftshader`).
 use std::time::Instant;
 
 fn main() {
@@ -8,31 +8,23 @@ fn main() {
 }
 
 async fn run() {
-    let want = std::env::var("WISP_ADAPTER").unwrap_or_else(|_| "llvmpipe".into());
-    let instance =
-        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-    let Some(adapter) = instance
-        .enumerate_adapters(wgpu::Backends::all())
-        .await
-        .into_iter()
-        .find(|a| {
-            a.get_info()
-                .name
-                .to_lowercase()
-                .contains(&want.to_lowercase())
-        })
-    else {
-        eprintln!("no adapter whose name contains {want:?}");
-        std::process::exit(1);
-    };
-    let (device, queue) = match adapter.request_device(&Default::default()).await {
-        Ok(d) => d,
+    // The engine's own adapter choice (`WISP_ADAPTER`, default: the best adapter there is).
+    let opts = match wisp::gpu::GpuOptions::from_env() {
+        Ok(o) => o,
         Err(e) => {
-            eprintln!("cannot open {}: {e}", adapter.get_info().name);
+            eprintln!("{e}");
             std::process::exit(1);
         }
     };
-    println!("adapter: {}", adapter.get_info().name);
+    let gpu = match wisp::gpu::Gpu::new(&opts).await {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
+    let (device, queue) = (&gpu.device, &gpu.queue);
+    println!("adapter: {}", gpu.caps.adapter.name);
     let src = "@group(0) @binding(0) var<storage, read_write> Y: array<u32>;
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) g: vec3<u32>) { Y[g.x] = Y[g.x] + 1u; }";
