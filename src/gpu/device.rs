@@ -66,6 +66,16 @@ pub struct GpuOptions {
     pub weight_textures: Option<bool>,
 }
 
+/// Where weights live, by name (`WISP_WEIGHTS`, and the JS `weights` option): `Some(true)` for
+/// "texture", `Some(false)` for "buffer" (plurals too), `None` for anything else.
+pub fn weight_store(name: &str) -> Option<bool> {
+    match name.trim() {
+        "texture" | "textures" => Some(true),
+        "buffer" | "buffers" => Some(false),
+        _ => None,
+    }
+}
+
 fn parse_size(s: &str) -> Option<u64> {
     let s = s.trim();
     let (num, mul) = match s.char_indices().last()? {
@@ -112,11 +122,10 @@ impl GpuOptions {
             });
         }
         if let Some(v) = var("WISP_WEIGHTS") {
-            o.weight_textures = Some(match v.trim() {
-                "texture" | "textures" => true,
-                "buffer" | "buffers" => false,
-                _ => return Err(bad("WISP_WEIGHTS", v, "expected texture or buffer")),
-            });
+            match weight_store(&v) {
+                Some(t) => o.weight_textures = Some(t),
+                None => return Err(bad("WISP_WEIGHTS", v, "expected texture or buffer")),
+            }
         }
         Ok(o)
     }
@@ -486,7 +495,7 @@ impl Gpu {
     /// Uploads later weights of every type to textures (`true`) or storage buffers: tests run
     /// both. Weights already uploaded keep theirs (each kernel is compiled for its weight's store).
     pub fn set_weight_textures(&mut self, on: bool) {
-        self.caps.weight_textures = if on { u64::MAX } else { 0 };
+        self.set_texture_types(if on { u64::MAX } else { 0 });
     }
 
     /// Uploads later weights of the types in `mask` (bit `ty.0`) to textures, the rest to buffers.

@@ -12,7 +12,7 @@ mod pipeline;
 mod shader;
 
 pub use buffer::{weight_texture, GpuWeight, WeightChunk, WeightStore, WeightWriter, TEX_WIDTH};
-pub use device::{AdapterSummary, Capabilities, Gpu, GpuOptions, KernelFamily, Tier};
+pub use device::{weight_store, AdapterSummary, Capabilities, Gpu, GpuOptions, KernelFamily, Tier};
 pub use encoder::{Binding, Encoder, GpuCounts, Resource};
 pub use error::GpuError;
 pub use pipeline::{Bind, Kernel, KernelSpec, Op, PipelineKey};

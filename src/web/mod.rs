@@ -372,13 +372,14 @@ impl Engine {
         };
         let weight_textures = match opts.weights.as_deref() {
             None => None,
-            Some("texture") => Some(true),
-            Some("buffer") => Some(false),
-            Some(w) => {
-                return Err(to_js(WebError::Options(format!(
-                    "weights '{w}': expected \"buffer\" or \"texture\""
-                ))))
-            }
+            Some(w) => match crate::gpu::weight_store(w) {
+                Some(t) => Some(t),
+                None => {
+                    return Err(to_js(WebError::Options(format!(
+                        "weights '{w}': expected \"buffer\" or \"texture\""
+                    ))))
+                }
+            },
         };
         let mut gpu = Gpu::new(&GpuOptions {
             weight_textures,
