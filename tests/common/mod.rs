@@ -122,3 +122,55 @@ pub fn for_every_config(mut f: impl FnMut(&mut Gpu, &str) -> Vec<String>) {
         failures.join("\n")
     );
 }
+
+/// `$WISP_CACHE` (default `~/.cache/wisp`), where the models are.
+pub fn model_cache() -> std::path::PathBuf {
+    std::env::var_os("WISP_CACHE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/wisp"))
+        })
+        .unwrap_or_else(|| std::path::PathBuf::from(".cache/wisp"))
+}
+
+/// The tiny chat model (scripts/gen_tiny_chat_gguf.py: SmolLM2-Instruct's tokenizer and chat
+/// template on a 2-layer, 64-wide llama with random weights; 8 MB, milliseconds per token):
+/// every path of a real chat model, for tests of the CLI and the server rather than of output
+/// quality. Written into the cache from SmolLM2 when missing (with `$WISP_PY`, else python3).
+/// `None`, said on stderr, where SmolLM2 is missing too, unless `WISP_REQUIRE_MODELS` is set.
+pub fn tiny_chat_model() -> Option<std::path::PathBuf> {
+    let out = model_cache().join("wisp-test-tiny-chat.gguf");
+    if out.is_file() {
+        return Some(out);
+    }
+    let src = std::env::var_os("WISP_SMOLLM2_MODEL")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| model_cache().join("SmolLM2-135M-Instruct.Q4_1.gguf"));
+    if !src.is_file() {
+        assert!(
+            std::env::var_os("WISP_REQUIRE_MODELS").is_none(),
+            "the tiny chat model needs SmolLM2: run scripts/fetch-model.sh smollm2"
+        );
+        eprintln!(
+            "SKIPPED: no SmolLM2 at {} to make the tiny chat model from",
+            src.display()
+        );
+        return None;
+    }
+    // Tests run in parallel: each writes its own file and renames it into place.
+    let partial = out.with_extension(format!("{}.partial", std::process::id()));
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/gen_tiny_chat_gguf.py");
+    let python = std::env::var_os("WISP_PY").unwrap_or_else(|| "python3".into());
+    let status = std::process::Command::new(&python)
+        .arg(script)
+        .arg(&src)
+        .arg(&partial)
+        .status()
+        .unwrap_or_else(|e| panic!("{python:?} {script}: {e}"));
+    assert!(
+        status.success(),
+        "{script} failed ({status}): it needs python's gguf and numpy (scripts/setup.sh)"
+    );
+    std::fs::rename(&partial, &out).expect("tiny chat model renamed into the cache");
+    Some(out)
+}

@@ -233,8 +233,10 @@ pub fn run(args: ModelBenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     if args.json {
         println!("{report}");
     } else {
-        eprintln!(
-            "{:.1} MB read per token = {achieved:.2} GB/s = {pct:.1}% of the {roof:.2} GB/s read roofline",
+        // The result on stdout (the details above are on stderr), for scripts/main.sh's summary.
+        println!(
+            "decode {decode_tok_s:.2} tok/s on {}: {:.1} MB read per token = {achieved:.2} GB/s = {pct:.1}% of the {roof:.2} GB/s read roofline",
+            gpu.caps.adapter.name,
             bytes_per_token as f64 / 1e6
         );
     }

@@ -41,10 +41,10 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     let adapter = crate::load::adapter_json(c);
     if !args.json {
         eprintln!(
-            "adapter: {} ({}, {:?}, chosen family: {})",
+            "adapter: {} ({}, tier {}, chosen family: {})",
             c.adapter.name,
             c.adapter.backend,
-            c.tier,
+            crate::load::tier_label(c),
             chosen.name()
         );
     }

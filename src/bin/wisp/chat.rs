@@ -11,16 +11,7 @@ use crate::cli::ChatArgs;
 use crate::load::load;
 
 pub fn run(mut args: ChatArgs) -> Result<(), Box<dyn std::error::Error>> {
-    // Chat wants an instruction-tuned model; the default model (Gemma 3 270M) is a base model.
-    if args.model.model.is_none() && std::env::var_os("WISP_MODEL").is_none() {
-        if let Some(p) = crate::cli::cached_model(crate::cli::CHAT_MODEL) {
-            eprintln!(
-                "chat: using {} (instruction-tuned; the default model is a base model). -m picks another.",
-                crate::cli::CHAT_MODEL
-            );
-            args.model.model = Some(p);
-        }
-    }
+    args.model.prefer_chat_model("chat");
     let mut m = load(&args.model, args.ctx, args.precision.get())?;
     let template = ChatTemplate::for_model(&m.tokenizer)?;
     let base_hint = "it is probably a base model, not instruction-tuned: replies may not follow \
@@ -74,6 +65,10 @@ pub fn run(mut args: ChatArgs) -> Result<(), Box<dyn std::error::Error>> {
                 continue;
             }
             _ => {}
+        }
+        if !interactive {
+            // A piped conversation's transcript shows each message before its reply.
+            println!("> {line}");
         }
         messages.push(Message::new("user", line));
         // With --context-shift the oldest turns make room for the reply (up to half the context).

@@ -8,37 +8,101 @@ use clap::{Args, Parser, Subcommand};
 ///
 /// GPU selection: WISP_ADAPTER=<name substring>; WISP_TIER=0|1|2 caps the capability tier;
 /// WISP_MAX_BINDING=16M lowers the storage binding limit; WISP_KERNELS=row|workgroup forces a
-/// kernel family; WISP_WEIGHTS=texture|buffer forces where weights live. The default model is Gemma 3 270M Q4_K_M in $WISP_CACHE (~/.cache/wisp),
-/// fetched by scripts/fetch-model.sh; WISP_MODEL overrides the path.
+/// kernel family; WISP_WEIGHTS=texture|buffer forces where weights live. The default model is
+/// Gemma 3 270M Q4_K_M (a base model) in $WISP_CACHE (~/.cache/wisp); chat and serve prefer
+/// SmolLM2 135M Instruct there. Both are fetched by scripts/fetch-model.sh; WISP_MODEL overrides
+/// the path.
 #[derive(Parser)]
 #[command(name = "wisp", version)]
 pub struct Cli {
+    /// More detail on stderr: what the first run measures on a GPU, info-level logs.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The commands `--help` lists first; the rest are developer tools.
+const USER_COMMANDS: [&str; 6] = ["run", "chat", "serve", "info", "gpus", "bench"];
+
+/// The argument parser, with `--help` listing user commands first and developer tools after,
+/// under their own headings: clap puts every subcommand under one heading, so the root's help
+/// template is written here from the subcommands' own descriptions (their `--help` is clap's).
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let styles = cmd.get_styles().clone();
+    let (header, literal) = (styles.get_header(), styles.get_literal());
+    let mut rows: Vec<(String, String)> = cmd
+        .get_subcommands()
+        .map(|c| {
+            let about = c.get_about().map(|a| a.to_string()).unwrap_or_default();
+            (c.get_name().to_string(), about)
+        })
+        .collect();
+    rows.push((
+        "help".into(),
+        "Print this message or the help of the given command".into(),
+    ));
+    let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    let section = |title: &str, user: bool| {
+        let mut s = format!("{header}{title}:{header:#}\n");
+        let is_user = |name: &str| USER_COMMANDS.contains(&name) || name == "help";
+        for (name, about) in rows.iter().filter(|(n, _)| is_user(n) == user) {
+            let pad = " ".repeat(width - name.len());
+            // Braces would be read as template tags.
+            let about = about.replace('{', "(").replace('}', ")");
+            s.push_str(&format!("  {literal}{name}{literal:#}{pad}  {about}\n"));
+        }
+        s
+    };
+    let template = format!(
+        "{{before-help}}{{about-with-newline}}\n{{usage-heading}} {{usage}}\n\n{}\n{}\n\
+         {header}Options:{header:#}\n{{options}}{{after-help}}",
+        section("Commands", true),
+        section("Developer tools", false),
+    );
+    cmd.help_template(template)
+}
+
+static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Set once from `-v` before any command runs.
+pub fn set_verbose(on: bool) {
+    VERBOSE.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// `-v` / `--verbose` was given.
+pub fn verbose() -> bool {
+    VERBOSE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 #[derive(Subcommand)]
 pub enum Command {
-    /// List the GPU adapters and the capabilities Wisp plans with (tier, f16, subgroups, limits).
-    Gpus(GpusArgs),
-    /// Print a GGUF file's metadata and tensor table.
-    Info(InfoArgs),
-    /// Dequantize one tensor on the GPU to raw little-endian f32 in GGUF element order.
-    Dequant(DequantArgs),
-    /// Measure the adapter's read roofline and every format's matvec and matmul speed.
-    BenchKernels(BenchArgs),
     /// Generate from a prompt (greedy with --temp 0), streaming tokens.
     Run(RunArgs),
-    /// Check every tensor of a model on the GPU: dequantize and matvec against the CPU reference.
-    Check(CheckArgs),
     /// Chat interactively with the model's chat template; the KV cache is kept across turns.
     Chat(ChatArgs),
-    /// Write the logits after the last prompt token as raw little-endian f32 (n_vocab values).
-    Logits(LogitsArgs),
+    /// An OpenAI-compatible HTTP server: /v1/chat/completions, /v1/completions, /v1/models, /health.
+    ///
+    /// Without -m or $WISP_MODEL it serves the instruction-tuned SmolLM2 of the cache. Ctrl-C or
+    /// SIGTERM stops it: no new requests, those in flight get 10 s to finish (a second signal
+    /// cuts them at once), then it exits 0.
+    Serve(ServeArgs),
+    /// Print a GGUF file's metadata and tensor table.
+    Info(InfoArgs),
+    /// List the GPU adapters and the capabilities Wisp plans with (tier, f16, subgroups, limits).
+    Gpus(GpusArgs),
     /// Prefill and decode speed of a model, decode as % of the adapter's read roofline.
     Bench(ModelBenchArgs),
-    /// An OpenAI-compatible HTTP server: /v1/chat/completions, /v1/completions, /v1/models, /health.
-    Serve(ServeArgs),
+    /// Dequantize one tensor on the GPU to raw little-endian f32 in GGUF element order.
+    Dequant(DequantArgs),
+    /// Check every tensor of a model on the GPU: dequantize and matvec against the CPU reference.
+    Check(CheckArgs),
+    /// Measure the adapter's read roofline and every format's matvec and matmul speed.
+    BenchKernels(BenchArgs),
+    /// Write the logits after the last prompt token as raw little-endian f32 (n_vocab values).
+    Logits(LogitsArgs),
     /// Many chat generations in one process (resets, stopped replies, sampled, JSON output);
     /// fails if memory grew between the warm-up and the end.
     Soak(SoakArgs),
@@ -119,6 +183,21 @@ pub fn cached_model(name: &str) -> Option<PathBuf> {
 }
 
 impl ModelArg {
+    /// Chat and serve want an instruction-tuned model, and the default model is a base model:
+    /// without `-m` or `$WISP_MODEL`, [`CHAT_MODEL`] in the cache is used if it is there, and
+    /// `cmd` says so on stderr.
+    pub fn prefer_chat_model(&mut self, cmd: &str) {
+        if self.model.is_some() || std::env::var_os("WISP_MODEL").is_some() {
+            return;
+        }
+        if let Some(p) = cached_model(CHAT_MODEL) {
+            eprintln!(
+                "{cmd}: using {CHAT_MODEL} (instruction-tuned; the default model is a base model). -m picks another."
+            );
+            self.model = Some(p);
+        }
+    }
+
     /// The model path to open, with a hint when the default model is missing.
     pub fn path(&self) -> Result<PathBuf, String> {
         if let Some(p) = &self.model {
@@ -187,6 +266,9 @@ pub struct BenchArgs {
 pub struct CheckArgs {
     #[command(flatten)]
     pub model: ModelArg,
+    /// Print every tensor's row (also with -v); by default one line per block type.
+    #[arg(long)]
+    pub tensors: bool,
 }
 
 #[derive(Args)]

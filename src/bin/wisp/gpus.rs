@@ -22,7 +22,7 @@ pub fn run(args: GpusArgs) -> Result<(), Box<dyn std::error::Error>> {
             out.push(json!({
                 "name": c.adapter.name, "backend": c.adapter.backend, "device_type": c.adapter.device_type,
                 "driver": c.adapter.driver, "driver_info": c.adapter.driver_info, "tier": format!("{:?}", c.tier),
-                "shader_f16": c.shader_f16, "subgroups": c.subgroups,
+                "tier_label": crate::load::tier_label(c), "shader_f16": c.shader_f16, "subgroups": c.subgroups,
                 "subgroup_min_size": c.subgroup_min_size, "subgroup_max_size": c.subgroup_max_size,
                 "max_storage_binding": c.adapter_max_binding, "planned_binding": c.max_binding,
                 "max_buffer_size": c.max_buffer_size, "max_workgroup_storage": c.max_workgroup_storage,
@@ -38,10 +38,7 @@ pub fn run(args: GpusArgs) -> Result<(), Box<dyn std::error::Error>> {
                 c.adapter.driver,
                 c.adapter.driver_info
             );
-            println!(
-                "  tier {:?}: shader-f16 {}, subgroups {} (sizes {}..{})",
-                c.tier, c.shader_f16, c.subgroups, c.subgroup_min_size, c.subgroup_max_size
-            );
+            println!("  tier {}", crate::load::tier_label(c));
             println!(
                 "  storage binding {} MiB (planning with {} MiB), buffer {} MiB, workgroup storage {} KiB, {} invocations, {} storage buffers per stage",
                 c.adapter_max_binding >> 20,

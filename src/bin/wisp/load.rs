@@ -87,16 +87,19 @@ fn choose_family(gpu: &mut Gpu, g: &wisp::gguf::Gguf, precision: wisp::ops::matv
     {
         return;
     }
+    eprintln!("measuring this GPU once (a few seconds); kept for next time");
     let Ok(choice) = pollster::block_on(probe.measure(gpu)) else {
         return;
     };
     choice.apply(gpu);
-    eprintln!(
-        "kernel families for {} at {} precision: {} (kept in the cache)",
-        c_name(gpu),
-        precision.name(),
-        choice.report()
-    );
+    if crate::cli::verbose() {
+        eprintln!(
+            "kernel families for {} at {} precision: {}",
+            gpu.caps.adapter.name,
+            precision.name(),
+            choice.report()
+        );
+    }
     cache.insert(probe.key, choice.to_json());
     if let Some(p) = path {
         if let Some(dir) = p.parent() {
@@ -106,15 +109,33 @@ fn choose_family(gpu: &mut Gpu, g: &wisp::gguf::Gguf, precision: wisp::ops::matv
     }
 }
 
-fn c_name(gpu: &Gpu) -> &str {
-    &gpu.caps.adapter.name
+/// The tier in words, with what it means on this adapter: T0 = no shader-f16 (where subgroups
+/// may still share x's loads: SwiftShader), T1 = + shader-f16, T2 = + subgroups.
+pub fn tier_label(c: &Capabilities) -> String {
+    use wisp::gpu::Tier;
+    let sizes = if c.subgroup_min_size == c.subgroup_max_size {
+        c.subgroup_min_size.to_string()
+    } else {
+        format!("{}..{}", c.subgroup_min_size, c.subgroup_max_size)
+    };
+    match c.tier {
+        Tier::T2 => format!("T2 (shader-f16, subgroups of {sizes})"),
+        Tier::T1 => "T1 (shader-f16, no subgroups)".into(),
+        Tier::T0 if c.share_x() > 0 => format!(
+            "T0 (no shader-f16), with subgroups of {} for shared loads",
+            c.share_x()
+        ),
+        // The adapter has f16: only WISP_TIER keeps it at T0.
+        Tier::T0 if c.shader_f16 => "T0 (no shader-f16, no subgroups: capped by WISP_TIER)".into(),
+        Tier::T0 => "T0 (no shader-f16, no subgroups)".into(),
+    }
 }
 
 /// The adapter and the capabilities Wisp planned with, for JSON reports.
 pub fn adapter_json(c: &Capabilities) -> serde_json::Value {
     json!({
         "name": c.adapter.name, "backend": c.adapter.backend, "device_type": c.adapter.device_type,
-        "driver": c.adapter.driver, "tier": format!("{:?}", c.tier), "shader_f16": c.shader_f16,
+        "driver": c.adapter.driver, "tier": format!("{:?}", c.tier), "tier_label": tier_label(c), "shader_f16": c.shader_f16,
         "subgroups": c.subgroups, "subgroup_min_size": c.subgroup_min_size, "subgroup_max_size": c.subgroup_max_size,
         "max_storage_binding": c.max_binding, "chosen_family": c.family.name(),
         "chosen_prefill_family": c.prefill_family.name(),

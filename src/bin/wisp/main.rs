@@ -29,10 +29,23 @@ mod soak;
 
 #[cfg(not(target_arch = "wasm32"))]
 fn main() -> std::process::ExitCode {
-    use clap::Parser;
+    use clap::FromArgMatches;
     quiet_vulkan_loader();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let args = cli::Cli::parse();
+    let args = match cli::Cli::from_arg_matches(&cli::command().get_matches()) {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
+    cli::set_verbose(args.verbose);
+    // -v: Wisp's own info-level logs (RUST_LOG still decides when set).
+    let level = if args.verbose {
+        "warn,wisp=info"
+    } else {
+        "warn"
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    if !matches!(args.command, cli::Command::Serve(_)) {
+        die_on_closed_stdout();
+    }
     let result = match args.command {
         cli::Command::Gpus(a) => gpus::run(a),
         cli::Command::Info(a) => info::run(a),
@@ -75,6 +88,22 @@ fn quiet_vulkan_loader() {
 
 #[cfg(all(not(unix), not(target_arch = "wasm32")))]
 fn quiet_vulkan_loader() {}
+
+/// `wisp gpus | head -3`: a closed stdout ends the process quietly with SIGPIPE (status 141 in
+/// a shell), as it does `cat` or `grep`, instead of `println!` panicking on EPIPE. Rust ignores
+/// SIGPIPE by default; this restores the Unix default. Not for `serve`: hyper writes responses
+/// with `writev`, which (unlike `send` with MSG_NOSIGNAL) raises SIGPIPE on a socket whose
+/// client left, so there it stays ignored and a closed socket is an EPIPE error.
+#[cfg(all(unix, not(target_arch = "wasm32")))]
+fn die_on_closed_stdout() {
+    // SAFETY: setting a signal's disposition to its default; no handler runs our code.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(all(not(unix), not(target_arch = "wasm32")))]
+fn die_on_closed_stdout() {}
 
 #[cfg(target_arch = "wasm32")]
 fn main() {}

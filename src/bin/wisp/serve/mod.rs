@@ -8,6 +8,7 @@
 mod api;
 mod worker;
 
+use std::future::IntoFuture;
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
 
@@ -45,11 +46,16 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+/// How long requests in flight may run on after a stop signal before they are cut.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+pub fn run(mut args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let addr: std::net::SocketAddr = format!("{}:{}", args.host, args.port)
         .parse()
         .map_err(|e| format!("--host {} --port {}: {e}", args.host, args.port))?;
+    args.model.prefer_chat_model("serve");
     let loaded = load(&args.model, args.ctx, args.precision.get())?;
+    let about = describe(&args, &loaded)?;
     let template = ChatTemplate::for_model(&loaded.tokenizer)?;
     let tokenizer = wisp::model::tokenizer::Tokenizer::from_gguf(loaded.file.gguf())?;
     let model_id = args
@@ -77,7 +83,7 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let app = Arc::new(App {
         tokenizer,
         jobs,
-        status,
+        status: status.clone(),
         model_id,
         api_key: args
             .api_key
@@ -87,6 +93,11 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         started: unix_now(),
         next_id: Default::default(),
     });
+    let auth = if app.api_key.is_some() {
+        " (API key required)"
+    } else {
+        ""
+    };
     let router = Router::new()
         .route("/health", get(health))
         .route("/v1/models", get(models))
@@ -100,31 +111,136 @@ pub fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
+        // Handlers first, so a signal sent as soon as the start-up line shows is caught.
+        let mut signals = StopSignals::new()?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        eprintln!(
-            "wisp serve: listening on http://{addr}/v1 (context {}, {}{})",
-            args.ctx,
-            if args.context_shift {
-                "context shift on"
-            } else {
-                "context shift off"
-            },
-            if args.api_key.is_some() {
-                ", API key required"
-            } else {
-                ""
+        let bound = listener.local_addr().unwrap_or(addr);
+        eprintln!("wisp serve: {about}: listening on http://{bound}{auth}");
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+            let _ = stop_rx.await;
+        });
+        let mut server = tokio::spawn(server.into_future());
+        tokio::select! {
+            r = &mut server => {
+                return match r {
+                    Ok(Ok(())) => Err("the server stopped by itself".to_string()),
+                    Ok(Err(e)) => Err(format!("server: {e}")),
+                    Err(e) => Err(format!("server: {e}")),
+                };
             }
-        );
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-            .map_err(|e| format!("server: {e}"))
+            () = signals.next() => {}
+        }
+        // No new connections from here; requests in flight finish, up to DRAIN (a second
+        // signal cuts them at once).
+        let _ = stop_tx.send(());
+        let waiting = in_flight(&status);
+        if waiting > 0 {
+            eprintln!(
+                "wisp serve: stopping: {waiting} request(s) in flight get up to {} s to finish \
+                 (a second Ctrl-C cuts them)",
+                DRAIN.as_secs()
+            );
+        }
+        let drained = tokio::select! {
+            r = tokio::time::timeout(DRAIN, &mut server) => r.is_ok(),
+            () = signals.next() => false,
+        };
+        server.abort();
+        let cut = if drained { 0 } else { in_flight(&status) };
+        match cut {
+            0 => eprintln!("wisp serve: stopped"),
+            1 => eprintln!("wisp serve: stopped (1 request in flight was cut)"),
+            n => eprintln!("wisp serve: stopped ({n} requests in flight were cut)"),
+        }
+        Ok::<(), String>(())
     })?;
+    // The engine thread may still be generating a cut request: the process ends without it.
+    rt.shutdown_background();
     Ok(())
+}
+
+/// The start-up line's model, adapter, context and precision: `SmolLM2-135M-Instruct.Q4_1
+/// (SmolLM2 135M Instruct) on llvmpipe (…) (Vulkan, T2), context 4096, exact precision`.
+fn describe(args: &ServeArgs, loaded: &crate::load::Loaded) -> Result<String, String> {
+    let path = args.model.path()?;
+    let stem = path.file_stem().map_or_else(
+        || path.display().to_string(),
+        |s| s.to_string_lossy().into_owned(),
+    );
+    let name = loaded
+        .file
+        .gguf()
+        .get_str("general.name")
+        .filter(|n| !n.is_empty())
+        .map_or_else(String::new, |n| format!(" ({n})"));
+    let c = &loaded.gpu.caps;
+    Ok(format!(
+        "{stem}{name} on {} ({}, {:?}), context {}{}, {} precision",
+        c.adapter.name,
+        c.adapter.backend,
+        c.tier,
+        args.ctx,
+        if args.context_shift {
+            " with context shift"
+        } else {
+            ""
+        },
+        args.precision.get().name()
+    ))
+}
+
+/// Requests the engine has not finished: the one it runs and those queued behind it.
+fn in_flight(status: &SharedStatus) -> usize {
+    status.lock().map_or(0, |s| usize::from(s.busy) + s.queued)
+}
+
+/// Ctrl-C (SIGINT) and, on Unix, SIGTERM (what `kill`, systemd and container runtimes send).
+#[cfg(unix)]
+struct StopSignals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl StopSignals {
+    /// Installs the handlers now: until then a signal would end the process at once.
+    fn new() -> Result<StopSignals, String> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let handler =
+            |kind: SignalKind| signal(kind).map_err(|e| format!("cannot handle stop signals: {e}"));
+        Ok(StopSignals {
+            int: handler(SignalKind::interrupt())?,
+            term: handler(SignalKind::terminate())?,
+        })
+    }
+
+    /// The next stop signal.
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+    }
+}
+
+#[cfg(not(unix))]
+struct StopSignals;
+
+#[cfg(not(unix))]
+impl StopSignals {
+    fn new() -> Result<StopSignals, String> {
+        Ok(StopSignals)
+    }
+
+    /// The next Ctrl-C; never, where it cannot be watched.
+    async fn next(&mut self) {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 async fn not_found() -> ApiError {
