@@ -14,9 +14,11 @@ if [ "$("$TOOLS/bin/wasm-bindgen" --version 2>/dev/null | awk '{print $2}')" != 
   echo "installing wasm-bindgen-cli $WBG_VERSION into $TOOLS (about 3 minutes)" >&2
   cargo install -q wasm-bindgen-cli --version "$WBG_VERSION" --root "$TOOLS"
 fi
-if [ ! -x "$TOOLS/node/node_modules/.bin/wasm-opt" ] || [ ! -d "$TOOLS/node/node_modules/playwright-core" ] || [ ! -x "$TOOLS/node/node_modules/.bin/vite" ]; then
-  echo "installing binaryen, playwright-core and vite into $TOOLS/node (npm)" >&2
-  npm install --silent --no-audit --no-fund --prefix "$TOOLS/node" binaryen@132 playwright-core@1 vite@6
+# axe-core: the accessibility audit of the demo page (www/tests/demo.mjs).
+if [ ! -x "$TOOLS/node/node_modules/.bin/wasm-opt" ] || [ ! -d "$TOOLS/node/node_modules/playwright-core" ] ||
+   [ ! -x "$TOOLS/node/node_modules/.bin/vite" ] || [ ! -f "$TOOLS/node/node_modules/axe-core/axe.min.js" ]; then
+  echo "installing binaryen, playwright-core, vite and axe-core into $TOOLS/node (npm)" >&2
+  npm install --silent --no-audit --no-fund --prefix "$TOOLS/node" binaryen@132 playwright-core@1 vite@6 axe-core@4
 fi
 rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
 echo "building the wasm engine (cargo, wasm32; a few minutes the first time)" >&2

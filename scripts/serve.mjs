@@ -1,9 +1,12 @@
 // Serves the demo (www/) and models from the cache on localhost, with HTTP Range requests
-// (bytes=a-b, a-, -n) as resumable downloads need. Every request is logged as one JSON line
+// (bytes=a-b, a-, -n) as resumable downloads need. `GET /models/` (or /models/index.json)
+// lists the models dir's *.gguf files as JSON [{name, bytes}], which the demo's picker offers
+// first. No CORS headers are sent: pages of other origins cannot read the models (the demo's
+// test relies on that). Every request is logged as one JSON line
 // ({"t", "method", "path", "range", "status", "bytes"}) to stdout and, with --log FILE, to FILE.
-// Usage: node scripts/serve.mjs [--port 8080] [--models DIR] [--log FILE]
+// Usage: node scripts/serve.mjs [--port 8080] [--models DIR] [--root DIR (default www/)] [--log FILE]
 import { createServer } from "node:http";
-import { createReadStream, statSync, appendFileSync } from "node:fs";
+import { createReadStream, statSync, appendFileSync, readdirSync, existsSync } from "node:fs";
 import { extname, join, normalize, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { homedir } from "node:os";
@@ -13,7 +16,7 @@ const opt = (name, dflt) => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : dflt;
 };
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "www");
+const root = resolve(opt("--root", join(dirname(fileURLToPath(import.meta.url)), "..", "www")));
 const models = resolve(opt("--models", process.env.WISP_CACHE ?? join(homedir(), ".cache", "wisp")));
 const port = Number(opt("--port", "8080"));
 const logFile = opt("--log", null);
@@ -53,9 +56,34 @@ function parseRange(h, size) {
   return [start, end];
 }
 
+/** The models dir's GGUF files, largest last: [{name, bytes}]. */
+function modelList() {
+  let names = [];
+  try {
+    names = readdirSync(models).filter((n) => n.endsWith(".gguf"));
+  } catch {}
+  return names
+    .map((name) => {
+      try {
+        return { name, bytes: statSync(join(models, name)).size };
+      } catch {
+        return null;
+      }
+    })
+    .filter((m) => m && m.bytes > 0)
+    .sort((a, b) => a.bytes - b.bytes || a.name.localeCompare(b.name));
+}
+
 createServer((req, res) => {
   const url = new URL(req.url, "http://localhost");
   let path = decodeURIComponent(url.pathname);
+  if (path === "/models/" || path === "/models/index.json") {
+    const body = JSON.stringify(modelList());
+    res.writeHead(200, { "Content-Type": "application/json", "Cache-Control": "no-store" });
+    res.end(req.method === "HEAD" ? undefined : body);
+    log({ method: req.method, path, range: null, status: 200, bytes: Buffer.byteLength(body) });
+    return;
+  }
   let file;
   if (path.startsWith("/models/")) file = join(models, normalize(path.slice(8)).replace(/^(\.\.[/\\])+/, ""));
   else file = join(root, normalize(path === "/" ? "/index.html" : path).replace(/^(\.\.[/\\])+/, ""));
@@ -92,4 +120,8 @@ createServer((req, res) => {
   createReadStream(file, { start, end }).pipe(res);
 }).listen(port, "127.0.0.1", () => {
   console.error(`serving ${root} and ${models} at http://127.0.0.1:${port}/ (models under /models/)`);
+  // Without the engine's build the demo can only say so: tell whoever started the server too.
+  if (!existsSync(join(root, "wisp-llm", "dist", "wisp_bg.wasm"))) {
+    console.error(`warning: ${join(root, "wisp-llm", "dist", "wisp_bg.wasm")} is missing: run scripts/build-web.sh first`);
+  }
 });

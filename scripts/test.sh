@@ -7,7 +7,8 @@
 # GPU dequant against gguf-py's own dequantize; a short soak (memory stays flat); `wisp serve`
 # against the official openai client;
 # then the npm package in headless Chromium
-# (download, resume, corruption, greedy tokens vs llama.cpp, memory, the demo page, device loss;
+# (download, resume, corruption, greedy tokens vs llama.cpp, memory, every screen of the demo page,
+# the README's quick-start page, device loss;
 # two pages sharing one store, cut downloads, a chat soak).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,6 +49,8 @@ scripts/test-wasm.sh
 node www/tests/protocol.mjs
 node www/tests/api.mjs
 node www/tests/browser.mjs
+node www/tests/demo.mjs
+node www/tests/quickstart.mjs   # the README's page, from an npm-packed tarball
 part "browser: two pages loading one model, 10 cut downloads, a 200-turn chat soak"
 node www/tests/store.mjs
 node www/tests/soak.mjs -n 200

@@ -14,7 +14,8 @@ use crate::model::ModelError;
 /// Progress of a long step, reported to the page.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Progress {
-    /// `download`, `verify` or `load`.
+    /// `download` (network to IndexedDB), `measure` (timing this GPU's kernels, once), `load`
+    /// (IndexedDB to the GPU) or `notice` (see `message`).
     pub phase: &'static str,
     pub done: u64,
     pub total: u64,
@@ -26,10 +27,18 @@ pub struct Progress {
     pub message: String,
 }
 
+/// `js::fetch_range`, with a failed `fetch` (no response at all) told apart from a failed body.
+async fn fetch_range(url: &str, start: u64, end: u64) -> Result<web_sys::Response, WebError> {
+    js::fetch_range(url, start, end).await.map_err(|e| match e {
+        WebError::Network { url, message } => WebError::Fetch { url, message },
+        e => e,
+    })
+}
+
 /// Size of the file at `url`, from a one-byte Range request (which also proves the server
 /// supports ranges).
 pub async fn remote_size(url: &str) -> Result<u64, WebError> {
-    let resp = js::fetch_range(url, 0, 1).await?;
+    let resp = fetch_range(url, 0, 1).await?;
     if resp.status() == 200 {
         return Err(WebError::NoRange(url.to_string()));
     }
@@ -53,7 +62,7 @@ pub async fn remote_size(url: &str) -> Result<u64, WebError> {
 
 /// Bytes `[start, end)` of `url` (checks the server answered with exactly those).
 pub async fn fetch_bytes(url: &str, start: u64, end: u64) -> Result<Uint8Array, WebError> {
-    let resp = js::fetch_range(url, start, end).await?;
+    let resp = fetch_range(url, start, end).await?;
     if resp.status() != 206 {
         return Err(if resp.status() == 200 {
             WebError::NoRange(url.to_string())

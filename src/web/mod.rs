@@ -37,8 +37,12 @@ pub enum WebError {
     Unavailable(String),
     #[error("network error fetching {url}: {message}")]
     Network { url: String, message: String },
-    #[error("{url} answered HTTP {status}")]
+    #[error("{url} answered HTTP {status}{}", status_meaning(*.status))]
     Http { url: String, status: u16 },
+    /// `fetch` itself failed: the browser hides whether the host was unreachable or its answer
+    /// was withheld by CORS, so the message names both.
+    #[error("could not fetch {url}: the server is unreachable, or it does not let this page read the file (CORS: the host must send Access-Control-Allow-Origin and allow the Range header) ({message})")]
+    Fetch { url: String, message: String },
     #[error(
         "the server of {0} does not support HTTP Range requests, which resumable downloads need"
     )]
@@ -65,6 +69,18 @@ impl WebError {
             context: context.to_string(),
             message: js::describe(&e),
         }
+    }
+}
+
+/// A few words on an HTTP error status, for messages the page shows.
+fn status_meaning(status: u16) -> &'static str {
+    match status {
+        401 | 403 => " (access denied)",
+        404 | 410 => " (not found)",
+        416 => " (range not satisfiable)",
+        429 => " (too many requests: try again later)",
+        500..=599 => " (server error)",
+        _ => "",
     }
 }
 
@@ -210,6 +226,7 @@ async fn choose_family(
     gguf: &crate::gguf::Gguf,
     precision: Precision,
     notice: &dyn Fn(String),
+    measuring: &dyn Fn(),
 ) -> serde_json::Value {
     use crate::bench::{FamilyChoice, FamilyProbe};
     let Some(probe) = FamilyProbe::new(gpu, gguf, precision) else {
@@ -229,6 +246,9 @@ async fn choose_family(
             }
         }
     }
+    // Only now is it known that this load pays for the timing: the page says so (a few
+    // seconds on a slow adapter, once per adapter and model shape).
+    measuring();
     match probe.measure(gpu).await {
         Ok(choice) => {
             choice.apply(gpu);
@@ -252,6 +272,17 @@ async fn choose_family(
                 gpu.caps.family.name()
             ));
             json!({"source": "default"})
+        }
+    }
+}
+
+/// What the page calls the model: GGUF's `general.name`, else the file name in `url`.
+fn display_name(gguf: &crate::gguf::Gguf, url: &str) -> String {
+    match gguf.get_str("general.name").map(str::trim) {
+        Some(n) if !n.is_empty() => n.to_string(),
+        _ => {
+            let path = url.split(['?', '#']).next().unwrap_or(url);
+            path.rsplit('/').next().unwrap_or(path).to_string()
         }
     }
 }
@@ -387,7 +418,35 @@ impl Engine {
         })
         .await
         .map_err(to_js)?;
-        let kernels = choose_family(&mut gpu, store.as_ref(), &gguf, precision, &notice).await;
+        // Without a store the timing cannot be kept, and the page should not promise it.
+        let measure_message = if store.is_some() {
+            "measuring this GPU once (a few seconds); kept for next time"
+        } else {
+            "measuring this GPU (a few seconds; not kept: no storage)"
+        };
+        let measuring = || {
+            report(
+                &on_progress,
+                &Progress {
+                    phase: "measure",
+                    done: 0,
+                    total: 0,
+                    rate: 0.0,
+                    resumed_from_chunk: 0,
+                    message: measure_message.into(),
+                },
+            )
+        };
+        let name = display_name(&gguf, &url);
+        let kernels = choose_family(
+            &mut gpu,
+            store.as_ref(),
+            &gguf,
+            precision,
+            &notice,
+            &measuring,
+        )
+        .await;
         let src = StoreSource::new(store.as_ref(), meta.clone(), gguf);
         let t0 = js::now_ms();
         let cb = on_progress.clone();
@@ -418,7 +477,7 @@ impl Engine {
                         "prefill_family": c.prefill_family.name(),
                         "weights_in_textures": c.texture_types().iter().map(|t| t.to_string()).collect::<Vec<_>>(),
                         "kernels": kernels},
-            "model": {"arch": format!("{:?}", model.cfg.arch), "n_layer": model.cfg.n_layer,
+            "model": {"name": name, "arch": format!("{:?}", model.cfg.arch), "n_layer": model.cfg.n_layer,
                       "n_vocab": model.cfg.n_vocab, "context": ctx,
                       "precision": precision.name()},
             "template": format!("{:?}", template.source()),

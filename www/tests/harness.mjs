@@ -15,12 +15,20 @@ export const oracle = JSON.parse(
   readFileSync(join(repo, "tests/data/oracle/gemma3-270m-q4_k_m.once_upon_a_time.json"), "utf8"),
 );
 
-/** Starts the server; returns { base, modelUrl, log(), modelRequests(), stop() }. */
-export async function startServer() {
+/**
+ * Starts the server (`root`: the folder served instead of www/); returns { base, modelUrl, log(),
+ * modelRequests(), stderr(), stop() }. Its stderr is passed through and kept for `stderr()`.
+ */
+export async function startServer({ root } = {}) {
   const port = 8000 + Math.floor(Math.random() * 900);
   const logFile = join(tmpdir(), `wisp-serve-${port}-${Date.now()}.log`);
-  const proc = spawn("node", [join(repo, "scripts/serve.mjs"), "--port", String(port), "--models", cache, "--log", logFile], {
-    stdio: ["ignore", "ignore", "inherit"],
+  const args = [join(repo, "scripts/serve.mjs"), "--port", String(port), "--models", cache, "--log", logFile];
+  if (root) args.push("--root", root);
+  const proc = spawn("node", args, { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  proc.stderr.on("data", (d) => {
+    stderr += d;
+    process.stderr.write(d);
   });
   await new Promise((r) => setTimeout(r, 500));
   const base = `http://127.0.0.1:${port}`;
@@ -35,6 +43,7 @@ export async function startServer() {
     base,
     modelUrl: `${base}/models/${MODEL}`,
     log,
+    stderr: () => stderr,
     // Range requests for the model's data (the one-byte size probes excluded).
     modelRequests: () => log().filter((e) => e.path === `/models/${MODEL}` && e.range && e.range[1] > 0),
     stop: () => proc.kill(),

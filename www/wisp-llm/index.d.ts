@@ -1,8 +1,12 @@
 // Types of wisp-llm's public API.
 
 export interface Progress {
-  /** "download" (network → IndexedDB), "load" (IndexedDB → GPU) or "notice" (see `message`). */
-  phase: "download" | "load" | "notice";
+  /**
+   * "download" (network → IndexedDB), "measure" (timing this GPU's kernels: once per adapter
+   * and model shape, then kept in IndexedDB; `message` says so), "load" (IndexedDB → GPU, each
+   * chunk's hash checked on the way) or "notice" (see `message`).
+   */
+  phase: "download" | "measure" | "load" | "notice";
   done: number;
   total: number;
   /** Bytes per second in this phase. */
@@ -153,12 +157,22 @@ export interface EngineInfo {
       prefill_matmul_ms?: { row: number; workgroup: number };
     };
   };
-  model: { arch: string; n_layer: number; n_vocab: number; context: number; precision: Precision };
+  model: {
+    /** What to call the model: GGUF's `general.name`, else the file name in the URL. */
+    name: string;
+    arch: string;
+    n_layer: number;
+    n_vocab: number;
+    context: number;
+    precision: Precision;
+  };
   template: string;
 }
 
 /**
- * Every call rejects with an `Error` whose message names the problem: a `TypeError` for an
+ * Every call rejects with an `Error` whose message names the problem: an
+ * `EngineFilesMissingError` when the engine's build (`dist/wisp.js`, `dist/wisp_bg.wasm`) cannot
+ * be fetched next to `index.js` (the message names the URL and its HTTP status), a `TypeError` for an
  * argument of the wrong type (checked before anything runs: a prompt that is neither text nor
  * integer token ids, options that are not an object, a non-integer `max_tokens`, a message
  * whose role is not system, developer, user or assistant), a `RangeError` for an integer option

@@ -4,11 +4,47 @@
 
 let nextId = 1;
 
+// The engine's build output, next to this file (scripts/build-web.sh writes it).
+const DIST = ["./dist/wisp.js", "./dist/wisp_bg.wasm"];
+
+/**
+ * An Error naming the engine's first missing file (`name` "EngineFilesMissingError"), or null
+ * when both answer. Relative to this module: bundlers that move the files give no verdict here.
+ */
+async function missingFiles() {
+  for (const rel of DIST) {
+    const url = new URL(rel, import.meta.url);
+    let status;
+    try {
+      status = (await fetch(url, { method: "HEAD", cache: "no-store" })).status;
+    } catch (e) {
+      status = `no answer (${e.message})`;
+    }
+    if (typeof status !== "number" || status >= 400) {
+      const err = new Error(
+        `the engine's files are missing: ${url} answered ${typeof status === "number" ? `HTTP ${status}` : status}. ` +
+          "In a checkout of Wisp, build them with scripts/build-web.sh; from npm, the wisp-llm package ships them in dist/.",
+      );
+      err.name = "EngineFilesMissingError";
+      return err;
+    }
+  }
+  return null;
+}
+
+/** Why the worker failed to start: missing files, else the event's own message. */
+async function workerFailure(e) {
+  const missing = await missingFiles();
+  if (missing) return missing;
+  return new Error(`the wisp worker failed to start: ${e.message || "its script or an import could not be loaded"}`);
+}
+
 class WorkerProxy {
   constructor(worker) {
     this.worker = worker;
     this.pending = new Map();
     worker.onmessage = (e) => {
+      this.started = true;
       const { id, event, data, done, result, error, name } = e.data;
       const p = this.pending.get(id);
       if (!p) return;
@@ -19,20 +55,31 @@ class WorkerProxy {
         if (error !== undefined) {
           const err = new Error(error);
           if (name) err.name = name;
-          p.reject(err);
+          // The worker started but its wasm module did not: the same diagnosis as above.
+          if (/WebAssembly|wisp_bg\.wasm/.test(error)) missingFiles().then((m) => p.reject(m ?? err));
+          else p.reject(err);
         }
         else p.resolve(result);
       }
     };
+    // A module worker whose imports fail gets a bare Event (no message): find out why, and
+    // fail every call, pending and later (a worker that never started will never answer).
+    // An error in a worker that has answered before fails the calls pending, as it always did.
     worker.onerror = (e) => {
-      const err = new Error(`wisp worker failed: ${e.message ?? e}`);
-      for (const p of this.pending.values()) p.reject(err);
-      this.pending.clear();
+      e.preventDefault?.();
+      const failure = this.started
+        ? Promise.resolve(new Error(`wisp worker failed: ${e.message || "an error without a message"}`))
+        : (this.failure ??= workerFailure(e));
+      failure.then((err) => {
+        for (const p of this.pending.values()) p.reject(err);
+        this.pending.clear();
+      });
     };
   }
 
   call(op, args, onEvent) {
     if (this.closed) return Promise.reject(new Error(`the engine was unloaded: '${op}' needs createEngine() again`));
+    if (this.failure) return this.failure.then((err) => Promise.reject(err));
     const id = nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, onEvent });
