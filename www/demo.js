@@ -27,6 +27,7 @@ function controls() {
   $("check").disabled = off;
   $("send").disabled = off || !loaded;
   $("stop").disabled = !busy;
+  for (const b of document.querySelectorAll("#samples button")) b.disabled = off || !loaded;
 }
 
 // --- The load phases --------------------------------------------------------------------------
@@ -240,10 +241,31 @@ function renderer(b) {
 
 const rate = (n, ms) => (n > 0 && ms > 0 ? (n / (ms / 1000)).toFixed(1) : "–");
 
-async function send() {
-  const text = $("prompt").value.trim();
+// One-click samples. The JSON one is structured output: the engine constrains every token to
+// the schema (llguidance), so the reply always parses; bounded fields keep it short.
+const PERSON = {
+  type: "object",
+  properties: {
+    name: { type: "string", maxLength: 40 },
+    age: { type: "integer", minimum: 0, maximum: 120 },
+    city: { type: "string", maxLength: 40 },
+  },
+  required: ["name", "age", "city"],
+  additionalProperties: false,
+};
+const SAMPLES = {
+  markdown: { text: "Give three tips for writing clear code, as a list, with one short code example." },
+  json: {
+    text: "Invent a person who lives in a city. Reply with their name, age and city.",
+    response_format: { type: "json_schema", json_schema: { name: "person", schema: PERSON } },
+  },
+};
+
+/** Sends the composer's text, or a sample's (with its response_format). */
+async function send(sample) {
+  const text = sample?.text ?? $("prompt").value.trim();
   if (!text || busy || !loaded) return;
-  $("prompt").value = "";
+  if (!sample) $("prompt").value = "";
   messages.push({ role: "user", content: text });
   bubble("user", text);
   const b = bubble("assistant");
@@ -262,6 +284,9 @@ async function send() {
     temperature: Math.min(2, Math.max(0, setting("temperature", 0.3))),
     top_p: Math.min(1, Math.max(0.01, setting("top_p", 0.9))),
   };
+  if (sample?.response_format) request.response_format = sample.response_format;
+  // A JSON reply is shown as a code block.
+  const shown = sample?.response_format ? (r) => "```json\n" + r + "\n```" : (r) => r;
   status("Reading your message…");
   const t0 = performance.now();
   let tFirst = null;
@@ -276,7 +301,7 @@ async function send() {
         tFirst ??= now;
         n++;
         reply += d;
-        view.set(reply);
+        view.set(shown(reply));
         // Decode speed after the first token (which also carries the prompt's prefill).
         status(`${n} tokens · ${rate(n - 1, now - tFirst)} tok/s · first token ${Math.round(tFirst - t0)} ms`);
       }
@@ -361,6 +386,7 @@ $("prompt").onkeydown = (e) => {
     send();
   }
 };
+for (const b of document.querySelectorAll("#samples button")) b.onclick = () => send(SAMPLES[b.dataset.sample]);
 $("load").onclick = load;
 $("check").onclick = willItRun;
 $("stop").onclick = () => engine?.interrupt();

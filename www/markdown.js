@@ -40,7 +40,10 @@ function blocks(lines, parent, doc) {
       const body = [];
       for (i++; i < lines.length && !lines[i].trimStart().startsWith(m[1]); i++) body.push(lines[i]);
       i++;
-      const code = el(doc, "code", el(doc, "pre", parent));
+      const pre = el(doc, "pre", parent);
+      // A long line scrolls sideways: the block must be reachable by keyboard to scroll it.
+      pre.tabIndex = 0;
+      const code = el(doc, "code", pre);
       if (m[2]) code.dataset.lang = m[2];
       code.textContent = body.join("\n");
     } else if ((m = HEADING.exec(line))) {

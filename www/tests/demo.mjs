@@ -2,7 +2,8 @@
 // by structure and text (each screen's screenshot goes to $WISP_ARTIFACTS):
 //  1. ready + chat: the tiny chat model picked and loaded with each phase named (measure on the
 //     first load in a fresh profile), Enter sends and Shift+Enter makes a new line, user and
-//     assistant bubbles, live tok/s and time to first token, Stop ends a long reply;
+//     assistant bubbles, live tok/s and time to first token, Stop ends a long reply, the
+//     structured-output sample's reply parses and follows its schema;
 //  2. the Markdown renderer given hostile input builds no img/script, runs nothing, keeps a
 //     javascript: link dead, and still renders code blocks and lists;
 //  3. no WebGPU (navigator.gpu deleted): the screen lists browsers and the Linux flag; Load off;
@@ -150,6 +151,20 @@ async function screens() {
   const n = parseInt(/(\d+) tokens/.exec(stopped)?.[1] ?? "0", 10);
   t.check(/^Stopped\. \d+ tokens · [\d.]+ tok\/s · first token \d+ ms$/.test(stopped) && n < 4000, `Stop ended the long reply: ${stopped}`);
   t.check(await page.isEnabled("#send") && await page.isDisabled("#stop"), "and Send works again");
+  // The structured-output sample: one click, and the reply (a JSON code block) parses and
+  // follows the sample's schema, whatever the (random-weight) model would have said.
+  await page.fill("#max_tokens", "400");
+  await page.click("button[data-sample=json]");
+  await page.waitForSelector(".bubble.assistant:nth-of-type(6):not(.pending)", { timeout: 60_000 });
+  const jsonReply = await page.$eval(".bubble.assistant:nth-of-type(6)", (b) => b.querySelector("pre code")?.textContent ?? null);
+  let person = null;
+  try {
+    person = JSON.parse(jsonReply);
+  } catch {}
+  console.log(`[${t.secs()} s] structured output sample: ${jsonReply}`);
+  t.check(person !== null && Object.keys(person).join() === "name,age,city" && typeof person.name === "string" &&
+    Number.isInteger(person.age) && person.age >= 0 && person.age <= 120 && typeof person.city === "string",
+    "the JSON sample's reply is a code block that parses and follows its schema");
   console.log(`  screenshot ${await shot(page, "chat")}`);
   const axeReady = await axe(page);
   t.check(axeReady.length === 0, `axe-core on the ready screen: no serious or critical violations ${JSON.stringify(axeReady)}`);
