@@ -165,10 +165,7 @@ function inline(s, parent, doc, inLink = false) {
       const href = httpUrl(m[2]);
       if (href) {
         flush();
-        const a = el(doc, "a", parent);
-        a.href = href;
-        a.rel = "noopener noreferrer";
-        a.target = "_blank";
+        const a = link(doc, parent, href);
         if (image) a.textContent = `image: ${m[1] || href}`;
         else inline(m[1] || href, a, doc, true);
       } else {
@@ -182,11 +179,7 @@ function inline(s, parent, doc, inLink = false) {
       const href = httpUrl(url);
       if (href) {
         flush();
-        const a = el(doc, "a", parent);
-        a.href = href;
-        a.rel = "noopener noreferrer";
-        a.target = "_blank";
-        a.textContent = url;
+        link(doc, parent, href).textContent = url;
       } else {
         text += url;
       }
@@ -207,6 +200,15 @@ function flanks(s, i, m) {
   const before = s[i - 1] ?? " ";
   const after = s[i + m[0].length] ?? " ";
   return !/\w/.test(before) && !/\w/.test(after);
+}
+
+/** A link to `href` (already checked by httpUrl) that opens apart from this page. */
+function link(doc, parent, href) {
+  const a = el(doc, "a", parent);
+  a.href = href;
+  a.rel = "noopener noreferrer";
+  a.target = "_blank";
+  return a;
 }
 
 /** The absolute http(s) URL `u` (normalized), or null for any other scheme or a relative one. */

