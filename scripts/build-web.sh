@@ -26,7 +26,7 @@ cargo build --release --lib --target wasm32-unknown-unknown
 OUT=www/wisp-llm/dist
 rm -rf "$OUT" && mkdir -p "$OUT"
 "$TOOLS/bin/wasm-bindgen" --target web --out-dir "$OUT" --out-name wisp \
-  target/wasm32-unknown-unknown/release/wisp.wasm
+  "${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/release/wisp.wasm"
 "$TOOLS/node/node_modules/.bin/wasm-opt" -O3 --enable-bulk-memory --enable-nontrapping-float-to-int \
   --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
   "$OUT/wisp_bg.wasm" -o "$OUT/wisp_bg.wasm"

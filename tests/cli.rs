@@ -698,3 +698,25 @@ fn serve_defaults_to_the_instruct_model() {
     );
     let _ = std::fs::remove_dir_all(&cache);
 }
+
+/// With no adapter at all (no Vulkan driver here), a model command fails with one line that
+/// says what is missing and how to get a software adapter, not a bare "no adapter found".
+#[test]
+fn no_adapter_says_what_to_install() {
+    let out = Command::new(WISP)
+        .args(["run", "-m", "tests/data/gguf/tiny.gguf", "-p", "hi", "-n", "1"])
+        .env("VK_ICD_FILENAMES", "/nonexistent/wisp-no-driver.json")
+        .env("WGPU_BACKEND", "vulkan")
+        .env_remove("WISP_ADAPTER")
+        .output()
+        .expect("wisp runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(1)
+            && stderr.contains("no WebGPU adapter found: no Vulkan, Metal or DX12 driver")
+            && stderr.contains("mesa-vulkan-drivers")
+            && !stderr.contains("panicked"),
+        "{:?}: {stderr}",
+        out.status
+    );
+}

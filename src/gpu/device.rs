@@ -249,6 +249,15 @@ fn new_instance() -> wgpu::Instance {
     wgpu::Instance::new(desc)
 }
 
+/// What to do when no adapter is found at all, where it happens.
+#[cfg(target_arch = "wasm32")]
+const NO_ADAPTER_HINT: &str = ": this browser offers no WebGPU here (Chrome or Edge 113+ on \
+    Windows, macOS and ChromeOS, Chrome 121+ on Android, Safari 26 and Firefox 141+ on Windows \
+    have it; Chrome on Linux needs chrome://flags/#enable-unsafe-webgpu)";
+#[cfg(not(target_arch = "wasm32"))]
+const NO_ADAPTER_HINT: &str = ": no Vulkan, Metal or DX12 driver offers a GPU (install your \
+    GPU's driver, or Mesa's lavapipe, Debian's mesa-vulkan-drivers, for a software adapter)";
+
 impl Gpu {
     /// Every adapter this process can see (natively: all of them; in the browser: the one it offers).
     pub async fn adapters() -> Vec<wgpu::Adapter> {
@@ -303,7 +312,7 @@ impl Gpu {
                 adapters
                     .into_iter()
                     .next()
-                    .ok_or_else(|| GpuError::NoAdapter(String::new()))?
+                    .ok_or_else(|| GpuError::NoAdapter(NO_ADAPTER_HINT.into()))?
             }
         };
         Gpu::from_adapter(chosen, opts).await
