@@ -704,7 +704,15 @@ fn serve_defaults_to_the_instruct_model() {
 #[test]
 fn no_adapter_says_what_to_install() {
     let out = Command::new(WISP)
-        .args(["run", "-m", "tests/data/gguf/tiny.gguf", "-p", "hi", "-n", "1"])
+        .args([
+            "run",
+            "-m",
+            "tests/data/gguf/tiny.gguf",
+            "-p",
+            "hi",
+            "-n",
+            "1",
+        ])
         .env("VK_ICD_FILENAMES", "/nonexistent/wisp-no-driver.json")
         .env("WGPU_BACKEND", "vulkan")
         .env_remove("WISP_ADAPTER")
