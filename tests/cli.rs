@@ -36,6 +36,13 @@ fn wisp(args: &[&str], stdin: &str) -> Run {
     }
 }
 
+/// The tiny chat model's path (tests/common: made from SmolLM2 when missing), once the adapters
+/// the tests require are known to be present; None when it cannot be made (said on stderr).
+fn tiny_model() -> Option<String> {
+    drop(common::devices());
+    common::tiny_chat_model().map(|p| p.to_string_lossy().into_owned())
+}
+
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("wisp-cli-test-{}", std::process::id()));
     std::fs::create_dir_all(&d).expect("temp dir");
@@ -399,11 +406,9 @@ fn closed_stdout_ends_quietly() {
 /// its last line keeps the format scripts/test.sh reads.
 #[test]
 fn check_sums_up_per_block_type() {
-    let _gpu = common::devices();
-    let Some(tiny) = common::tiny_chat_model() else {
+    let Some(tiny) = tiny_model() else {
         return;
     };
-    let tiny = tiny.to_string_lossy();
     let r = wisp(&["check", "-m", &tiny], "");
     assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
     let lines: Vec<&str> = r.stdout.lines().collect();
@@ -441,11 +446,9 @@ fn check_sums_up_per_block_type() {
 /// transcript reads as a conversation.
 #[test]
 fn piped_chat_echoes_each_message() {
-    let _gpu = common::devices();
-    let Some(tiny) = common::tiny_chat_model() else {
+    let Some(tiny) = tiny_model() else {
         return;
     };
-    let tiny = tiny.to_string_lossy();
     let r = wisp(
         &["chat", "-m", &tiny, "-n", "4", "--temp", "0"],
         "Hello there\nHow are you?\n",
@@ -608,11 +611,9 @@ fn rest(mut r: std::io::BufReader<std::net::TcpStream>, mut seen: String) -> Str
 /// waits cuts the request in flight: its stream ends without `[DONE]`, and that is said.
 #[test]
 fn serve_says_what_it_serves_and_stops_on_sigterm() {
-    let _gpu = common::devices();
-    let Some(tiny) = common::tiny_chat_model() else {
+    let Some(tiny) = tiny_model() else {
         return;
     };
-    let tiny = tiny.to_string_lossy();
     let server = Server::start(&["-m", &tiny, "--ctx", "2048"], &[], &[]);
     let want = "wisp serve: wisp-test-tiny-chat on llvmpipe";
     for part in [want, "(Vulkan, T2)", "context 2048", "exact precision"] {
@@ -660,8 +661,7 @@ fn serve_says_what_it_serves_and_stops_on_sigterm() {
 /// in words (the numbers are for -v).
 #[test]
 fn serve_defaults_to_the_instruct_model() {
-    let _gpu = common::devices();
-    let Some(tiny) = common::tiny_chat_model() else {
+    let Some(tiny) = tiny_model() else {
         return;
     };
     let cache = tmp("cache-serve-default");
