@@ -343,7 +343,7 @@ pub async fn time_prefill_families(
 /// uploaded to textures (unless `WISP_WEIGHTS` chose; on SwiftShader a texture load costs less
 /// than a storage load for some formats, not all). The prefill matmuls are timed with that choice.
 ///
-/// The caller keeps the result under [`key`](Self::key) (the adapter, its driver, backend and
+/// The caller keeps the result under [`key`](Self::key) (the adapter, its driver and driver version, backend and
 /// tier, the shapes, the precision and a hash of the kernels' sources): in the cache folder
 /// natively, in IndexedDB in the browser. A failed measurement keeps the default family: the choice is an optimization, never a
 /// reason not to run.
@@ -416,10 +416,13 @@ impl FamilyProbe {
         desc.sort();
         let c = &gpu.caps;
         // The kernels' sources are part of the key: a new build measures again.
+        // So is the driver's version: Mesa 22.3 and 25.0 report the same adapter name, and
+        // what wins on one loses on the other.
         let key = format!(
-            "{} | {} | {} | {:?} | {} | {} | kernels {:016x}",
+            "{} | {} {} | {} | {:?} | {} | {} | kernels {:016x}",
             c.adapter.name,
             c.adapter.driver,
+            c.adapter.driver_info,
             c.adapter.backend,
             c.tier,
             desc.join(" + "),

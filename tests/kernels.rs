@@ -527,3 +527,32 @@ fn split_qkv_matches_separate_ops() {
         f
     });
 }
+
+/// The measured kernel-family choice is kept per driver version: Mesa 22.3 and 25.0 report the
+/// same adapter name, and a choice measured under one must not be applied under the other.
+#[test]
+fn family_choice_is_keyed_by_driver_version() {
+    let Some(path) = common::tiny_chat_model() else {
+        return;
+    };
+    let file = wisp::gguf::GgufFile::open(&path).expect("the tiny chat model opens");
+    for mut gpu in common::devices() {
+        let key = |gpu: &Gpu| {
+            wisp::bench::FamilyProbe::new(gpu, file.gguf(), matvec::Precision::Exact)
+                .expect("the tiny model has matrices to time")
+                .key
+        };
+        let before = key(&gpu);
+        assert!(
+            before.contains(&gpu.caps.adapter.name)
+                && before.contains(&gpu.caps.adapter.driver_info),
+            "{before}"
+        );
+        gpu.caps.adapter.driver_info = "Mesa 99.0.0 (a newer driver)".into();
+        let after = key(&gpu);
+        assert!(
+            after != before && after.contains("Mesa 99.0.0"),
+            "{before} / {after}"
+        );
+    }
+}

@@ -232,7 +232,17 @@ async fn choose_family(
     let Some(probe) = FamilyProbe::new(gpu, gguf, precision) else {
         return json!({"source": "default"});
     };
-    let key = format!("kernel-family | {}", probe.key);
+    // The browser's WebGPU adapter reports no driver version; its user agent names the browser
+    // build (and with it Dawn and SwiftShader), so an update measures again.
+    let agent = js::global_get("navigator")
+        .and_then(|n| {
+            js_sys::Reflect::get(&n, &JsValue::from_str("userAgent"))
+                .map_err(|e| WebError::from_js("reading navigator.userAgent", e))
+        })
+        .ok()
+        .and_then(|v| v.as_string())
+        .unwrap_or_default();
+    let key = format!("kernel-family | {} | {agent}", probe.key);
     if let Some(s) = store {
         let cached = s.setting(&key).await.ok().flatten();
         if let Some(v) = cached.and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()) {
