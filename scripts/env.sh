@@ -1,7 +1,12 @@
 # Sourced by the project's scripts: the GPU environment of this machine and of CI.
 # Both software adapters in one process: Mesa lavapipe (f16, subgroups of 8) and Chromium's
 # SwiftShader (no f16: the adapter the browser gets). Set VK_ICD_FILENAMES yourself to override.
-LVP_ICD=/usr/share/vulkan/icd.d/lvp_icd.x86_64.json
+# The lavapipe is Mesa 25's, which scripts/setup.sh unpacks into the cache, else the system's
+# (Debian 12: Mesa 22.3); WISP_SYSTEM_LVP_ICD names the system's for the run that keeps it correct.
+export WISP_CACHE="${WISP_CACHE:-$HOME/.cache/wisp}"
+export WISP_SYSTEM_LVP_ICD=/usr/share/vulkan/icd.d/lvp_icd.x86_64.json
+LVP_ICD="$WISP_CACHE/mesa25/lvp25.json"
+[ -f "$LVP_ICD" ] || LVP_ICD="$WISP_SYSTEM_LVP_ICD"
 SWS_ICD=/usr/lib/chromium/vk_swiftshader_icd.json
 if [ -z "${VK_ICD_FILENAMES:-}" ]; then
   icds=""
@@ -12,7 +17,6 @@ fi
 if [ -z "${XDG_RUNTIME_DIR:-}" ] || [ ! -d "${XDG_RUNTIME_DIR}" ]; then
   export XDG_RUNTIME_DIR="$(mktemp -d)"
 fi
-export WISP_CACHE="${WISP_CACHE:-$HOME/.cache/wisp}"
 # The project's Python (a venv that scripts/setup.sh makes; system python3 before it exists).
 if [ -x "$WISP_CACHE/venv/bin/python" ]; then
   export WISP_PY="$WISP_CACHE/venv/bin/python"

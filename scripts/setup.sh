@@ -40,6 +40,36 @@ VENV="${WISP_CACHE:-$HOME/.cache/wisp}/venv"
   say "installing gguf, numpy, openai, jsonschema into $VENV (pip)"
   "$VENV/bin/pip" install --quiet gguf numpy openai jsonschema
 }
+# The current lavapipe: Mesa 25's, from Debian's bookworm-backports, unpacked into the cache with
+# a private apt state (no system-wide install, the machine's apt sources untouched). It is the
+# project's CPU adapter (scripts/env.sh); the system's Mesa 22.3 stays for one cheap test run.
+# Only where the system's is older (Debian 12); Debian 13 ships Mesa 25 itself.
+MESA="${WISP_CACHE:-$HOME/.cache/wisp}/mesa25"
+sys_mesa=$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null || echo 0)
+if dpkg --compare-versions "$sys_mesa" lt 25 && { [ ! -f "$MESA/lvp25.json" ] ||
+    [ ! -f "$MESA/root/usr/lib/x86_64-linux-gnu/libvulkan_lvp.so" ]; }; then
+  say "fetching Mesa 25's lavapipe from Debian's bookworm-backports into $MESA"
+  rm -rf "$MESA" && mkdir -p "$MESA/apt/lists/partial" "$MESA/apt/parts" "$MESA/apt/cache"
+  uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+  cat > "$MESA/apt/parts/bp.sources" <<X
+Types: deb
+URIs: ${uri:-http://deb.debian.org/debian}
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+X
+  o=(-o "Dir::State::Lists=$MESA/apt/lists" -o Dir::Etc::SourceList=/dev/null
+     -o "Dir::Etc::SourceParts=$MESA/apt/parts" -o "Dir::Cache=$MESA/apt/cache"
+     -o "APT::Sandbox::User=$(id -un)")  # the cache is ours, not _apt's
+  apt-get "${o[@]}" update -qq
+  # Its libvulkan_lvp.so runs against the system's libdrm (lavapipe draws on no device).
+  (cd "$MESA" && apt-get "${o[@]}" download -qq mesa-vulkan-drivers/bookworm-backports)
+  for f in "$MESA"/*.deb; do dpkg -x "$f" "$MESA/root"; done
+  sed "s#libvulkan_lvp.so#$MESA/root/usr/lib/x86_64-linux-gnu/libvulkan_lvp.so#" \
+    "$MESA/root/usr/share/vulkan/icd.d/lvp_icd.json" > "$MESA/lvp25.json.tmp"
+  mv "$MESA/lvp25.json.tmp" "$MESA/lvp25.json"
+  rm -f "$MESA"/*.deb
+fi
 "$(dirname "$0")/fetch-model.sh" >/dev/null
 "$(dirname "$0")/fetch-model.sh" smollm2 >/dev/null
 say "ready ($(( $(date +%s) - T0 )) s)"

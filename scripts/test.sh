@@ -33,6 +33,13 @@ part "default model on SwiftShader, T0, every weight in a texture"
 WISP_ADAPTER=swiftshader WISP_WEIGHTS=texture $W check | tail -1
 part "default model on lavapipe, 16 MiB binding limit, cooperative kernels, tier T0"
 WISP_ADAPTER=llvmpipe WISP_MAX_BINDING=16M WISP_KERNELS=workgroup WISP_TIER=0 $W check | tail -1
+if [ "$(grep -o 'mesa25' <<<"$VK_ICD_FILENAMES")" ] && [ -f "$WISP_SYSTEM_LVP_ICD" ]; then
+  # The project's lavapipe is Mesa 25's (scripts/env.sh); the system's Mesa 22.3 stays correct too.
+  part "the system's Mesa 22.3 lavapipe: every tensor of the default model, and the golden runs"
+  VK_ICD_FILENAMES="$WISP_SYSTEM_LVP_ICD" WISP_ADAPTER=llvmpipe $W gpus | sed -n 1p
+  VK_ICD_FILENAMES="$WISP_SYSTEM_LVP_ICD" WISP_ADAPTER=llvmpipe $W check | tail -1
+  VK_ICD_FILENAMES="$WISP_SYSTEM_LVP_ICD" WISP_TEST_ADAPTERS=llvmpipe cargo test --release -q --test oracle
+fi
 part "wisp dequant (GPU) against gguf-py's dequantize, one tensor of each type"
 "$WISP_PY" scripts/compare_dequant.py "$W" "$MODEL"
 part "soak: 500 chat turns in one process (resets, stopped replies, context shifts, JSON output); memory stays flat"
