@@ -6,7 +6,15 @@
 export WISP_CACHE="${WISP_CACHE:-$HOME/.cache/wisp}"
 export WISP_SYSTEM_LVP_ICD=/usr/share/vulkan/icd.d/lvp_icd.x86_64.json
 LVP_ICD="$WISP_CACHE/mesa25/lvp25.json"
-[ -f "$LVP_ICD" ] || LVP_ICD="$WISP_SYSTEM_LVP_ICD"
+if [ ! -f "$LVP_ICD" ]; then
+  LVP_ICD="$WISP_SYSTEM_LVP_ICD"
+  # Said once per shell, and only where the system's Mesa is older than 25 (Debian 12).
+  if [ -z "${VK_ICD_FILENAMES:-}" ] && [ -z "${WISP_MESA_NOTICE:-}" ] &&
+    dpkg --compare-versions "$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null || echo 25)" lt 25 2>/dev/null; then
+    echo "wisp: Mesa 25's lavapipe is not in $WISP_CACHE/mesa25 (scripts/setup.sh fetches it); using the system's older lavapipe" >&2
+    export WISP_MESA_NOTICE=1
+  fi
+fi
 SWS_ICD=/usr/lib/chromium/vk_swiftshader_icd.json
 if [ -z "${VK_ICD_FILENAMES:-}" ]; then
   icds=""

@@ -46,9 +46,7 @@ VENV="${WISP_CACHE:-$HOME/.cache/wisp}/venv"
 # Only where the system's is older (Debian 12); Debian 13 ships Mesa 25 itself.
 MESA="${WISP_CACHE:-$HOME/.cache/wisp}/mesa25"
 sys_mesa=$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null || echo 0)
-if dpkg --compare-versions "$sys_mesa" lt 25 && { [ ! -f "$MESA/lvp25.json" ] ||
-    [ ! -f "$MESA/root/usr/lib/x86_64-linux-gnu/libvulkan_lvp.so" ]; }; then
-  say "fetching Mesa 25's lavapipe from Debian's bookworm-backports into $MESA"
+fetch_mesa25() {
   rm -rf "$MESA" && mkdir -p "$MESA/apt/lists/partial" "$MESA/apt/parts" "$MESA/apt/cache"
   uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
   cat > "$MESA/apt/parts/bp.sources" <<X
@@ -69,6 +67,15 @@ X
     "$MESA/root/usr/share/vulkan/icd.d/lvp_icd.json" > "$MESA/lvp25.json.tmp"
   mv "$MESA/lvp25.json.tmp" "$MESA/lvp25.json"
   rm -f "$MESA"/*.deb
+}
+if dpkg --compare-versions "$sys_mesa" lt 25 && { [ ! -f "$MESA/lvp25.json" ] ||
+    [ ! -f "$MESA/root/usr/lib/x86_64-linux-gnu/libvulkan_lvp.so" ]; }; then
+  say "fetching Mesa 25's lavapipe from Debian's bookworm-backports into $MESA"
+  # Not fatal: without it the system's lavapipe serves (scripts/env.sh says so).
+  if ! (set -e; fetch_mesa25); then
+    rm -rf "$MESA"
+    say "could not fetch Mesa 25's lavapipe; the system's Mesa $sys_mesa serves instead"
+  fi
 fi
 "$(dirname "$0")/fetch-model.sh" >/dev/null
 "$(dirname "$0")/fetch-model.sh" smollm2 >/dev/null
