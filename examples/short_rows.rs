@@ -389,7 +389,11 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>) {{
         let t0 = Instant::now();
         let pipeline = compile(v.source(k));
         let compile_ms = t0.elapsed().as_secs_f64() * 1e3;
-        let invocations = if v.lanes == 0 { rows.div_ceil(8 * v.rows) * 8 } else { rows.div_ceil(v.rows) * v.lanes };
+        let invocations = if v.lanes == 0 {
+            rows.div_ceil(8 * v.rows) * 8
+        } else {
+            rows.div_ceil(v.rows) * v.lanes
+        };
         let s = time(&pipeline, invocations.div_ceil(16));
         let gbs = moved / s / 1e9;
         println!(

@@ -73,6 +73,25 @@ fn sbytes4(w: u32) -> vec4<i32> {
     return (vec4<i32>(bitcast<i32>(w)) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u);
 }
 
+// Where block `blk` of row `row` of the binding is: byte address row_base(row) + blk · BLK_STRIDE,
+// as the format files take it (GGUF's byte offset of the block, in the order the blocks are
+// stored). With rows interleaved by eight (ROWS8, gpu::buffer::ROWS8) the blocks are stored
+// octet by octet of rows: block blk of rows 8o..8o+7 side by side, so adjacent rows' blocks are
+// adjacent.
+fn row_base(row: u32) -> u32 {
+#if ROWS8
+    return (row >> 3u) * (8u * P.row_bytes) + (row & 7u) * BLOCK_BYTES;
+#else
+    return row * P.row_bytes;
+#endif
+}
+
+#if ROWS8
+const BLK_STRIDE: u32 = 8u * BLOCK_BYTES;
+#else
+const BLK_STRIDE: u32 = BLOCK_BYTES;
+#endif
+
 // A block of a repacked 32-value format (gpu::buffer's Repack): the block at GGUF byte offset b
 // is block j of the 8-block group that starts at byte g (16-byte aligned). BLOCK_BYTES is the
 // format's.

@@ -12,7 +12,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     let row = gi / gpr;
     let e0 = (gi % gpr) * 32u;
-    let v = dq32((P.row0 + row) * P.row_bytes + (e0 / BLOCK_ELEMS) * BLOCK_BYTES, (e0 % BLOCK_ELEMS) / 32u);
+    let v = dq32(row_base(P.row0 + row) + (e0 / BLOCK_ELEMS) * BLK_STRIDE, (e0 % BLOCK_ELEMS) / 32u);
     let o = row * P.k + e0;
     for (var i = 0u; i < 8u; i++) {
         for (var c = 0u; c < 4u; c++) {

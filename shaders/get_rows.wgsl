@@ -17,7 +17,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         return;
     }
     let e0 = (gi % pieces) * 32u;
-    let v = dq32((id - P.row0) * P.row_bytes + (e0 / BLOCK_ELEMS) * BLOCK_BYTES, (e0 % BLOCK_ELEMS) / 32u);
+    let v = dq32(row_base(id - P.row0) + (e0 / BLOCK_ELEMS) * BLK_STRIDE, (e0 % BLOCK_ELEMS) / 32u);
     let o = t * P.k + e0;
     for (var i = 0u; i < 8u; i++) {
         Y[o + 4u * i] = v[i].x;

@@ -24,7 +24,17 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 #else
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
 #endif
-    let r0 = (wg.x * 16u + li) * MM_ROWS;
+    let inv = wg.x * 16u + li;
+    // The invocation's rows: MM_ROWS consecutive ones, or with rows interleaved by eight
+    // (ROWS8) one of every 8, so that the lanes of a subgroup read adjacent blocks.
+    var row: array<u32, MM_ROWS>;
+    for (var r = 0u; r < 4u; r++) {
+#if ROWS8
+        row[r] = ((inv >> 3u) * MM_ROWS + r) * 8u + (inv & 7u);
+#else
+        row[r] = inv * MM_ROWS + r;
+#endif
+    }
     let c0 = wg.y * COLS;
     let k4 = P.k / 4u;
     var xc: array<u32, COLS>;
@@ -33,7 +43,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     var base: array<u32, MM_ROWS>;
     for (var r = 0u; r < 4u; r++) {
-        base[r] = (P.row0 + min(r0 + r, P.rows - 1u)) * P.row_bytes;
+        base[r] = row_base(P.row0 + min(row[r], P.rows - 1u));
     }
     // acc[r * COLS + c]
     var acc: array<vec4<f32>, 32>;
@@ -67,7 +77,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             }
 #endif
             for (var r = 0u; r < 4u; r++) {
-                let v = dq32(base[r] + blk * BLOCK_BYTES, s);
+                let v = dq32(base[r] + blk * BLK_STRIDE, s);
                 for (var c = 0u; c < 8u; c++) {
                     var a = acc[r * COLS + c];
                     for (var i = 0u; i < 8u; i++) {
@@ -80,9 +90,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     for (var r = 0u; r < 4u; r++) {
         for (var c = 0u; c < 8u; c++) {
-            if (c0 + c < P.cols && r0 + r < P.rows) {
+            if (c0 + c < P.cols && row[r] < P.rows) {
                 let a = acc[r * COLS + c];
-                Y[(c0 + c) * P.y_stride + P.y_offset + r0 + r] = (a.x + a.y) + (a.z + a.w);
+                Y[(c0 + c) * P.y_stride + P.y_offset + row[r]] = (a.x + a.y) + (a.z + a.w);
             }
         }
     }

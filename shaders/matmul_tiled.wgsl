@@ -28,7 +28,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         if (li < 64u) {
             let r = n0 + li;
             if (r < P.rows) {
-                let v = dq32((P.row0 + r) * P.row_bytes + (e0 / BLOCK_ELEMS) * BLOCK_BYTES, (e0 % BLOCK_ELEMS) / 32u);
+                let v = dq32(row_base(P.row0 + r) + (e0 / BLOCK_ELEMS) * BLK_STRIDE, (e0 % BLOCK_ELEMS) / 32u);
                 for (var i = 0u; i < 8u; i++) {
                     ws[li * 8u + i] = v[i];
                 }

@@ -16,24 +16,39 @@
 @compute @workgroup_size(ROW_GROUP)
 #if SHARE_X
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) sl: u32) {
-    // No early exit: every lane takes part in sharing x (rows past the end are not written).
-    let r0 = ((wg.y * P.grid_x + wg.x) * ROW_GROUP + li) * ROWS;
 #else
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let r0 = ((wg.y * P.grid_x + wg.x) * ROW_GROUP + li) * ROWS;
-    if (r0 >= P.rows) {
+#endif
+    let inv = (wg.y * P.grid_x + wg.x) * ROW_GROUP + li;
+    // The invocation's rows: ROWS consecutive ones, or with rows interleaved by eight (ROWS8)
+    // one of every 8 (lane l of 8 consecutive invocations takes rows ≡ l mod 8), so that the
+    // lanes of a subgroup read adjacent blocks.
+    var row: array<u32, ROWS>;
+    for (var r = 0u; r < ROWS; r++) {
+#if ROWS8
+        row[r] = ((inv >> 3u) * ROWS + r) * 8u + (inv & 7u);
+#else
+        row[r] = inv * ROWS + r;
+#endif
+    }
+#if !SHARE_X
+    // (With SHARE_X no early exit: every lane takes part in sharing x.)
+    if (row[0] >= P.rows) {
         return;
     }
 #endif
     // Rows past the end repeat the last row; their results are not written.
     var base: array<u32, ROWS>;
     for (var r = 0u; r < ROWS; r++) {
-        base[r] = min(r0 + r, P.rows - 1u) * P.row_bytes;
+        base[r] = row_base(min(row[r], P.rows - 1u));
     }
     var acc: array<vec4<f32>, ROWS>;
 #if GLU
     var acc_up: array<vec4<f32>, ROWS>;
-    let up_off = P.rows * P.row_bytes;
+    var base_up: array<u32, ROWS>;
+    for (var r = 0u; r < ROWS; r++) {
+        base_up[r] = row_base(min(row[r], P.rows - 1u) + P.rows);
+    }
 #endif
     let nb = P.k / BLOCK_ELEMS;
     for (var blk = 0u; blk < nb; blk++) {
@@ -51,9 +66,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             let xq = Q32(xa.x, xa.y, xa.z, xa.w, xb.x, xb.y, xb.z, xb.w);
             let xs = XS[piece];
             for (var r = 0u; r < ROWS; r++) {
-                acc[r].x += xdot32(base[r] + blk * BLOCK_BYTES, s, xq, xs);
+                acc[r].x += xdot32(base[r] + blk * BLK_STRIDE, s, xq, xs);
 #if GLU
-                acc_up[r].x += xdot32(base[r] + up_off + blk * BLOCK_BYTES, s, xq, xs);
+                acc_up[r].x += xdot32(base_up[r] + blk * BLK_STRIDE, s, xq, xs);
 #endif
             }
 #else
@@ -73,14 +88,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             }
 #endif
             for (var r = 0u; r < ROWS; r++) {
-                let v = dq32(base[r] + blk * BLOCK_BYTES, s);
+                let v = dq32(base[r] + blk * BLK_STRIDE, s);
                 var a = acc[r];
                 for (var i = 0u; i < 8u; i++) {
                     a += v[i] * x[i];
                 }
                 acc[r] = a;
 #if GLU
-                let vu = dq32(base[r] + up_off + blk * BLOCK_BYTES, s);
+                let vu = dq32(base_up[r] + blk * BLK_STRIDE, s);
                 var au = acc_up[r];
                 for (var i = 0u; i < 8u; i++) {
                     au += vu[i] * x[i];
@@ -92,13 +107,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         }
     }
     for (var r = 0u; r < ROWS; r++) {
-        if (r0 + r < P.rows) {
+        if (row[r] < P.rows) {
             let a = acc[r];
 #if GLU
             let au = acc_up[r];
-            Y[P.y_offset + r0 + r] = glu((a.x + a.y) + (a.z + a.w), (au.x + au.y) + (au.z + au.w));
+            Y[P.y_offset + row[r]] = glu((a.x + a.y) + (a.z + a.w), (au.x + au.y) + (au.z + au.w));
 #else
-            put(r0 + r, (a.x + a.y) + (a.z + a.w));
+            put(row[r], (a.x + a.y) + (a.z + a.w));
 #endif
         }
     }

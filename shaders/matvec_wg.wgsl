@@ -45,11 +45,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     var acc_up = vec4<f32>(0.0);
 #endif
     if (row < P.rows) {
-        let base = row * P.row_bytes;
+        let base = row_base(row);
         let pieces = P.k / 32u;
         for (var g = lane; g < pieces; g += LANES) {
             let e0 = g * 32u;
-            let bo = base + (e0 / BLOCK_ELEMS) * BLOCK_BYTES;
+            let bo = base + (e0 / BLOCK_ELEMS) * BLK_STRIDE;
+#if GLU
+            let bu = row_base(row + P.rows) + (e0 / BLOCK_ELEMS) * BLK_STRIDE;
+#endif
 #if X8
             let xa = XQ[2u * g];
             let xb = XQ[2u * g + 1u];
@@ -57,7 +60,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             let xs = XS[g];
             acc.x += xdot32(bo, (e0 % BLOCK_ELEMS) / 32u, xq, xs);
 #if GLU
-            acc_up.x += xdot32(bo + P.rows * P.row_bytes, (e0 % BLOCK_ELEMS) / 32u, xq, xs);
+            acc_up.x += xdot32(bu, (e0 % BLOCK_ELEMS) / 32u, xq, xs);
 #endif
 #else
             let v = dq32(bo, (e0 % BLOCK_ELEMS) / 32u);
@@ -66,7 +69,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
                 acc += v[i] * X[xo + i];
             }
 #if GLU
-            let vu = dq32(bo + P.rows * P.row_bytes, (e0 % BLOCK_ELEMS) / 32u);
+            let vu = dq32(bu, (e0 % BLOCK_ELEMS) / 32u);
             for (var i = 0u; i < 8u; i++) {
                 acc_up += vu[i] * X[xo + i];
             }

@@ -206,7 +206,8 @@ fn split_over_tiny_bindings() {
             GgmlType::F16,
         ] {
             let k = ks(ty)[1];
-            let rows = 400;
+            // Not a multiple of 8: with rows interleaved by eight the last octet is partial.
+            let rows = 403;
             let parts =
                 GpuWeight::upload(gpu, "t", ty, k, rows, &weights(ty, rows, k, 5)).map(|w| {
                     // A texture is not a storage binding: only buffers have the limit.
@@ -304,23 +305,35 @@ fn get_rows_every_format() {
 }
 
 /// A weight written piece by piece (pieces of 1 to 4093 bytes, as IndexedDB records or network
-/// chunks arrive) over a split upload equals the CPU dequantize bit for bit; too many or too few
-/// bytes are errors naming the tensor.
+/// chunks arrive) over a split upload equals the CPU dequantize bit for bit, in both layouts
+/// (rows interleaved by eight, whose writer carries a whole octet of rows, and GGUF's order);
+/// too many or too few bytes are errors naming the tensor.
 #[test]
 fn streamed_upload_in_odd_pieces() {
     use wisp::gpu::WeightWriter;
     let mut gpu = common::devices().remove(0);
     gpu.set_max_binding(64 << 10);
-    // Q8_0 rows of 3 blocks are 102 bytes: chunk ends are not 4-byte aligned.
-    for (ty, k) in [
-        (GgmlType::Q8_0, 96),
-        (GgmlType::Q4_K, 256),
-        (GgmlType::F16, 96),
+    // Q8_0 rows of 3 blocks are 102 bytes: chunk ends are not 4-byte aligned. 1500 rows: the
+    // last octet of rows is partial.
+    for (ty, k, rows8) in [
+        (GgmlType::Q8_0, 96, true),
+        (GgmlType::Q8_0, 96, false),
+        (GgmlType::Q4_K, 256, true),
+        (GgmlType::Q4_K, 256, false),
+        (GgmlType::F16, 96, false),
     ] {
+        gpu.set_rows8(rows8);
         let rows = 1500;
         let data = weights(ty, rows, k, 9);
         let w = GpuWeight::allocate(&gpu, "streamed", ty, k, rows).expect("allocates");
         assert!(w.chunks.len() >= 2, "{ty}: expected a split");
+        assert_eq!(w.rows8, rows8, "{ty}: the layout asked for");
+        if rows8 {
+            assert!(
+                w.chunks.iter().all(|c| c.first_row % 8 == 0),
+                "{ty}: chunks start at an octet of rows"
+            );
+        }
         let mut writer = WeightWriter::new(&w);
         let mut rest = &data[..];
         for size in [1usize, 2, 3, 5, 4093, 7, 64, 1000].iter().cycle() {

@@ -64,6 +64,10 @@ pub struct GpuOptions {
     /// Force where weights live: `Some(true)` textures, `Some(false)` storage buffers
     /// (`WISP_WEIGHTS=texture|buffer`); `None`: measured with the kernel family.
     pub weight_textures: Option<bool>,
+    /// Store repacked weights with rows interleaved by eight (`gpu::ROWS8`): `Some(true)`
+    /// always (`WISP_LAYOUT=rows8`), `Some(false)` never (`WISP_LAYOUT=gguf`), `None` where the
+    /// row family runs the matvecs.
+    pub rows8: Option<bool>,
 }
 
 /// Where weights live, by name (`WISP_WEIGHTS`, and the JS `weights` option): `Some(true)` for
@@ -121,6 +125,13 @@ impl GpuOptions {
                 _ => return Err(bad("WISP_KERNELS", v, "expected row or workgroup")),
             });
         }
+        if let Some(v) = var("WISP_LAYOUT") {
+            o.rows8 = Some(match v.trim() {
+                "rows8" => true,
+                "gguf" => false,
+                _ => return Err(bad("WISP_LAYOUT", v, "expected rows8 or gguf")),
+            });
+        }
         if let Some(v) = var("WISP_WEIGHTS") {
             match weight_store(&v) {
                 Some(t) => o.weight_textures = Some(t),
@@ -145,6 +156,12 @@ impl Capabilities {
     /// Weights of block type `ty` go to textures ([`weight_textures`](Self::weight_textures)).
     pub fn textures_for(&self, ty: crate::quant::GgmlType) -> bool {
         ty.0 < 64 && (self.weight_textures >> ty.0) & 1 == 1
+    }
+
+    /// Weights of block type `ty` uploaded now get rows interleaved by eight (`gpu::ROWS8`):
+    /// [`rows8`](Self::rows8), for a repacked type.
+    pub fn rows8_for(&self, ty: crate::quant::GgmlType) -> bool {
+        self.rows8 && super::buffer::repacked(ty)
     }
 
     /// The supported block types whose weights go to textures.
@@ -222,6 +239,14 @@ pub struct Capabilities {
     pub weights_forced: bool,
     /// Software rasterizer/compute (lavapipe, SwiftShader, WARP).
     pub is_software: bool,
+    /// Repacked weights uploaded now get their rows interleaved by eight (`gpu::ROWS8`): where
+    /// the row family runs the matvecs, since its lanes each take a row and adjacent rows' blocks
+    /// then lie side by side; the workgroup family's lanes split a row, which GGUF's order keeps
+    /// contiguous. Follows the family ([`Gpu::set_family`]) unless `WISP_LAYOUT` forced it
+    /// ([`rows8_forced`](Self::rows8_forced)); [`Gpu::set_rows8`] sets it (tests run both).
+    pub rows8: bool,
+    /// `WISP_LAYOUT=rows8|gguf`: [`rows8`](Self::rows8) does not follow the family.
+    pub rows8_forced: Option<bool>,
 }
 
 /// A device ready to run Wisp's kernels.
@@ -434,6 +459,8 @@ impl Gpu {
             },
             weights_forced: opts.weight_textures.is_some(),
             is_software,
+            rows8: opts.rows8.unwrap_or(family == KernelFamily::Row),
+            rows8_forced: opts.rows8,
         };
         Ok(Gpu {
             device,
@@ -499,6 +526,10 @@ impl Gpu {
     pub fn set_family(&mut self, family: KernelFamily) {
         self.caps.family = family;
         self.caps.prefill_family = family;
+        self.caps.rows8 = self
+            .caps
+            .rows8_forced
+            .unwrap_or(family == KernelFamily::Row);
     }
 
     /// Uploads later weights of every type to textures (`true`) or storage buffers: tests run
@@ -510,6 +541,12 @@ impl Gpu {
     /// Uploads later weights of the types in `mask` (bit `ty.0`) to textures, the rest to buffers.
     pub fn set_texture_types(&mut self, mask: u64) {
         self.caps.weight_textures = mask;
+    }
+
+    /// Uploads later repacked weights with rows interleaved by eight (`true`) or in GGUF's row
+    /// order, whatever the family: tests run both with both families.
+    pub fn set_rows8(&mut self, on: bool) {
+        self.caps.rows8 = on;
     }
 
     /// Runs later matmuls (prefill) with the kernel family `family`; matvecs keep theirs.

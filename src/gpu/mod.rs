@@ -11,7 +11,9 @@ mod error;
 mod pipeline;
 mod shader;
 
-pub use buffer::{weight_texture, GpuWeight, WeightChunk, WeightStore, WeightWriter, TEX_WIDTH};
+pub use buffer::{
+    weight_texture, GpuWeight, WeightChunk, WeightStore, WeightWriter, ROWS8, TEX_WIDTH,
+};
 pub use device::{weight_store, AdapterSummary, Capabilities, Gpu, GpuOptions, KernelFamily, Tier};
 pub use encoder::{Binding, Encoder, GpuCounts, Resource};
 pub use error::GpuError;

@@ -60,6 +60,9 @@ pub struct PipelineKey {
     /// The weights are an `rgba32uint` texture at binding 1 (`TEX`, see `gpu::WeightStore`),
     /// not a storage buffer viewed at bindings 1, 4 and 5.
     pub tex: bool,
+    /// The weights' rows are interleaved by eight (`ROWS8`, see `gpu::ROWS8`); in the row
+    /// matvec, lane l of every 8 invocations then takes rows ≡ l (mod 8).
+    pub rows8: bool,
 }
 
 impl Op {

@@ -46,6 +46,7 @@ pub fn kernels_hash() -> u64 {
     let formats = GgmlType::SUPPORTED.into_iter().filter_map(format_source);
     for src in [PARAMS, COMMON, ACT_FNS, X8, MATVEC_IO]
         .into_iter()
+        .chain([crate::ops::matvec::ROWS_RULE])
         .chain(ops.into_iter().map(op_source))
         .chain(formats)
     {
@@ -138,6 +139,12 @@ pub fn shader_source(key: &PipelineKey) -> Option<String> {
     }
     if key.tier >= Tier::T2 {
         flags.push("SUBGROUPS");
+    }
+    if key.rows8 {
+        if !key.op.reads_weights() || !super::buffer::repacked(key.ty) {
+            return None;
+        }
+        flags.push("ROWS8");
     }
     match key.share_x {
         0 => {}
@@ -390,8 +397,16 @@ mod naga_tests {
                     if dot4 && !op.is_x8() {
                         continue;
                     }
-                    for (share_x, tex) in [(0, false), (4, false), (8, false), (0, true), (4, true)]
-                    {
+                    for (share_x, tex, rows8) in [
+                        (0, false, false),
+                        (4, false, false),
+                        (8, false, false),
+                        (0, true, false),
+                        (4, true, false),
+                        (8, false, true),
+                        (0, false, true),
+                        (4, true, true),
+                    ] {
                         let key = PipelineKey {
                             op,
                             ty,
@@ -401,7 +416,12 @@ mod naga_tests {
                             split,
                             share_x,
                             tex,
+                            rows8,
                         };
+                        if rows8 && (!op.reads_weights() || !crate::gpu::buffer::repacked(ty)) {
+                            assert!(shader_source(&key).is_none(), "rows8 {op:?} {ty}");
+                            continue;
+                        }
                         if share_x > 0 && !op.is_row() {
                             assert!(shader_source(&key).is_none(), "share_x {op:?} {tier:?}");
                             continue;
@@ -425,7 +445,7 @@ mod naga_tests {
                             Ok(m) => m,
                             Err(e) => {
                                 failures.push(format!(
-                                    "{op:?} {ty} {tier:?} split {split} share_x {share_x} tex {tex}: {}",
+                                    "{op:?} {ty} {tier:?} split {split} share_x {share_x} tex {tex} rows8 {rows8}: {}",
                                     e.emit_to_string(&src)
                                 ));
                                 continue;
@@ -440,7 +460,7 @@ mod naga_tests {
                         v.subgroup_operations(naga::valid::SubgroupOperationSet::all());
                         if let Err(e) = v.validate(&module) {
                             failures.push(format!(
-                                "{op:?} {ty} {tier:?} split {split} share_x {share_x} tex {tex}: {}",
+                                "{op:?} {ty} {tier:?} split {split} share_x {share_x} tex {tex} rows8 {rows8}: {}",
                                 e.emit_to_string(&src)
                             ));
                         }

@@ -56,6 +56,7 @@ async fn dispatch(
         split: false,
         share_x: 0,
         tex: false,
+        rows8: false,
     };
     let kernel = gpu.pipeline(key).await?;
     let (gx, gy) = grid(gpu, READ_INVOCATIONS / 64);

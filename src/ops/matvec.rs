@@ -148,17 +148,37 @@ pub async fn encode_quantize_x8(
 /// invocations in all: a small workgroup lets it spread a small matrix over every core.
 pub const ROW_GROUP: u32 = 16;
 
-/// Rows each invocation of the row kernel handles (`ROWS` in `shaders/matvec_row.wgsl`): as many
-/// as possible up to 32, while the dispatch keeps at least `ROW_INVOCATIONS` invocations. On a
-/// software adapter every load is a per-lane loop of scalar loads, so x (32 words per 32 values
-/// at `exact`) costs as much as the weights unless many rows share it.
-pub fn rows_per_invocation(rows: u32) -> u32 {
-    let mut r = 32;
+/// Rows each invocation of the row kernel handles (`ROWS` in `shaders/matvec_row.wgsl`) for
+/// dispatches of up to `rows` rows of `w`: as many as possible up to a cap, while the dispatch
+/// keeps at least `ROW_INVOCATIONS` invocations.
+///
+/// In GGUF's row order the cap is 32: on Mesa 22.3's lavapipe every load is a per-lane loop of
+/// scalar loads, so x (32 words per 32 values at `exact`) costs as much as the weights unless
+/// many rows share it. With rows interleaved by eight (`gpu::ROWS8`, the row family's layout)
+/// the lanes of a subgroup read adjacent blocks and x arrives by subgroup broadcasts, and fewer
+/// rows per lane measured faster on Mesa 25's lavapipe (`wisp bench-kernels`, three interleaved
+/// rounds of caps 2, 4, 8 and 16, best of each, % of the read roofline): at `exact` 2 rows
+/// (Q8_0 45 against 34–39 with more; Q5_0 30 against 23–25; Q4_K 27 against 19–22; Q6_K 36
+/// against 25–27), at `fast` 2 as well (Q5_0 36, Q4_K 31, Q6_K 37, against at most 30) except
+/// for Q8_0, whose integer dot products are cheap enough that 8 rows sharing x win (41–44
+/// against 28).
+pub fn rows_per_invocation(rows: u32, w: &GpuWeight, fast: bool) -> u32 {
+    // ROWS_RULE below says this in words: change both together.
+    let mut r: u32 = match (w.rows8, fast && w.ty == GgmlType::Q8_0) {
+        (false, _) => 32,
+        (true, true) => 8,
+        (true, false) => 2,
+    };
     while r > 1 && rows / r < ROW_INVOCATIONS {
         r /= 2;
     }
     r
 }
+
+/// [`rows_per_invocation`]'s rule, hashed with the kernels' sources (`gpu::kernels_hash`), so
+/// that kernel-family choices measured under another rule are measured again.
+pub const ROWS_RULE: &str = "rows per invocation: GGUF order 32; rows8 2, Q8_0 at fast 8; \
+    at least 128 invocations";
 
 /// The fewest invocations a row-kernel dispatch is given (see [`rows_per_invocation`]).
 const ROW_INVOCATIONS: u32 = 128;
@@ -221,15 +241,15 @@ fn bindings<'a>(
 
 /// The plain matvec kernel of `gpu`'s family for dispatches of up to `rows` rows of `k` values:
 /// (op, its `lanes` key: rows per invocation or lanes per row, rows per workgroup).
-fn plain_kernel(gpu: &Gpu, rows: u32, k: u32, fast: bool) -> (Op, u32, u32) {
+fn plain_kernel(gpu: &Gpu, w: &GpuWeight, rows: u32, fast: bool) -> (Op, u32, u32) {
     match gpu.caps.family {
         KernelFamily::Row => {
-            let r = rows_per_invocation(rows);
+            let r = rows_per_invocation(rows, w, fast);
             let op = if fast { Op::MatvecRowX8 } else { Op::MatvecRow };
             (op, r, ROW_GROUP * r)
         }
         KernelFamily::Workgroup => {
-            let lanes = lanes_for(gpu, k);
+            let lanes = lanes_for(gpu, w.row_len);
             let op = if fast { Op::MatvecWgX8 } else { Op::MatvecWg };
             (op, lanes, 64 / lanes)
         }
@@ -261,7 +281,7 @@ pub async fn encode_input(
         });
     }
     let max_rows = w.chunks.iter().map(|c| c.rows).max().unwrap_or(1);
-    let (op, lanes, rows_per_group) = plain_kernel(gpu, max_rows, w.row_len, x8.is_some());
+    let (op, lanes, rows_per_group) = plain_kernel(gpu, w, max_rows, x8.is_some());
     let kernel = gpu.pipeline(key(gpu, op, w, lanes)).await?;
     for chunk in &w.chunks {
         let (gx, gy) = grid(gpu, chunk.rows.div_ceil(rows_per_group));
@@ -331,7 +351,7 @@ pub async fn encode_glu(
                 (true, true) => Op::MatvecRowX8Geglu,
                 (true, false) => Op::MatvecRowX8Swiglu,
             };
-            let r = rows_per_invocation(n);
+            let r = rows_per_invocation(n, w, x8.is_some());
             (op, r, ROW_GROUP * r)
         }
         KernelFamily::Workgroup => {
@@ -411,7 +431,7 @@ pub async fn encode_split(
     for y in ys {
         check_binding(gpu, "matvec y", y.size())?;
     }
-    let (op, lanes, rows_per_group) = plain_kernel(gpu, w.rows, w.row_len, x8.is_some());
+    let (op, lanes, rows_per_group) = plain_kernel(gpu, w, w.rows, x8.is_some());
     let kernel = gpu
         .pipeline(PipelineKey {
             split: true,

@@ -87,6 +87,7 @@ pub(crate) fn key(gpu: &Gpu, op: Op, w: &GpuWeight, lanes: u32) -> PipelineKey {
         split: false,
         share_x: if op.is_row() { gpu.caps.share_x() } else { 0 },
         tex: w.chunks.first().is_some_and(|c| c.store.is_texture()),
+        rows8: w.rows8,
     }
 }
 

@@ -86,7 +86,10 @@ pub fn for_every_config(mut f: impl FnMut(&mut Gpu, &str) -> Vec<String>) {
         let max_tier = gpu.caps.tier;
         // Every tier and family with weights in storage buffers; then, at the device's own
         // tier, both families with weights in textures (`WeightStore::Texture`: only the
-        // weight loads differ, and they do not depend on the tier).
+        // weight loads differ, and they do not depend on the tier). The buffer runs store
+        // repacked weights in the layout their family uploads (rows interleaved by eight for
+        // the row family, `gpu::ROWS8`); the texture runs in the other one, so that every
+        // kernel reads both layouts (prefill's family may differ from decode's).
         let mut runs: Vec<(Tier, KernelFamily, bool)> = tiers(&gpu)
             .into_iter()
             .flat_map(|t| FAMILIES.map(|f| (t, f, false)))
@@ -96,13 +99,21 @@ pub fn for_every_config(mut f: impl FnMut(&mut Gpu, &str) -> Vec<String>) {
             gpu.set_tier(tier).expect("tier within the device's");
             gpu.set_family(fam);
             gpu.set_weight_textures(textures);
+            if textures {
+                gpu.set_rows8(fam != KernelFamily::Row);
+            }
             let label = format!(
-                "{} {:?} {} (x shared by {} lanes, weights in {})",
+                "{} {:?} {} (x shared by {} lanes, weights in {}, rows {})",
                 gpu.caps.adapter.name,
                 tier,
                 fam.name(),
                 gpu.caps.share_x(),
-                if textures { "textures" } else { "buffers" }
+                if textures { "textures" } else { "buffers" },
+                if gpu.caps.rows8 {
+                    "interleaved by 8"
+                } else {
+                    "in GGUF's order"
+                }
             );
             failures.extend(
                 f(&mut gpu, &label)
