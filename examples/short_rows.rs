@@ -218,7 +218,7 @@ async fn run() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(640);
-    assert!(k % 32 == 0, "K must be a multiple of 32");
+    assert!(k.is_multiple_of(32), "K must be a multiple of 32");
     let want = std::env::var("WISP_ADAPTER").unwrap_or_else(|_| "llvmpipe".into());
     let instance =
         wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
