@@ -237,23 +237,41 @@ pub async fn time_families(
     precision: matvec::Precision,
 ) -> Result<Vec<(KernelFamily, f64)>, GpuError> {
     let t = time_families_by_shape(gpu, shapes, iters, precision).await?;
-    Ok(t.into_iter().map(|(f, s, _)| (f, s)).collect())
+    let mut out: Vec<(KernelFamily, f64)> = Vec::new();
+    for (f, _, s, _) in t {
+        if !out.iter().any(|o| o.0 == f) {
+            out.push((f, s));
+        }
+    }
+    Ok(out)
 }
 
-/// [`time_families`], with each family's weighted seconds per shape (complete for the fastest).
+/// [`time_families`] per candidate: the row family with its weights' rows interleaved by eight
+/// (`gpu::ROWS8`) and in GGUF's order (unless `WISP_LAYOUT` chose), and the workgroup family,
+/// each as `(family, rows interleaved, weighted seconds, per shape)`, fastest first (the per-shape
+/// times complete for the fastest). `gpu`'s family and layout are restored.
 async fn time_families_by_shape(
     gpu: &mut Gpu,
     shapes: &[(GgmlType, u64, u64, f64)],
     iters: usize,
     precision: matvec::Precision,
-) -> Result<Vec<(KernelFamily, f64, Vec<f64>)>, GpuError> {
-    let before = gpu.caps.family;
-    let mut out: Vec<(KernelFamily, f64, Vec<f64>)> = Vec::new();
-    for family in [KernelFamily::Row, KernelFamily::Workgroup] {
+) -> Result<Vec<(KernelFamily, bool, f64, Vec<f64>)>, GpuError> {
+    let (before, before_rows8) = (gpu.caps.family, gpu.caps.rows8);
+    let candidates: Vec<(KernelFamily, bool)> = match gpu.caps.rows8_forced {
+        Some(r) => vec![(KernelFamily::Row, r), (KernelFamily::Workgroup, r)],
+        None => vec![
+            (KernelFamily::Row, true),
+            (KernelFamily::Row, false),
+            (KernelFamily::Workgroup, false),
+        ],
+    };
+    let mut out: Vec<(KernelFamily, bool, f64, Vec<f64>)> = Vec::new();
+    for (family, rows8) in candidates {
         gpu.set_family(family);
+        gpu.set_rows8(rows8);
         let mut total = 0.0;
         let mut each = Vec::new();
-        let leader = out.first().map_or(f64::INFINITY, |o| o.1);
+        let leader = out.iter().map(|o| o.2).fold(f64::INFINITY, f64::min);
         for &(ty, rows, k, weight) in shapes {
             // Already slower than the family before it: the rest cannot change the order.
             if total > leader {
@@ -266,14 +284,16 @@ async fn time_families_by_shape(
                 }
                 Err(e) => {
                     gpu.set_family(before);
+                    gpu.set_rows8(before_rows8);
                     return Err(e);
                 }
             }
         }
         gpu.set_family(before);
-        out.push((family, total, each));
+        gpu.set_rows8(before_rows8);
+        out.push((family, rows8, total, each));
     }
-    out.sort_by(|a, b| a.1.total_cmp(&b.1));
+    out.sort_by(|a, b| a.2.total_cmp(&b.2));
     Ok(out)
 }
 
@@ -361,6 +381,11 @@ pub struct FamilyProbe {
 pub struct FamilyChoice {
     pub family: KernelFamily,
     pub step_matvec_ms: Vec<(KernelFamily, f64)>,
+    /// Weights stored with rows interleaved by eight (`gpu::ROWS8`): the row family's faster
+    /// layout, measured beside GGUF's order (`row_layout_ms`: interleaved, GGUF's order; the
+    /// second is a lower bound where it stopped early, `None` when `WISP_LAYOUT` chose).
+    pub rows8: bool,
+    pub row_layout_ms: Option<(f64, f64)>,
     /// Block types whose weights go to textures (`Capabilities::weight_textures`).
     pub texture_types: Vec<GgmlType>,
     /// Per block type, its matvecs' time in a decode step from buffers and from textures
@@ -454,14 +479,29 @@ impl FamilyProbe {
         gpu.set_texture_types(before_textures);
         let by_shape = by_shape?;
         let family = by_shape.first().map_or(gpu.caps.family, |t| t.0);
-        let buffer_s = by_shape.first().map(|t| t.2.clone()).unwrap_or_default();
-        let times: Vec<(KernelFamily, f64)> =
-            by_shape.into_iter().map(|(f, s, _)| (f, s)).collect();
+        let rows8 = by_shape.first().map_or(gpu.caps.rows8, |t| t.1);
+        let buffer_s = by_shape.first().map(|t| t.3.clone()).unwrap_or_default();
+        let row_ms = |r: bool| {
+            by_shape
+                .iter()
+                .find(|t| t.0 == KernelFamily::Row && t.1 == r)
+                .map(|t| t.2 * 1e3)
+        };
+        let row_layout_ms = row_ms(true).zip(row_ms(false));
+        let mut times: Vec<(KernelFamily, f64)> = Vec::new();
+        for (f, _, s, _) in by_shape {
+            if !times.iter().any(|t| t.0 == f) {
+                times.push((f, s));
+            }
+        }
+        let before_rows8 = gpu.caps.rows8;
         let mut weights_ms = Vec::new();
         if !forced {
             gpu.set_family(family);
+            gpu.set_rows8(rows8);
             let stores = time_weight_stores(gpu, &self.shapes, &buffer_s, 2, self.precision).await;
             gpu.set_family(before_family);
+            gpu.set_rows8(before_rows8);
             gpu.set_prefill_family(before_prefill);
             weights_ms = stores?
                 .into_iter()
@@ -477,16 +517,20 @@ impl FamilyProbe {
                 .map(|w| w.0)
                 .collect()
         };
-        // The prefill matmuls read the weights from where they will be.
+        // The prefill matmuls read the weights from where they will be, in their layout.
         gpu.set_texture_types(type_mask(&texture_types));
+        gpu.set_rows8(rows8);
         let prefill = time_prefill_families(gpu, self.prefill_shape, 2).await;
         gpu.set_texture_types(before_textures);
+        gpu.set_rows8(before_rows8);
         let prefill = prefill?;
         let prefill_family = prefill.first().map_or(gpu.caps.prefill_family, |t| t.0);
         let ms = |v: Vec<(KernelFamily, f64)>| v.into_iter().map(|(f, s)| (f, s * 1e3)).collect();
         Ok(FamilyChoice {
             family,
             step_matvec_ms: ms(times),
+            rows8,
+            row_layout_ms,
             texture_types,
             weights_ms,
             prefill_family,
@@ -527,6 +571,8 @@ impl FamilyChoice {
         serde_json::json!({
             "family": self.family.name(),
             "step_matvec_ms": ms(&self.step_matvec_ms),
+            "rows8": self.rows8,
+            "row_layout_ms": self.row_layout_ms.map(|(i, g)| serde_json::json!({"rows8": i, "gguf": g})),
             "textures": textures,
             "weights_ms": weights_ms,
             "prefill_family": self.prefill_family.name(),
@@ -551,10 +597,14 @@ impl FamilyChoice {
                 })
                 .collect::<Option<Vec<GgmlType>>>()
         });
-        match (family("family"), family("prefill_family"), textures) {
-            (Some(f), Some(pf), Some(t)) => {
+        let rows8 = v.get("rows8").and_then(|r| r.as_bool());
+        match (family("family"), family("prefill_family"), textures, rows8) {
+            (Some(f), Some(pf), Some(t), Some(r)) => {
                 gpu.set_family(f);
                 gpu.set_prefill_family(pf);
+                if gpu.caps.rows8_forced.is_none() {
+                    gpu.set_rows8(r);
+                }
                 if !gpu.caps.weights_forced {
                     gpu.set_texture_types(type_mask(&t));
                 }
@@ -568,6 +618,9 @@ impl FamilyChoice {
     pub fn apply(&self, gpu: &mut Gpu) {
         gpu.set_family(self.family);
         gpu.set_prefill_family(self.prefill_family);
+        if gpu.caps.rows8_forced.is_none() {
+            gpu.set_rows8(self.rows8);
+        }
         if !gpu.caps.weights_forced {
             gpu.set_texture_types(type_mask(&self.texture_types));
         }
@@ -595,11 +648,22 @@ impl FamilyChoice {
                 .collect::<Vec<_>>()
                 .join(", "),
         };
+        let layout = match self.row_layout_ms {
+            Some((i, g)) => format!(
+                " (row family: {i:.1} ms with rows interleaved by 8, {g:.1} ms in GGUF's order)"
+            ),
+            None => String::new(),
+        };
         format!(
-            "decode {} (matvecs of a step: {}), weights in textures: {textures}{}, prefill {} \
-             (a {PROBE_COLS}-column matmul: {})",
+            "decode {} (matvecs of a step: {}), rows {}{layout}, weights in textures: \
+             {textures}{}, prefill {} (a {PROBE_COLS}-column matmul: {})",
             self.family.name(),
             ms(&self.step_matvec_ms),
+            if self.rows8 {
+                "interleaved by 8"
+            } else {
+                "in GGUF's order"
+            },
             if weights.is_empty() {
                 String::new()
             } else {

@@ -569,3 +569,39 @@ fn family_choice_is_keyed_by_driver_version() {
         );
     }
 }
+
+/// The probe times the row family with its weights' rows interleaved by eight and in GGUF's
+/// order, keeps the faster (the workgroup family reads GGUF's order), and a cached choice
+/// restores it; an entry from before layouts were measured is measured again.
+#[test]
+fn probe_chooses_the_row_layout_and_caches_it() {
+    use wisp::bench::{FamilyChoice, FamilyProbe};
+    use wisp::gpu::KernelFamily;
+    let Some(path) = common::tiny_chat_model() else {
+        return;
+    };
+    let file = wisp::gguf::GgufFile::open(&path).expect("the tiny chat model opens");
+    for mut gpu in common::devices() {
+        let name = gpu.caps.adapter.name.clone();
+        let probe = FamilyProbe::new(&gpu, file.gguf(), matvec::Precision::Exact)
+            .expect("the tiny model has matrices to time");
+        let c = pollster::block_on(probe.measure(&mut gpu)).expect("measures");
+        let (rows8_ms, gguf_ms) = c.row_layout_ms.expect("both row layouts timed");
+        assert!(rows8_ms > 0.0 && gguf_ms > 0.0, "{name}: {c:?}");
+        match c.family {
+            KernelFamily::Row => assert_eq!(c.rows8, rows8_ms <= gguf_ms, "{name}: {c:?}"),
+            KernelFamily::Workgroup => assert!(!c.rows8, "{name}: {c:?}"),
+        }
+        assert!(c.report().contains("GGUF's order"), "{}", c.report());
+        let v = c.to_json();
+        gpu.set_rows8(!c.rows8);
+        assert!(FamilyChoice::apply_cached(&v, &mut gpu), "{name}: {v}");
+        assert_eq!(gpu.caps.rows8, c.rows8, "{name}: the cached layout applies");
+        let mut old = v.clone();
+        old.as_object_mut().expect("an object").remove("rows8");
+        assert!(
+            !FamilyChoice::apply_cached(&old, &mut gpu),
+            "{name}: an entry without a layout is measured again"
+        );
+    }
+}

@@ -140,6 +140,7 @@ pub fn adapter_json(c: &Capabilities) -> serde_json::Value {
         "max_storage_binding": c.max_binding, "chosen_family": c.family.name(),
         "chosen_prefill_family": c.prefill_family.name(),
         "weights_in_textures": c.texture_types().iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+        "rows_interleaved": c.rows8,
     })
 }
 
