@@ -13,6 +13,17 @@
 
 // x, y and `put` (the row's output; SPLIT: three outputs) come from matvec_io.wgsl.
 
+// Row r of invocation inv: ROWS consecutive rows per invocation, or with rows interleaved by
+// eight (ROWS8) one of every 8 (lane l of 8 consecutive invocations takes rows ≡ l mod 8), so
+// that the lanes of a subgroup read adjacent blocks.
+fn row_of(inv: u32, r: u32) -> u32 {
+#if ROWS8
+    return ((inv >> 3u) * ROWS + r) * 8u + (inv & 7u);
+#else
+    return inv * ROWS + r;
+#endif
+}
+
 @compute @workgroup_size(ROW_GROUP)
 #if SHARE_X
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) sl: u32) {
@@ -20,35 +31,30 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
 #endif
     let inv = (wg.y * P.grid_x + wg.x) * ROW_GROUP + li;
-    // The invocation's rows: ROWS consecutive ones, or with rows interleaved by eight (ROWS8)
-    // one of every 8 (lane l of 8 consecutive invocations takes rows ≡ l mod 8), so that the
-    // lanes of a subgroup read adjacent blocks.
-    var row: array<u32, ROWS>;
-    for (var r = 0u; r < ROWS; r++) {
-#if ROWS8
-        row[r] = ((inv >> 3u) * ROWS + r) * 8u + (inv & 7u);
-#else
-        row[r] = inv * ROWS + r;
-#endif
-    }
 #if !SHARE_X
     // (With SHARE_X no early exit: every lane takes part in sharing x.)
-    if (row[0] >= P.rows) {
+    if (row_of(inv, 0u) >= P.rows) {
         return;
     }
 #endif
     // Rows past the end repeat the last row; their results are not written.
     var base: array<u32, ROWS>;
     for (var r = 0u; r < ROWS; r++) {
-        base[r] = row_base(min(row[r], P.rows - 1u));
+        base[r] = row_base(min(row_of(inv, r), P.rows - 1u));
     }
     var acc: array<vec4<f32>, ROWS>;
 #if GLU
     var acc_up: array<vec4<f32>, ROWS>;
+#if ROWS8
+    // Up row r lies P.rows rows after gate row r, in another octet where P.rows is not a
+    // multiple of 8.
     var base_up: array<u32, ROWS>;
     for (var r = 0u; r < ROWS; r++) {
-        base_up[r] = row_base(min(row[r], P.rows - 1u) + P.rows);
+        base_up[r] = row_base(min(row_of(inv, r), P.rows - 1u) + P.rows);
     }
+#else
+    let up_off = P.rows * P.row_bytes;
+#endif
 #endif
     let nb = P.k / BLOCK_ELEMS;
     for (var blk = 0u; blk < nb; blk++) {
@@ -68,7 +74,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             for (var r = 0u; r < ROWS; r++) {
                 acc[r].x += xdot32(base[r] + blk * BLK_STRIDE, s, xq, xs);
 #if GLU
+#if ROWS8
                 acc_up[r].x += xdot32(base_up[r] + blk * BLK_STRIDE, s, xq, xs);
+#else
+                acc_up[r].x += xdot32(base[r] + up_off + blk * BLK_STRIDE, s, xq, xs);
+#endif
 #endif
             }
 #else
@@ -95,7 +105,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
                 }
                 acc[r] = a;
 #if GLU
+#if ROWS8
                 let vu = dq32(base_up[r] + blk * BLK_STRIDE, s);
+#else
+                let vu = dq32(base[r] + up_off + blk * BLK_STRIDE, s);
+#endif
                 var au = acc_up[r];
                 for (var i = 0u; i < 8u; i++) {
                     au += vu[i] * x[i];
@@ -107,13 +121,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         }
     }
     for (var r = 0u; r < ROWS; r++) {
-        if (row[r] < P.rows) {
+        let row = row_of(inv, r);
+        if (row < P.rows) {
             let a = acc[r];
 #if GLU
             let au = acc_up[r];
-            Y[P.y_offset + row[r]] = glu((a.x + a.y) + (a.z + a.w), (au.x + au.y) + (au.z + au.w));
+            Y[P.y_offset + row] = glu((a.x + a.y) + (a.z + a.w), (au.x + au.y) + (au.z + au.w));
 #else
-            put(row[r], (a.x + a.y) + (a.z + a.w));
+            put(row, (a.x + a.y) + (a.z + a.w));
 #endif
         }
     }

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 ///
 /// GPU selection: WISP_ADAPTER=<name substring>; WISP_TIER=0|1|2 caps the capability tier;
 /// WISP_MAX_BINDING=16M lowers the storage binding limit; WISP_KERNELS=row|workgroup forces a
-/// kernel family; WISP_WEIGHTS=texture|buffer forces where weights live. The default model is
+/// kernel family; WISP_LAYOUT=rows8|gguf forces the weights' row layout; WISP_WEIGHTS=texture|buffer forces where weights live. The default model is
 /// Gemma 3 270M Q4_K_M (a base model) in $WISP_CACHE (~/.cache/wisp); chat and serve prefer
 /// SmolLM2 135M Instruct there. Both are fetched by scripts/fetch-model.sh; WISP_MODEL overrides
 /// the path.
