@@ -250,6 +250,11 @@ pub async fn time_families(
 /// (`gpu::ROWS8`) and in GGUF's order (unless `WISP_LAYOUT` chose), and the workgroup family,
 /// each as `(family, rows interleaved, weighted seconds, per shape)`, fastest first (the per-shape
 /// times complete for the fastest). `gpu`'s family and layout are restored.
+///
+/// The interleaved rows are timed only where 8 lanes share x's loads (`Capabilities::share_x`):
+/// their row kernel takes 2 rows per invocation and counts on 8-lane broadcasts of x. On
+/// SwiftShader (4 lanes) they measured 1.3–1.9× slower than GGUF's order, so its first load
+/// does not spend time on them.
 async fn time_families_by_shape(
     gpu: &mut Gpu,
     shapes: &[(GgmlType, u64, u64, f64)],
@@ -259,11 +264,12 @@ async fn time_families_by_shape(
     let (before, before_rows8) = (gpu.caps.family, gpu.caps.rows8);
     let candidates: Vec<(KernelFamily, bool)> = match gpu.caps.rows8_forced {
         Some(r) => vec![(KernelFamily::Row, r), (KernelFamily::Workgroup, r)],
-        None => vec![
+        None if gpu.caps.share_x() >= 8 => vec![
             (KernelFamily::Row, true),
             (KernelFamily::Row, false),
             (KernelFamily::Workgroup, false),
         ],
+        None => vec![(KernelFamily::Row, false), (KernelFamily::Workgroup, false)],
     };
     let mut out: Vec<(KernelFamily, bool, f64, Vec<f64>)> = Vec::new();
     for (family, rows8) in candidates {
@@ -383,7 +389,8 @@ pub struct FamilyChoice {
     pub step_matvec_ms: Vec<(KernelFamily, f64)>,
     /// Weights stored with rows interleaved by eight (`gpu::ROWS8`): the row family's faster
     /// layout, measured beside GGUF's order (`row_layout_ms`: interleaved, GGUF's order; the
-    /// second is a lower bound where it stopped early, `None` when `WISP_LAYOUT` chose).
+    /// second is a lower bound where it stopped early; `None` when `WISP_LAYOUT` chose, or where
+    /// fewer than 8 lanes share x and only GGUF's order is timed).
     pub rows8: bool,
     pub row_layout_ms: Option<(f64, f64)>,
     /// Block types whose weights go to textures (`Capabilities::weight_textures`).
