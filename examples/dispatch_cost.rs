@@ -3,6 +3,8 @@
 //! `WISP_ADAPTER=llvmpipe cargo run --release --example dispatch_cost` (or `swiftshader`).
 use std::time::Instant;
 
+mod common;
+
 fn main() {
     pollster::block_on(run());
 }
@@ -28,18 +30,7 @@ async fn run() {
     let src = "@group(0) @binding(0) var<storage, read_write> Y: array<u32>;
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) g: vec3<u32>) { Y[g.x] = Y[g.x] + 1u; }";
-    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: None,
-        source: wgpu::ShaderSource::Wgsl(src.into()),
-    });
-    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-        label: None,
-        layout: None,
-        module: &module,
-        entry_point: Some("main"),
-        compilation_options: Default::default(),
-        cache: None,
-    });
+    let pipeline = common::compile(device, None, src);
     let buf = device.create_buffer(&wgpu::BufferDescriptor {
         label: None,
         size: 64 * 4 * 64,

@@ -20,6 +20,8 @@
 //! arithmetic-only ceilings (ARCHITECTURE.md, "Where the software adapters' time goes").
 use std::time::Instant;
 
+mod common;
+
 /// Invocations of the streaming kernels.
 const STREAMERS: u32 = 2048;
 /// Texels per texture row.
@@ -123,42 +125,13 @@ fn main() {
 }
 
 async fn run() {
-    let want = std::env::var("WISP_ADAPTER").unwrap_or_else(|_| "llvmpipe".into());
-    let instance =
-        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-    let Some(adapter) = instance
-        .enumerate_adapters(wgpu::Backends::all())
-        .await
-        .into_iter()
-        .find(|a| {
-            a.get_info()
-                .name
-                .to_lowercase()
-                .contains(&want.to_lowercase())
-        })
-    else {
-        eprintln!("no adapter whose name contains {want:?}");
-        std::process::exit(1);
-    };
     let bytes: u64 = 64 << 20;
     let limits = wgpu::Limits {
         max_storage_buffer_binding_size: bytes,
         max_buffer_size: bytes,
         ..Default::default()
     };
-    let (device, queue) = match adapter
-        .request_device(&wgpu::DeviceDescriptor {
-            required_limits: limits,
-            ..Default::default()
-        })
-        .await
-    {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("cannot open {}: {e}", adapter.get_info().name);
-            std::process::exit(1);
-        }
-    };
+    let (adapter, device, queue) = common::open(limits, wgpu::Features::empty()).await;
     println!("adapter: {}", adapter.get_info().name);
 
     let data: Vec<u32> = (0..(bytes / 4) as u32)
@@ -245,18 +218,7 @@ async fn run() {
             STREAM.into()
         }
         .replace("EXTRA", extra);
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(name),
-            source: wgpu::ShaderSource::Wgsl(src.into()),
-        });
-        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(name),
-            layout: None,
-            module: &module,
-            entry_point: Some("main"),
-            compilation_options: Default::default(),
-            cache: None,
-        });
+        let pipeline = common::compile(&device, Some(name), &src);
         let mut entries = vec![
             wgpu::BindGroupEntry {
                 binding: 0,

@@ -11,6 +11,8 @@
 //! (one lane per row, or several lanes per row reduced through the subgroup).
 use std::time::Instant;
 
+mod common;
+
 const SB: &str = "fn sb(w: u32) -> vec4<f32> {
     return vec4<f32>((vec4<i32>(bitcast<i32>(w)) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u));
 }
@@ -131,76 +133,51 @@ impl Variant {
                 ),
             }
         };
-        if self.lanes == 0 {
-            // Rows interleaved by eight at upload: the group of 8 blocks at (octet o, block b)
-            // holds block b of rows 8o..8o+7, so the 8 lanes of a subgroup, each on its own row,
-            // read 8 adjacent blocks. Lane l of lane group g takes rows 8R·g + 8r + l.
-            s += "@compute @workgroup_size(16)
-fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {
-    let o0 = (g.x / 8u) * R;
-    let l = g.x & 7u;
+        // The three shapes differ in which rows and blocks a lane takes, and how a row's sum is
+        // written:
+        // - lanes 0: rows interleaved by eight at upload (the group of 8 blocks at (octet o,
+        //   block b) holds block b of rows 8o..8o+7), so the 8 lanes of a subgroup, each on its
+        //   own row, read 8 adjacent blocks; lane l of lane group g takes rows 8R·g + 8r + l;
+        // - lanes 1: each lane R consecutive rows in GGUF's order;
+        // - lanes 8: 8 lanes per row, lane l takes blocks l, l + 8, …; the subgroup sums.
+        let (prologue, blocks, blk, write) = match self.lanes {
+            0 => (
+                "let o0 = (g.x / 8u) * R;\n    let l = g.x & 7u;",
+                "var b = 0u; b < NB; b++",
+                "(min(o0 + r, P.rows / 8u - 1u) * NB + b) * 8u + l",
+                "let row = (o0 + r) * 8u + l;\n        if (row < P.rows) { Y[row] = acc[r]; }",
+            ),
+            1 => (
+                "let r0 = g.x * R;",
+                "var b = 0u; b < NB; b++",
+                "min(r0 + r, P.rows - 1u) * NB + b",
+                "if (r0 + r < P.rows) { Y[r0 + r] = acc[r]; }",
+            ),
+            _ => (
+                "let r0 = (g.x / 8u) * R;\n    let l = g.x & 7u;",
+                "var b = l; b < NB; b += 8u",
+                "min(r0 + r, P.rows - 1u) * NB + b",
+                "let t = subgroupAdd(acc[r]);\n        if (l == 0u && r0 + r < P.rows) { Y[r0 + r] = t; }",
+            ),
+        };
+        s += &format!(
+            "@compute @workgroup_size(16)
+fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {{
+    {prologue}
     var acc: array<f32, R>;
-    for (var b = 0u; b < NB; b++) {
-";
-            s += &load_x("b");
-            s += "        for (var r = 0u; r < R; r++) {
-            let o = min(o0 + r, P.rows / 8u - 1u);
-            let blk = (o * NB + b) * 8u + l;
-";
-            s += dot;
-            s += "        }
-    }
-    for (var r = 0u; r < R; r++) {
-        let row = (o0 + r) * 8u + l;
-        if (row < P.rows) { Y[row] = acc[r]; }
-    }
+    for ({blocks}) {{
+{}        for (var r = 0u; r < R; r++) {{
+            let blk = {blk};
+{dot}        }}
+    }}
+    for (var r = 0u; r < R; r++) {{
+        {write}
+    }}
     KEEP
-}
-";
-        } else if self.lanes == 1 {
-            s += "@compute @workgroup_size(16)
-fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {
-    let r0 = g.x * R;
-    var acc: array<f32, R>;
-    for (var b = 0u; b < NB; b++) {
-";
-            s += &load_x("b");
-            s += "        for (var r = 0u; r < R; r++) {
-            let blk = min(r0 + r, P.rows - 1u) * NB + b;
-";
-            s += dot;
-            s += "        }
-    }
-    for (var r = 0u; r < R; r++) {
-        if (r0 + r < P.rows) { Y[r0 + r] = acc[r]; }
-    }
-    KEEP
-}
-";
-        } else {
-            // 8 lanes per row: lane l takes blocks l, l + 8, …; the subgroup sums.
-            s += "@compute @workgroup_size(16)
-fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {
-    let r0 = (g.x / 8u) * R;
-    let l = g.x & 7u;
-    var acc: array<f32, R>;
-    for (var b = l; b < NB; b += 8u) {
-";
-            s += &load_x("b");
-            s += "        for (var r = 0u; r < R; r++) {
-            let blk = min(r0 + r, P.rows - 1u) * NB + b;
-";
-            s += dot;
-            s += "        }
-    }
-    for (var r = 0u; r < R; r++) {
-        let t = subgroupAdd(acc[r]);
-        if (l == 0u && r0 + r < P.rows) { Y[r0 + r] = t; }
-    }
-    KEEP
-}
-";
-        }
+}}
+",
+            load_x("b")
+        );
         // Every binding stays in the layout, used or not.
         s.replace(
             "KEEP",
@@ -219,23 +196,6 @@ async fn run() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(640);
     assert!(k.is_multiple_of(32), "K must be a multiple of 32");
-    let want = std::env::var("WISP_ADAPTER").unwrap_or_else(|_| "llvmpipe".into());
-    let instance =
-        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-    let Some(adapter) = instance
-        .enumerate_adapters(wgpu::Backends::all())
-        .await
-        .into_iter()
-        .find(|a| {
-            a.get_info()
-                .name
-                .to_lowercase()
-                .contains(&want.to_lowercase())
-        })
-    else {
-        eprintln!("no adapter whose name contains {want:?}");
-        std::process::exit(1);
-    };
     let bytes: u64 = 64 << 20;
     let limits = wgpu::Limits {
         max_storage_buffer_binding_size: bytes,
@@ -243,20 +203,7 @@ async fn run() {
         max_storage_buffers_per_shader_stage: 8,
         ..Default::default()
     };
-    let (device, queue) = match adapter
-        .request_device(&wgpu::DeviceDescriptor {
-            required_limits: limits,
-            required_features: wgpu::Features::SUBGROUP,
-            ..Default::default()
-        })
-        .await
-    {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("cannot open {}: {e}", adapter.get_info().name);
-            std::process::exit(1);
-        }
-    };
+    let (adapter, device, queue) = common::open(limits, wgpu::Features::SUBGROUP).await;
     let info = adapter.get_info();
     println!("adapter: {} ({}), K = {k}", info.name, info.driver_info);
     let nb = k / 32;
@@ -323,20 +270,7 @@ async fn run() {
         }
         best
     };
-    let compile = |src: String| {
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: None,
-            source: wgpu::ShaderSource::Wgsl(src.into()),
-        });
-        device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: None,
-            layout: None,
-            module: &module,
-            entry_point: Some("main"),
-            compilation_options: Default::default(),
-            cache: None,
-        })
-    };
+    let compile = |src: String| common::compile(&device, None, &src);
     // The roofline: every invocation streams its own contiguous slice of the same bytes.
     let stream = compile(format!(
         "@group(0) @binding(0) var<storage, read_write> Y: array<f32>;

@@ -237,13 +237,20 @@ pub async fn time_families(
     precision: matvec::Precision,
 ) -> Result<Vec<(KernelFamily, f64)>, GpuError> {
     let t = time_families_by_shape(gpu, shapes, iters, precision).await?;
+    Ok(fastest_per_family(&t))
+}
+
+/// Each family's fastest candidate of [`time_families_by_shape`] (fastest first).
+fn fastest_per_family(
+    by_shape: &[(KernelFamily, bool, f64, Vec<f64>)],
+) -> Vec<(KernelFamily, f64)> {
     let mut out: Vec<(KernelFamily, f64)> = Vec::new();
-    for (f, _, s, _) in t {
+    for &(f, _, s, _) in by_shape {
         if !out.iter().any(|o| o.0 == f) {
             out.push((f, s));
         }
     }
-    Ok(out)
+    out
 }
 
 /// [`time_families`] per candidate: the row family with its weights' rows interleaved by eight
@@ -495,12 +502,7 @@ impl FamilyProbe {
                 .map(|t| t.2 * 1e3)
         };
         let row_layout_ms = row_ms(true).zip(row_ms(false));
-        let mut times: Vec<(KernelFamily, f64)> = Vec::new();
-        for (f, _, s, _) in by_shape {
-            if !times.iter().any(|t| t.0 == f) {
-                times.push((f, s));
-            }
-        }
+        let times = fastest_per_family(&by_shape);
         let before_rows8 = gpu.caps.rows8;
         let mut weights_ms = Vec::new();
         if !forced {

@@ -545,10 +545,9 @@ fn split_qkv_matches_separate_ops() {
 /// same adapter name, and a choice measured under one must not be applied under the other.
 #[test]
 fn family_choice_is_keyed_by_driver_version() {
-    let Some(path) = common::tiny_chat_model() else {
+    let Some(file) = tiny_model_file() else {
         return;
     };
-    let file = wisp::gguf::GgufFile::open(&path).expect("the tiny chat model opens");
     for mut gpu in common::devices() {
         let key = |gpu: &Gpu| {
             wisp::bench::FamilyProbe::new(gpu, file.gguf(), matvec::Precision::Exact)
@@ -578,10 +577,9 @@ fn family_choice_is_keyed_by_driver_version() {
 fn probe_chooses_the_row_layout_and_caches_it() {
     use wisp::bench::{FamilyChoice, FamilyProbe};
     use wisp::gpu::KernelFamily;
-    let Some(path) = common::tiny_chat_model() else {
+    let Some(file) = tiny_model_file() else {
         return;
     };
-    let file = wisp::gguf::GgufFile::open(&path).expect("the tiny chat model opens");
     for mut gpu in common::devices() {
         let name = gpu.caps.adapter.name.clone();
         let probe = FamilyProbe::new(&gpu, file.gguf(), matvec::Precision::Exact)
@@ -612,4 +610,10 @@ fn probe_chooses_the_row_layout_and_caches_it() {
             "{name}: an entry without a layout is measured again"
         );
     }
+}
+
+/// The tiny chat model, opened (`None` where `common::tiny_chat_model` has none).
+fn tiny_model_file() -> Option<wisp::gguf::GgufFile> {
+    let path = common::tiny_chat_model()?;
+    Some(wisp::gguf::GgufFile::open(&path).expect("the tiny chat model opens"))
 }
