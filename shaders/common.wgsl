@@ -4,6 +4,20 @@
 // into 16-byte-aligned groups of 8 blocks (gpu::buffer's Repack, `packed` below).
 // Kernels read the weights only through w1 (u32 word i) and w4 (16-byte word i).
 
+#if NO_LOADS
+// Measurement only (`WISP_MEASURE=no-weight-loads`): the weight words are made up from their
+// index, so a kernel does all its arithmetic and reads no weights. The results are meaningless;
+// the time is the kernel's arithmetic, x's loads and its dispatch (ARCHITECTURE.md, "Mesa 25's
+// lavapipe"). The mask keeps every f16 field finite.
+fn w4(i: u32) -> vec4<u32> {
+    let h = i * 2654435761u;
+    return vec4<u32>(h, h ^ 0x9e3779b9u, h + 0x7f4a7c15u, h * 3u) & vec4<u32>(0x3bff3bffu);
+}
+
+fn w1(i: u32) -> u32 {
+    return ((i >> 2u) * 2654435761u ^ (i & 3u)) & 0x3bff3bffu;
+}
+#else
 #if TEX
 // The weights held in an rgba32uint texture instead of a storage buffer (the adapters whose
 // texture loads cost less than storage loads, measured: bench::FamilyProbe). Texel i holds the
@@ -31,6 +45,7 @@ fn w1(i: u32) -> u32 {
 fn w4(i: u32) -> vec4<u32> {
     return W4[i];
 }
+#endif
 #endif
 #if WH
 // The same buffer as W, bound a second time as pairs of f16 (T1+): half fields load natively.

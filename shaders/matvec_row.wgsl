@@ -45,16 +45,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     var acc: array<vec4<f32>, ROWS>;
 #if GLU
     var acc_up: array<vec4<f32>, ROWS>;
-#if ROWS8
-    // Up row r lies P.rows rows after gate row r, in another octet where P.rows is not a
-    // multiple of 8.
-    var base_up: array<u32, ROWS>;
-    for (var r = 0u; r < ROWS; r++) {
-        base_up[r] = row_base(min(row_of(inv, r), P.rows - 1u) + P.rows);
-    }
-#else
+    // Up row r lies P.rows rows after gate row r: P.rows · row_bytes further in GGUF's order,
+    // and with rows interleaved by eight too, since P.rows is then a multiple of 8
+    // (ops::matvec::encode_glu).
     let up_off = P.rows * P.row_bytes;
-#endif
 #endif
     let nb = P.k / BLOCK_ELEMS;
     for (var blk = 0u; blk < nb; blk++) {
@@ -74,11 +68,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             for (var r = 0u; r < ROWS; r++) {
                 acc[r].x += xdot32(base[r] + blk * BLK_STRIDE, s, xq, xs);
 #if GLU
-#if ROWS8
-                acc_up[r].x += xdot32(base_up[r] + blk * BLK_STRIDE, s, xq, xs);
-#else
                 acc_up[r].x += xdot32(base[r] + up_off + blk * BLK_STRIDE, s, xq, xs);
-#endif
 #endif
             }
 #else
@@ -105,11 +95,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
                 }
                 acc[r] = a;
 #if GLU
-#if ROWS8
-                let vu = dq32(base_up[r] + blk * BLK_STRIDE, s);
-#else
                 let vu = dq32(base[r] + up_off + blk * BLK_STRIDE, s);
-#endif
                 var au = acc_up[r];
                 for (var i = 0u; i < 8u; i++) {
                     au += vu[i] * x[i];

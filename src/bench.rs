@@ -138,7 +138,7 @@ pub async fn matvec(
     iters: usize,
     precision: matvec::Precision,
 ) -> Result<KernelResult, GpuError> {
-    matvec_spread(gpu, ty, rows, k, iters, precision, 0).await
+    matvec_spread(gpu, StepShape::plain(ty, rows, k), iters, precision, 0).await
 }
 
 /// [`matvec`] over as many copies of the weights as make `min_bytes`, one after another in one
@@ -146,13 +146,12 @@ pub async fn matvec(
 /// decode step, and not from a CPU adapter's cache, and one submission's fixed cost is shared.
 async fn matvec_spread(
     gpu: &Gpu,
-    ty: GgmlType,
-    rows: u64,
-    k: u64,
+    shape: StepShape,
     iters: usize,
     precision: matvec::Precision,
     min_bytes: u64,
 ) -> Result<KernelResult, GpuError> {
+    let StepShape { ty, rows, k, .. } = shape;
     let data = crate::ops::synth::random_weight(ty, rows, k, 0x5eed ^ u64::from(ty.0));
     let copies = min_bytes.div_ceil(data.len().max(1) as u64).max(1);
     let ws = (0..copies)
@@ -173,7 +172,15 @@ async fn matvec_spread(
     };
     let t = best_time(gpu, iters, async |enc| {
         for w in &ws {
-            matvec::encode_input(gpu, enc, w, input, &y).await?;
+            // A fused gate+up weight runs as the model runs it: the GLU kernel where it takes
+            // the weight, else the plain matvec (the model then adds the activation).
+            let fused = match shape.glu {
+                Some(gelu) => matvec::encode_glu(gpu, enc, w, input, &y, gelu).await?,
+                None => false,
+            };
+            if !fused {
+                matvec::encode_input(gpu, enc, w, input, &y).await?;
+            }
         }
         Ok(())
     })
@@ -225,14 +232,39 @@ pub async fn matmul(
 /// last-level cache.
 const SPREAD_BYTES: u64 = 16 << 20;
 
+/// One matrix of a decode step as a [`FamilyProbe`] times it: `rows` × `k` of `ty`, counted
+/// `count` times a step; `glu`: a fused gate+up weight (gate rows then up rows) that the model
+/// runs through the GLU kernel (`Some(gelu)`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepShape {
+    pub ty: GgmlType,
+    pub rows: u64,
+    pub k: u64,
+    pub count: f64,
+    pub glu: Option<bool>,
+}
+
+impl StepShape {
+    /// A plain matvec's shape, counted once.
+    pub fn plain(ty: GgmlType, rows: u64, k: u64) -> StepShape {
+        StepShape {
+            ty,
+            rows,
+            k,
+            count: 1.0,
+            glu: None,
+        }
+    }
+}
+
 /// Estimates a decode step's matvec time with each kernel family from a few matrices:
-/// `shapes` holds `(ty, rows, k, weight)`, each timed (random weights, best of `iters` after a
-/// warm-up) and counted `weight` times. Returns `(family, seconds)` for both, fastest first;
+/// each of `shapes` is timed (random weights, best of `iters` after a warm-up) and counted its
+/// `count` times. Returns `(family, seconds)` for both, fastest first;
 /// `gpu`'s family is restored. A family stops being timed once it is slower than the one before
 /// (its time is then a lower bound): on a software adapter the slow family is slow by a lot.
 pub async fn time_families(
     gpu: &mut Gpu,
-    shapes: &[(GgmlType, u64, u64, f64)],
+    shapes: &[StepShape],
     iters: usize,
     precision: matvec::Precision,
 ) -> Result<Vec<(KernelFamily, f64)>, GpuError> {
@@ -264,7 +296,7 @@ fn fastest_per_family(
 /// does not spend time on them.
 async fn time_families_by_shape(
     gpu: &mut Gpu,
-    shapes: &[(GgmlType, u64, u64, f64)],
+    shapes: &[StepShape],
     iters: usize,
     precision: matvec::Precision,
 ) -> Result<Vec<(KernelFamily, bool, f64, Vec<f64>)>, GpuError> {
@@ -285,15 +317,15 @@ async fn time_families_by_shape(
         let mut total = 0.0;
         let mut each = Vec::new();
         let leader = out.iter().map(|o| o.2).fold(f64::INFINITY, f64::min);
-        for &(ty, rows, k, weight) in shapes {
+        for &shape in shapes {
             // Already slower than the family before it: the rest cannot change the order.
             if total > leader {
                 break;
             }
-            match matvec_spread(gpu, ty, rows, k, iters, precision, SPREAD_BYTES).await {
+            match matvec_spread(gpu, shape, iters, precision, SPREAD_BYTES).await {
                 Ok(r) => {
-                    total += weight * r.seconds;
-                    each.push(weight * r.seconds);
+                    total += shape.count * r.seconds;
+                    each.push(shape.count * r.seconds);
                 }
                 Err(e) => {
                     gpu.set_family(before);
@@ -317,18 +349,19 @@ async fn time_families_by_shape(
 /// restored.
 pub async fn time_weight_stores(
     gpu: &mut Gpu,
-    shapes: &[(GgmlType, u64, u64, f64)],
+    shapes: &[StepShape],
     buffer: &[f64],
     iters: usize,
     precision: matvec::Precision,
 ) -> Result<Vec<(GgmlType, f64, f64)>, GpuError> {
     let before = gpu.caps.weight_textures;
     let mut out: Vec<(GgmlType, f64, f64)> = Vec::new();
-    for (&(ty, rows, k, weight), &b) in shapes.iter().zip(buffer) {
+    for (&shape, &b) in shapes.iter().zip(buffer) {
+        let ty = shape.ty;
         gpu.set_weight_textures(true);
-        let r = matvec_spread(gpu, ty, rows, k, iters, precision, SPREAD_BYTES).await;
+        let r = matvec_spread(gpu, shape, iters, precision, SPREAD_BYTES).await;
         gpu.set_texture_types(before);
-        let t = weight * r?.seconds;
+        let t = shape.count * r?.seconds;
         match out.iter_mut().find(|o| o.0 == ty) {
             Some(o) => {
                 o.1 += b;
@@ -382,7 +415,7 @@ pub async fn time_prefill_families(
 /// reason not to run.
 pub struct FamilyProbe {
     pub key: String,
-    shapes: Vec<(GgmlType, u64, u64, f64)>,
+    shapes: Vec<StepShape>,
     /// The layer matrix the prefill matmuls are timed on.
     prefill_shape: (GgmlType, u64, u64),
     precision: matvec::Precision,
@@ -414,7 +447,12 @@ impl FamilyProbe {
     pub fn new(gpu: &Gpu, g: &Gguf, precision: matvec::Precision) -> Option<FamilyProbe> {
         let matrix = |t: &&crate::gguf::TensorInfo| t.dims.len() == 2 && t.ty.is_supported();
         // Every distinct layer matrix (type and shape), counted as often as the layers hold it.
-        let mut shapes: Vec<(GgmlType, u64, u64, f64)> = Vec::new();
+        // A layer's ffn_gate and ffn_up of one type and shape are one fused gate+up weight in
+        // the model (`model::weights`), run by the GLU kernel: timed so.
+        let gelu = g
+            .get_str("general.architecture")
+            .is_some_and(|a| a.starts_with("gemma"));
+        let mut shapes: Vec<StepShape> = Vec::new();
         for t in g
             .tensors
             .iter()
@@ -422,35 +460,57 @@ impl FamilyProbe {
             .filter(matrix)
         {
             let (ty, rows, k) = (t.ty, t.rows(), t.row_len());
-            match shapes.iter_mut().find(|s| (s.0, s.1, s.2) == (ty, rows, k)) {
-                Some(s) => s.3 += 1.0,
-                None => shapes.push((ty, rows, k, 1.0)),
+            let pair = |a: &str, b: &str| {
+                let other = t.name.strip_suffix(a).map(|p| format!("{p}{b}"));
+                other
+                    .and_then(|o| g.tensor(&o))
+                    .is_some_and(|o| (o.ty, o.rows(), o.row_len()) == (ty, rows, k))
+            };
+            let shape = if pair("ffn_gate.weight", "ffn_up.weight") {
+                StepShape {
+                    rows: 2 * rows,
+                    glu: Some(gelu),
+                    ..StepShape::plain(ty, rows, k)
+                }
+            } else if pair("ffn_up.weight", "ffn_gate.weight") {
+                // (Counted with its gate.)
+                continue;
+            } else {
+                StepShape::plain(ty, rows, k)
+            };
+            match shapes
+                .iter_mut()
+                .find(|s| (s.ty, s.rows, s.k, s.glu) == (shape.ty, shape.rows, shape.k, shape.glu))
+            {
+                Some(s) => s.count += 1.0,
+                None => shapes.push(shape),
             }
         }
         // The layer matrix holding the most bytes over the layers: most of a prefill's work.
         let prefill_shape = shapes
             .iter()
             .max_by(|a, b| {
-                let bytes = |s: &(GgmlType, u64, u64, f64)| {
-                    crate::quant::row_bytes(s.0, s.2).unwrap_or(0) as f64 * s.1 as f64 * s.3
+                let bytes = |s: &StepShape| {
+                    crate::quant::row_bytes(s.ty, s.k).unwrap_or(0) as f64 * s.rows as f64 * s.count
                 };
                 bytes(a).total_cmp(&bytes(b))
             })
-            .map(|s| (s.0, s.1, s.2))?;
+            .map(|s| (s.ty, s.rows, s.k))?;
         let out = g
             .tensor("output.weight")
             .or_else(|| g.tensor("token_embd.weight"))
             .filter(matrix)?;
         let out_rows = out.rows().min(16_384);
-        shapes.push((
-            out.ty,
-            out_rows,
-            out.row_len(),
-            out.rows() as f64 / out_rows as f64,
-        ));
+        shapes.push(StepShape {
+            count: out.rows() as f64 / out_rows as f64,
+            ..StepShape::plain(out.ty, out_rows, out.row_len())
+        });
         let mut desc: Vec<String> = shapes
             .iter()
-            .map(|(ty, rows, k, n)| format!("{ty} {rows}x{k} x{n}"))
+            .map(|s| match s.glu {
+                Some(_) => format!("{} {}x{} glu x{}", s.ty, s.rows, s.k, s.count),
+                None => format!("{} {}x{} x{}", s.ty, s.rows, s.k, s.count),
+            })
             .collect();
         desc.sort();
         let c = &gpu.caps;

@@ -132,6 +132,11 @@ impl GpuOptions {
                 _ => return Err(bad("WISP_LAYOUT", v, "expected rows8 or gguf")),
             });
         }
+        if let Some(v) = var("WISP_MEASURE") {
+            if v.trim() != "no-weight-loads" {
+                return Err(bad("WISP_MEASURE", v, "expected no-weight-loads"));
+            }
+        }
         if let Some(v) = var("WISP_WEIGHTS") {
             match weight_store(&v) {
                 Some(t) => o.weight_textures = Some(t),

@@ -18,4 +18,4 @@ pub use device::{weight_store, AdapterSummary, Capabilities, Gpu, GpuOptions, Ke
 pub use encoder::{Binding, Encoder, GpuCounts, Resource};
 pub use error::GpuError;
 pub use pipeline::{Bind, Kernel, KernelSpec, Op, PipelineKey};
-pub use shader::{kernels_hash, preprocess, shader_source, unroll};
+pub use shader::{kernels_hash, no_weight_loads, preprocess, shader_source, unroll};

@@ -36,6 +36,10 @@ fn format_source(ty: GgmlType) -> Option<&'static str> {
 /// (the kernel family) is only valid for.
 pub fn kernels_hash() -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    if no_weight_loads() {
+        // Measured choices of kernels that read no weights are not the real kernels' choices.
+        h ^= 0x6e6f_6c6f_6164_7321;
+    }
     let ops = [
         Op::Dequant,
         Op::MatvecRow,
@@ -124,14 +128,25 @@ pub fn preprocess(src: &str, flags: &[&str]) -> String {
     out
 }
 
+/// `WISP_MEASURE=no-weight-loads`, a measurement for developers: every weight kernel makes its
+/// weight words up from their index instead of loading them (`NO_LOADS` in `common.wgsl`), so
+/// `wisp bench` times a step's arithmetic, x's loads and dispatches without the weights' loads.
+/// Generated text is meaningless then; `wisp bench` says so. Read once per process.
+pub fn no_weight_loads() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("WISP_MEASURE").is_ok_and(|v| v.trim() == "no-weight-loads"))
+}
+
 /// The full WGSL source of a pipeline.
 pub fn shader_source(key: &PipelineKey) -> Option<String> {
     let mut flags: Vec<&str> = Vec::new();
     let header = enables(key.tier, key.share_x > 0);
-    if key.tex {
-        if !key.op.reads_weights() {
-            return None;
-        }
+    if key.tex && !key.op.reads_weights() {
+        return None;
+    }
+    if no_weight_loads() && key.op.reads_weights() {
+        flags.push("NO_LOADS");
+    } else if key.tex {
         flags.push("TEX");
     } else if key.tier >= Tier::T1 {
         // The weights viewed as f16 pairs.

@@ -330,6 +330,11 @@ pub async fn encode_glu(
         });
     }
     let n = w.rows / 2;
+    // The kernel finds up row r at gate row r's address plus n rows' bytes; with rows
+    // interleaved by eight that holds where n is a multiple of 8 (every model's FFN width).
+    if w.rows8 && !n.is_multiple_of(8) {
+        return Ok(false);
+    }
     if x.size() < u64::from(w.row_len) * 4 || y.size() < u64::from(n) * 4 {
         return Err(GpuError::Shape {
             tensor: w.name.clone(),

@@ -101,6 +101,11 @@ pub fn run(args: ModelBenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             eprintln!("{s}");
         }
     };
+    if wisp::gpu::no_weight_loads() {
+        eprintln!(
+            "wisp bench: WISP_MEASURE=no-weight-loads: the weight kernels read no weights (a measurement of everything else; the tokens are meaningless)"
+        );
+    }
     // Warm-up: compiles every pipeline of both paths.
     timed_prefill(model, gpu, &ids[..8.min(ids.len())])?;
     pollster::block_on(model.forward(gpu, &ids[..1], Want::Argmax))?;

@@ -141,6 +141,7 @@ pub fn adapter_json(c: &Capabilities) -> serde_json::Value {
         "chosen_prefill_family": c.prefill_family.name(),
         "weights_in_textures": c.texture_types().iter().map(|t| t.to_string()).collect::<Vec<_>>(),
         "rows_interleaved": c.rows8,
+        "weights_loaded": !wisp::gpu::no_weight_loads(),
     })
 }
 
