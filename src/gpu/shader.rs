@@ -139,12 +139,17 @@ pub fn no_weight_loads() -> bool {
 
 /// The full WGSL source of a pipeline.
 pub fn shader_source(key: &PipelineKey) -> Option<String> {
+    source_with(key, no_weight_loads())
+}
+
+/// [`shader_source`], with the weight kernels' loads replaced (`no_loads`) or not.
+fn source_with(key: &PipelineKey, no_loads: bool) -> Option<String> {
     let mut flags: Vec<&str> = Vec::new();
     let header = enables(key.tier, key.share_x > 0);
     if key.tex && !key.op.reads_weights() {
         return None;
     }
-    if no_weight_loads() && key.op.reads_weights() {
+    if no_loads && key.op.reads_weights() {
         flags.push("NO_LOADS");
     } else if key.tex {
         flags.push("TEX");
@@ -481,6 +486,64 @@ mod naga_tests {
                         }
                     }
                 }
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    /// `WISP_MEASURE=no-weight-loads`: the weight kernels validate with their weight words made
+    /// up, and read no weight binding (storage or texture).
+    #[test]
+    fn no_weight_loads_variants_validate_and_load_no_weights() {
+        let mut failures = Vec::new();
+        for (op, ty, tex, rows8) in [
+            (Op::MatvecRow, GgmlType::Q4_K, false, false),
+            (Op::MatvecRowX8Geglu, GgmlType::Q5_0, true, false),
+            (Op::MatvecRowSwiglu, GgmlType::Q4_1, false, true),
+            (Op::MatvecWg, GgmlType::Q6_K, false, false),
+            (Op::MatmulRow, GgmlType::Q8_0, false, true),
+            (Op::Dequant, GgmlType::F16, false, false),
+        ] {
+            for tier in [Tier::T0, Tier::T1, Tier::T2] {
+                let key = PipelineKey {
+                    op,
+                    ty,
+                    tier,
+                    lanes: 2,
+                    dot4: false,
+                    split: false,
+                    share_x: if op.is_row() && tier == Tier::T2 {
+                        8
+                    } else {
+                        0
+                    },
+                    tex,
+                    rows8,
+                };
+                let src = super::source_with(&key, true).expect("a source");
+                for load in ["W[", "W4[", "WH[", "textureLoad(WT"] {
+                    if src.contains(load) {
+                        failures.push(format!("{op:?} {ty} {tier:?}: loads {load}"));
+                    }
+                }
+                let module = naga::front::wgsl::parse_str(&src).expect("parses");
+                let caps = naga::valid::Capabilities::SHADER_FLOAT16
+                    | naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32
+                    | naga::valid::Capabilities::SUBGROUP;
+                let mut v = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps);
+                v.subgroup_stages(naga::valid::ShaderStages::COMPUTE);
+                v.subgroup_operations(naga::valid::SubgroupOperationSet::all());
+                if let Err(e) = v.validate(&module) {
+                    failures.push(format!("{op:?} {ty} {tier:?}: {}", e.emit_to_string(&src)));
+                }
+                // The real kernel does load its weights.
+                let real = super::source_with(&key, false).expect("a source");
+                assert!(
+                    ["W[", "W4[", "WH[", "textureLoad(WT"]
+                        .iter()
+                        .any(|l| real.contains(l)),
+                    "{op:?} {ty}: the real kernel loads weights"
+                );
             }
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));
