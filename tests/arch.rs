@@ -1249,3 +1249,138 @@ fn device_loss_is_reported_within_a_step_and_recoverable() {
         }
     }
 }
+
+/// Speculative decoding's two primitives on every architecture and adapter: a verify pass over
+/// the last token and its drafts (`Model::forward_verify`) picks at every position the token
+/// that plain greedy decoding picks, and rolling the cache back (`Model::truncate`) after a
+/// rejected draft leaves no trace of it. Drafts all right, all wrong, and wrong in the middle
+/// reproduce plain greedy decoding's 16 tokens; after a rollback the next step's logits are
+/// bit-identical whatever the rejected drafts were.
+#[test]
+fn verify_passes_reproduce_greedy_decoding() {
+    const N: usize = 16;
+    for s in [
+        &LLAMA,
+        &QWEN2,
+        &QWEN3,
+        &GEMMA3,
+        &LLAMA31,
+        &QWEN2_YARN,
+        &PHI3,
+        &GEMMA2,
+    ] {
+        let bytes = build(s);
+        let src = MemGguf {
+            gguf: Gguf::parse(&bytes).expect("parse"),
+            bytes,
+        };
+        for gpu in common::devices() {
+            let label = format!("{} on {}", s.arch, gpu.caps.adapter.name);
+            let mut model =
+                pollster::block_on(Model::load(&gpu, &src, CTX, &mut |_, _| {})).expect("loads");
+            let (plain, r) = greedy(&gpu, &mut model, N, None);
+            r.expect("greedy decoding");
+            let n_vocab = model.cfg.n_vocab;
+            for mode in ["right", "wrong", "middle"] {
+                model.reset();
+                let mut got = match run(&gpu, &mut model, &[1, 2, 3, 4, 5], Want::Argmax) {
+                    Output::Token(id) => vec![id],
+                    other => panic!("{other:?}"),
+                };
+                let mut accepted_total = 0;
+                while got.len() < N {
+                    let i = got.len();
+                    let d = 4.min(N - 1 - i);
+                    let last = got[i - 1];
+                    if d == 0 {
+                        match run(&gpu, &mut model, &[last], Want::Argmax) {
+                            Output::Token(id) => got.push(id),
+                            other => panic!("{other:?}"),
+                        }
+                        continue;
+                    }
+                    let mut draft = plain[i..i + d].to_vec();
+                    match mode {
+                        "wrong" => draft.iter_mut().for_each(|t| *t = (*t + 1) % n_vocab),
+                        "middle" => draft[d / 2] = (draft[d / 2] + 1) % n_vocab,
+                        _ => {}
+                    }
+                    let pos0 = model.pos() as usize;
+                    let mut input = vec![last];
+                    input.extend_from_slice(&draft);
+                    let picks = pollster::block_on(model.forward_verify(&gpu, &input))
+                        .unwrap_or_else(|e| panic!("{label}: verify: {e}"));
+                    assert_eq!(picks.len(), input.len(), "{label}");
+                    assert_eq!(model.pos() as usize, pos0 + input.len(), "{label}");
+                    let a = draft.iter().zip(&picks).take_while(|(x, p)| x == p).count();
+                    accepted_total += a;
+                    got.extend_from_slice(&picks[..=a]);
+                    model.truncate(pos0 + 1 + a);
+                    assert_eq!(model.pos() as usize, pos0 + 1 + a, "{label}: rolled back");
+                }
+                assert_eq!(got, plain, "{label}: drafts {mode}");
+                match mode {
+                    "right" => assert!(accepted_total >= N / 2, "{label}: {accepted_total}"),
+                    "wrong" => assert_eq!(accepted_total, 0, "{label}"),
+                    _ => {}
+                }
+            }
+            // Rollback: two different rejected drafts, then the same next token.
+            let mut after = Vec::new();
+            for wrong in [[7u32, 8, 9], [11, 3, 5]] {
+                model.reset();
+                let first = match run(&gpu, &mut model, &[1, 2, 3, 4, 5], Want::Argmax) {
+                    Output::Token(id) => id,
+                    other => panic!("{other:?}"),
+                };
+                let pos0 = model.pos() as usize;
+                let input = [
+                    first,
+                    wrong[0] % n_vocab,
+                    wrong[1] % n_vocab,
+                    wrong[2] % n_vocab,
+                ];
+                pollster::block_on(model.forward_verify(&gpu, &input)).expect("verify");
+                model.truncate(pos0 + 1);
+                match run(&gpu, &mut model, &[plain[1]], Want::Logits) {
+                    Output::Logits(l) => after.push(l),
+                    other => panic!("{other:?}"),
+                }
+            }
+            assert!(
+                after[0]
+                    .iter()
+                    .zip(&after[1])
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{label}: the next step's logits depend on a rejected draft"
+            );
+        }
+    }
+}
+
+/// A verify pass refuses what it cannot take, by name: nothing, more than `MAX_VERIFY` tokens,
+/// an id outside the vocabulary, more positions than the context has left.
+#[test]
+fn verify_pass_rejects_bad_input() {
+    let bytes = build(&LLAMA);
+    let src = MemGguf {
+        gguf: Gguf::parse(&bytes).expect("parse"),
+        bytes,
+    };
+    let gpu = common::devices().into_iter().next().expect("an adapter");
+    let mut model =
+        pollster::block_on(Model::load(&gpu, &src, CTX, &mut |_, _| {})).expect("loads");
+    let too_many = vec![1u32; wisp::model::forward::MAX_VERIFY + 1];
+    for (input, want) in [
+        (vec![], "1 to 16"),
+        (too_many, "1 to 16"),
+        (vec![1, model.cfg.n_vocab], "outside the vocabulary"),
+    ] {
+        let e = pollster::block_on(model.forward_verify(&gpu, &input)).expect_err("refused");
+        assert!(e.to_string().contains(want), "{e}");
+    }
+    run(&gpu, &mut model, &vec![1; CTX as usize - 2], Want::Argmax);
+    let e = pollster::block_on(model.forward_verify(&gpu, &[1, 2, 3])).expect_err("refused");
+    assert!(e.to_string().contains("context full"), "{e}");
+    assert_eq!(model.pos(), CTX - 2, "a refused pass changes nothing");
+}

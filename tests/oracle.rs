@@ -416,3 +416,270 @@ fn smollm2_chat_turns_reuse_the_cache() {
         );
     }
 }
+
+/// Speculative decoding with prompt lookup gives plain greedy decoding's tokens and text on both
+/// real models, with drafts accepted (the prompt asks for a list to be repeated), and leaves the
+/// cache as plain decoding does; a stop string inside an accepted run ends the text where plain
+/// decoding ends it. Every adapter.
+#[test]
+fn lookup_drafting_gives_plain_greedy_tokens() {
+    use wisp::model::draft::{DraftConfig, DraftKind};
+    use wisp::model::generate::{generate, GenParams, GenStats};
+    let models = [
+        (
+            "WISP_MODEL",
+            "gemma-3-270m-q4_k_m.gguf",
+            "scripts/fetch-model.sh",
+        ),
+        (
+            "WISP_SMOLLM2_MODEL",
+            "SmolLM2-135M-Instruct.Q4_1.gguf",
+            "scripts/fetch-model.sh smollm2",
+        ),
+    ];
+    for (var, file, fetch) in models {
+        let path =
+            model_path(var, file).unwrap_or_else(|| panic!("{file} is missing: run {fetch}"));
+        let file = GgufFile::open(&path).expect("model opens");
+        let tok = wisp::model::tokenizer::Tokenizer::from_gguf(file.gguf()).expect("tokenizer");
+        let prompt = tok
+            .encode(
+                "red, green, blue, yellow, red, green, blue, yellow, red, green, blue, yellow, red,",
+                true,
+            )
+            .expect("encodes");
+        for gpu in common::devices() {
+            let name = &gpu.caps.adapter.name;
+            let mut model = pollster::block_on(Model::load(&gpu, &file, 128, &mut |_, _| {}))
+                .expect("model loads");
+            let mut run = |params: &GenParams| -> (GenStats, String, Vec<u32>) {
+                model.reset();
+                let mut text = String::new();
+                let stats = pollster::block_on(generate(
+                    &mut model,
+                    &gpu,
+                    &tok,
+                    &prompt,
+                    params,
+                    &mut |t| {
+                        text.push_str(&t.text);
+                        true
+                    },
+                ))
+                .expect("generates");
+                (stats, text, model.tokens().to_vec())
+            };
+            let plain = GenParams {
+                max_tokens: 20,
+                ..GenParams::default()
+            };
+            let drafted = GenParams {
+                draft: Some(DraftConfig {
+                    kind: DraftKind::Lookup,
+                    max: 6,
+                }),
+                ..plain.clone()
+            };
+            let (a, text_a, cache_a) = run(&plain);
+            let (b, text_b, cache_b) = run(&drafted);
+            assert_eq!(b.generated, a.generated, "[{name}] {path:?}");
+            assert_eq!((text_b, b.finish), (text_a.clone(), a.finish), "[{name}]");
+            assert_eq!(
+                cache_b, cache_a,
+                "[{name}] the cache holds what plain decoding leaves"
+            );
+            assert!(
+                b.accepted > 0 && b.passes < a.passes,
+                "[{name}] {path:?}: drafts were accepted ({} of {}) and passes saved ({} / {}): {text_a:?}",
+                b.accepted,
+                b.drafted,
+                b.passes,
+                a.passes
+            );
+            eprintln!(
+                "[{name}] {}: lookup drafted {}, accepted {}, {} passes for {} tokens (plain {})",
+                path.display(),
+                b.drafted,
+                b.accepted,
+                b.passes,
+                b.generated.len(),
+                a.passes
+            );
+            // A stop string the model produces: the same text, finish and cache with drafts.
+            let stop = " blue";
+            if text_a.contains(stop) {
+                let (a, text_a, cache_a) = run(&GenParams {
+                    stop: vec![stop.into()],
+                    ..plain.clone()
+                });
+                let (b, text_b, cache_b) = run(&GenParams {
+                    stop: vec![stop.into()],
+                    ..drafted.clone()
+                });
+                assert_eq!(
+                    (b.generated, text_b, b.finish),
+                    (a.generated, text_a, a.finish)
+                );
+                assert_eq!(cache_b, cache_a, "[{name}] nothing past the stop is cached");
+            }
+        }
+    }
+}
+
+/// A drafter that replays a script: for each proposal, the tokens that plain greedy decoding
+/// produces next, spoiled as its mode says.
+struct Scripted {
+    /// Plain greedy decoding's output, after `prompt_len` tokens of history.
+    plain: Vec<u32>,
+    prompt_len: usize,
+    mode: &'static str,
+    n_vocab: u32,
+    drafts: usize,
+}
+
+impl wisp::model::draft::Drafter for Scripted {
+    fn propose(&mut self, history: &[u32], max: usize) -> Vec<u32> {
+        let i = history.len() - self.prompt_len;
+        let mut d: Vec<u32> = self
+            .plain
+            .iter()
+            .skip(i)
+            .take(max.min(5))
+            .copied()
+            .collect();
+        let n = self.n_vocab;
+        match self.mode {
+            "wrong" => d.iter_mut().for_each(|t| *t = (*t + 1) % n),
+            "middle" if d.len() > 1 => {
+                let m = d.len() / 2;
+                d[m] = (d[m] + 1) % n;
+            }
+            _ => {}
+        }
+        self.drafts += usize::from(!d.is_empty());
+        d
+    }
+
+    fn feedback(&mut self, _: usize, _: usize) {}
+}
+
+/// `generate_with_drafter` with drafts all right, all wrong and wrong in the middle gives plain
+/// greedy decoding's tokens, text, finish and cache (the tiny chat model: random weights,
+/// SmolLM2's tokenizer), with the drafts counted; drafting refuses sampling and `fast` precision
+/// by name.
+#[test]
+fn scripted_drafts_give_plain_greedy_output() {
+    use wisp::model::draft::{DraftConfig, DraftKind};
+    use wisp::model::generate::{generate, generate_with_drafter, GenParams};
+    let Some(path) = common::tiny_chat_model() else {
+        return;
+    };
+    let file = GgufFile::open(&path).expect("tiny model opens");
+    let tok = wisp::model::tokenizer::Tokenizer::from_gguf(file.gguf()).expect("tokenizer");
+    let prompt = tok
+        .encode("Hello there, how are you?", true)
+        .expect("encodes");
+    let params = GenParams {
+        max_tokens: 24,
+        ..GenParams::default()
+    };
+    for gpu in common::devices() {
+        let name = &gpu.caps.adapter.name;
+        let mut model =
+            pollster::block_on(Model::load(&gpu, &file, 64, &mut |_, _| {})).expect("loads");
+        let plain = pollster::block_on(generate(
+            &mut model,
+            &gpu,
+            &tok,
+            &prompt,
+            &params,
+            &mut |_| true,
+        ))
+        .expect("generates");
+        let plain_cache = model.tokens().to_vec();
+        for mode in ["right", "wrong", "middle"] {
+            model.reset();
+            let mut d = Scripted {
+                plain: plain.generated.clone(),
+                prompt_len: prompt.len(),
+                mode,
+                n_vocab: model.cfg.n_vocab,
+                drafts: 0,
+            };
+            let mut text = String::new();
+            let s = pollster::block_on(generate_with_drafter(
+                &mut model,
+                &gpu,
+                &tok,
+                &prompt,
+                &params,
+                &mut d,
+                &mut |t| {
+                    text.push_str(&t.text);
+                    true
+                },
+            ))
+            .expect("generates with drafts");
+            assert_eq!(s.generated, plain.generated, "[{name}] {mode}");
+            assert_eq!(
+                (s.text, s.finish),
+                (plain.text.clone(), plain.finish),
+                "[{name}] {mode}"
+            );
+            assert_eq!(text + &s.tail, plain.text, "[{name}] {mode}: streamed");
+            assert_eq!(model.tokens(), plain_cache, "[{name}] {mode}: cache");
+            assert!(d.drafts > 0 && s.drafted > 0, "[{name}] {mode}");
+            match mode {
+                "right" => assert_eq!(s.accepted, s.drafted, "[{name}]"),
+                "wrong" => assert_eq!(s.accepted, 0, "[{name}]"),
+                _ => assert!(s.accepted < s.drafted, "[{name}]"),
+            }
+            if mode == "right" {
+                assert!(
+                    s.passes * 3 < plain.passes,
+                    "[{name}] {} / {}",
+                    s.passes,
+                    plain.passes
+                );
+            }
+        }
+        // Drafting with what it cannot reproduce is refused by name.
+        let draft = Some(DraftConfig {
+            kind: DraftKind::Lookup,
+            max: 4,
+        });
+        let sampled = GenParams {
+            draft: draft.clone(),
+            sampler: wisp::model::sampler::SamplerConfig {
+                temperature: 0.8,
+                ..Default::default()
+            },
+            ..params.clone()
+        };
+        model.reset();
+        let e = pollster::block_on(generate(
+            &mut model,
+            &gpu,
+            &tok,
+            &prompt,
+            &sampled,
+            &mut |_| true,
+        ))
+        .expect_err("sampling with drafts is refused");
+        assert!(e.to_string().contains("greedy"), "{e}");
+        pollster::block_on(model.set_precision(&gpu, Precision::Fast)).expect("fast");
+        let e = pollster::block_on(generate(
+            &mut model,
+            &gpu,
+            &tok,
+            &prompt,
+            &GenParams {
+                draft,
+                ..params.clone()
+            },
+            &mut |_| true,
+        ))
+        .expect_err("fast with drafts is refused");
+        assert!(e.to_string().contains("exact precision"), "{e}");
+    }
+}

@@ -17,6 +17,10 @@ use crate::ops::{act, argmax, embed, matmul, matvec, norm};
 /// Tokens per forward step at most; longer prompts run in chunks of this many.
 pub const MAX_BATCH: u32 = 128;
 
+/// Tokens one [`Model::forward_verify`] pass takes at most: the last accepted token and up to
+/// 15 drafts.
+pub const MAX_VERIFY: usize = 16;
+
 /// What a forward step hands back for its last token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Want {
@@ -62,6 +66,8 @@ struct Activations {
     /// Mappable copies of `best` and `logits`, kept so that reading a step back creates nothing.
     best_read: wgpu::Buffer,
     logits_read: wgpu::Buffer,
+    /// Each position's argmax of a verify pass ([`MAX_VERIFY`] × 8 bytes), mappable.
+    verify_read: wgpu::Buffer,
     /// Biases (Qwen 2), per layer: (dim) each.
     biases: Vec<[Option<wgpu::Buffer>; 3]>,
     /// A decode matvec's x quantized to 8 bits (`fast` precision): up to max(n_embd, q, n_ff).
@@ -125,6 +131,10 @@ impl Model {
             mask: gpu.storage("token mask", u64::from(cfg.n_vocab.div_ceil(32)) * 4),
             best_read: gpu.readback_buffer("argmax readback", argmax::ARGMAX_OUT_BYTES),
             logits_read: gpu.readback_buffer("logits readback", u64::from(cfg.n_vocab) * 4),
+            verify_read: gpu.readback_buffer(
+                "verify readback",
+                MAX_VERIFY as u64 * argmax::ARGMAX_OUT_BYTES,
+            ),
             biases,
             x8: X8::new(gpu, cfg.n_embd.max(q).max(cfg.n_ff)),
         };
@@ -333,6 +343,70 @@ impl Model {
         Ok(out)
     }
 
+    /// Runs `tokens` (the last accepted token, then drafts) after the cached positions in one
+    /// pass and returns the greedy token after each of them: entry i is what the model picks for
+    /// the position after `tokens[i]`. The cache then holds all of `tokens`; a rejected tail is
+    /// rolled back with [`truncate`](Self::truncate).
+    ///
+    /// The layers run as a prefill does (each weight read once for all the tokens); the head runs
+    /// per position through the decode step's kernels (its matvec, soft-cap and argmax), so a
+    /// position's choice is the one a decode step makes from the same hidden state. 8 bytes per
+    /// position come back.
+    pub async fn forward_verify(
+        &mut self,
+        gpu: &Gpu,
+        tokens: &[u32],
+    ) -> Result<Vec<u32>, ModelError> {
+        if tokens.is_empty() || tokens.len() > MAX_VERIFY {
+            return Err(ModelError::Tensor {
+                tensor: "verify input".into(),
+                message: format!(
+                    "{} tokens given; a verify pass takes 1 to {MAX_VERIFY}",
+                    tokens.len()
+                ),
+            });
+        }
+        if let Some(&id) = tokens.iter().find(|&&t| t >= self.cfg.n_vocab) {
+            return Err(ModelError::BadToken {
+                id,
+                n_vocab: self.cfg.n_vocab,
+            });
+        }
+        let needed = u64::from(self.pos()) + tokens.len() as u64;
+        if needed > u64::from(self.cache.shape().ctx) {
+            return Err(ModelError::ContextFull {
+                needed,
+                ctx: self.cache.shape().ctx,
+            });
+        }
+        let n = tokens.len() as u32;
+        let pos0 = self.pos();
+        let t0 = super::generate::now_s();
+        gpu.queue
+            .write_buffer(&self.act.ids, 0, bytemuck::cast_slice(tokens));
+        let mut enc = Encoder::new(gpu);
+        self.encode_step(gpu, &mut enc, n, pos0).await?;
+        let one = argmax::ARGMAX_OUT_BYTES;
+        for row in 0..n {
+            self.encode_head_row(gpu, &mut enc, n, row, Want::Argmax)
+                .await?;
+            let (src, dst) = (&self.act.best, &self.act.verify_read);
+            enc.copy_buffer_to_buffer(src, 0, dst, u64::from(row) * one, one);
+        }
+        enc.submit();
+        self.host_s = super::generate::now_s() - t0;
+        self.tokens.extend_from_slice(tokens);
+        let b = gpu
+            .read_mapped(&self.act.verify_read, u64::from(n) * one)
+            .await?;
+        let ids = b
+            .chunks_exact(one as usize)
+            .map(|c| argmax::decode_argmax(c).0)
+            .collect();
+        gpu.check("verify")?;
+        Ok(ids)
+    }
+
     /// y (n, rows) = W · x (n, cols): matvec for one token, matmul for several.
     async fn linear(
         gpu: &Gpu,
@@ -539,14 +613,26 @@ impl Model {
         n: u32,
         want: Want,
     ) -> Result<(), ModelError> {
+        self.encode_head_row(gpu, enc, n, n - 1, want).await
+    }
+
+    /// [`encode_head`](Self::encode_head) for token `row` of the `n` of a step.
+    async fn encode_head_row(
+        &self,
+        gpu: &Gpu,
+        enc: &mut Encoder<'_>,
+        n: u32,
+        row: u32,
+        want: Want,
+    ) -> Result<(), ModelError> {
         let (c, a, w) = (&self.cfg, &self.act, &self.weights);
         // h holds rms_norm(x) · output_norm for every token (the last residual step). One
-        // token (decode): it is the last row, so no copy splits the step's compute pass.
+        // token (decode): it is the only row, so no copy splits the step's compute pass.
         let last = if n == 1 {
             &a.h
         } else {
-            let row = u64::from(c.n_embd) * 4;
-            enc.copy_buffer_to_buffer(&a.h, u64::from(n - 1) * row, &a.last, 0, row);
+            let bytes = u64::from(c.n_embd) * 4;
+            enc.copy_buffer_to_buffer(&a.h, u64::from(row) * bytes, &a.last, 0, bytes);
             &a.last
         };
         let out = w.head();

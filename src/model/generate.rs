@@ -2,6 +2,7 @@
 //! each token's text to a callback as it is decoded, stop at end-of-generation, a stop string,
 //! the token budget or when the callback asks to, and time it all.
 
+use super::draft::{DraftCost, DraftKind, Drafter, Lookup};
 use super::forward::{Model, Output, Want};
 use super::sampler::{Sampler, SamplerConfig};
 use super::tokenizer::{StreamDecoder, Tokenizer};
@@ -37,6 +38,9 @@ pub struct GenParams {
     /// Report each token's log-probability and this many of the most likely alternatives
     /// (forces a logits readback); `None`: no log-probabilities.
     pub logprobs: Option<usize>,
+    /// Speculative decoding: draft tokens and verify them in one pass over the weights (greedy
+    /// decoding without log-probabilities or a constraint only, for now); the text is the same.
+    pub draft: Option<super::draft::DraftConfig>,
 }
 
 impl Default for GenParams {
@@ -47,6 +51,7 @@ impl Default for GenParams {
             stop: Vec::new(),
             top_logits: 0,
             logprobs: None,
+            draft: None,
         }
     }
 }
@@ -148,6 +153,11 @@ pub struct GenStats {
     pub ttft_s: f64,
     /// Seconds from the first token to the last.
     pub decode_s: f64,
+    /// Speculative decoding: draft tokens verified, of them accepted, and the passes over the
+    /// weights that produced the tokens after the first (verify passes and plain steps).
+    pub drafted: usize,
+    pub accepted: usize,
+    pub passes: usize,
 }
 
 impl GenStats {
@@ -159,6 +169,11 @@ impl GenStats {
     /// Tokens per second after the first.
     pub fn decode_tok_s(&self) -> f64 {
         self.generated.len().saturating_sub(1) as f64 / self.decode_s.max(1e-9)
+    }
+
+    /// Tokens after the first per pass over the weights (1 without drafting).
+    pub fn tokens_per_pass(&self) -> f64 {
+        self.generated.len().saturating_sub(1) as f64 / self.passes.max(1) as f64
     }
 }
 
@@ -240,7 +255,61 @@ pub async fn generate_constrained(
     tok: &Tokenizer,
     prompt: &[u32],
     params: &GenParams,
+    constraint: Option<&mut dyn TokenConstraint>,
+    on_token: &mut dyn FnMut(&Token) -> bool,
+) -> Result<GenStats, ModelError> {
+    let mut lookup = match &params.draft {
+        Some(d) => match d.kind {
+            DraftKind::Lookup => Some(Lookup::new(d.max)),
+        },
+        None => None,
+    };
+    let drafter = lookup.as_mut().map(|d| d as &mut dyn Drafter);
+    // Drafting holds off where verify passes cost more per token than plain steps.
+    let cost = drafter.is_some().then(DraftCost::default);
+    generate_inner(
+        model, gpu, tok, prompt, params, constraint, drafter, cost, on_token,
+    )
+    .await
+}
+
+/// [`generate`] with speculative decoding by `drafter` (instead of the one
+/// [`GenParams::draft`] names): greedy decoding at exact precision, the same tokens as without
+/// drafting. Every proposal is verified (no [`DraftCost`] hold), so what happens does not
+/// depend on timing.
+pub async fn generate_with_drafter(
+    model: &mut Model,
+    gpu: &Gpu,
+    tok: &Tokenizer,
+    prompt: &[u32],
+    params: &GenParams,
+    drafter: &mut dyn Drafter,
+    on_token: &mut dyn FnMut(&Token) -> bool,
+) -> Result<GenStats, ModelError> {
+    generate_inner(
+        model,
+        gpu,
+        tok,
+        prompt,
+        params,
+        None,
+        Some(drafter),
+        None,
+        on_token,
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn generate_inner(
+    model: &mut Model,
+    gpu: &Gpu,
+    tok: &Tokenizer,
+    prompt: &[u32],
+    params: &GenParams,
     mut constraint: Option<&mut dyn TokenConstraint>,
+    mut drafter: Option<&mut dyn Drafter>,
+    mut cost: Option<DraftCost>,
     on_token: &mut dyn FnMut(&Token) -> bool,
 ) -> Result<GenStats, ModelError> {
     let mut sampler = Sampler::new(params.sampler.clone());
@@ -253,35 +322,57 @@ pub async fn generate_constrained(
         (true, Some(_)) => Want::ArgmaxMasked,
         (false, _) => Want::Logits,
     };
+    if drafter.is_some() {
+        if want != Want::Argmax {
+            return Err(ModelError::Draft(
+                "only greedy decoding without log-probabilities, top logits or structured output \
+                 drafts for now (temperature 0, repeat penalty 1)"
+                    .into(),
+            ));
+        }
+        if model.precision() == crate::ops::matvec::Precision::Fast {
+            return Err(ModelError::Draft(
+                "a verify pass computes its layers as prefill does (exactly), so at `fast` \
+                 precision it would not give fast decoding's tokens: use exact precision"
+                    .into(),
+            ));
+        }
+    }
     let n_vocab = model.cfg.n_vocab as usize;
     let mut mask = vec![0u32; n_vocab.div_ceil(32)];
-    let mut history: Vec<u32> = model.tokens().to_vec();
-    history.extend_from_slice(prompt);
-    let mut decoder = StreamDecoder::new(false);
-    let mut stop = StopFilter {
-        stops: params.stop.clone(),
-        pending: String::new(),
-    };
-    let mut stats = GenStats {
-        prompt_tokens: prompt.len(),
-        generated: Vec::new(),
-        finish: Finish::Length,
-        tail: String::new(),
-        text: String::new(),
-        ttft_s: 0.0,
-        decode_s: 0.0,
-    };
-    let t0 = now_s();
+    let mut out = Emitter::new(model.tokens(), prompt, &params.stop);
     let mut input = prompt.to_vec();
-    for step in 0..params.max_tokens {
+    // Tokens, not steps, count against the budget: a verify pass may give several.
+    while out.stats.generated.len() < params.max_tokens {
+        let step = out.stats.generated.len();
         if step > 0 {
             // The previous token goes in only when another is wanted, and when it fits: a full
             // context ends the generation like the token budget does.
             if model.pos() >= model.cache.shape().ctx {
-                stats.finish = Finish::Length;
+                out.stats.finish = Finish::Length;
                 break;
             }
-            input = vec![*stats.generated.last().unwrap_or(&0)];
+            let last = *out.stats.generated.last().unwrap_or(&0);
+            out.stats.passes += 1;
+            let draft_now = cost.as_mut().is_none_or(|c| c.draft_now());
+            if let Some(d) = drafter.as_deref_mut().filter(|_| draft_now) {
+                // Room for the drafts: in the budget (each accepted draft is a token) and in
+                // the context (the last token and the drafts are cached).
+                let room = (params.max_tokens - step - 1)
+                    .min((model.cache.shape().ctx - model.pos()) as usize - 1);
+                let draft = d.propose(&out.history, room.min(super::draft::MAX_DRAFT));
+                if !draft.is_empty() {
+                    let c = cost.as_mut();
+                    let fin =
+                        speculate(model, gpu, tok, d, c, last, &draft, &mut out, on_token).await?;
+                    if let Some(f) = fin {
+                        out.stats.finish = f;
+                        break;
+                    }
+                    continue;
+                }
+            }
+            input = vec![last];
         }
         if want == Want::ArgmaxMasked {
             if let Some(c) = constraint.as_deref_mut() {
@@ -290,7 +381,12 @@ pub async fn generate_constrained(
                 model.set_token_mask(gpu, &mask)?;
             }
         }
-        let (id, top, logprob, top_logprobs) = match model.forward(gpu, &input, want).await? {
+        let t_step = now_s();
+        let output = model.forward(gpu, &input, want).await?;
+        if let (Some(c), true) = (cost.as_mut(), step > 0) {
+            c.plain_step(now_s() - t_step);
+        }
+        let (id, top, logprob, top_logprobs) = match output {
             Output::Token(id) if id == crate::ops::argmax::ARGMAX_NONE => {
                 return Err(ConstraintError("no token is allowed here".into()).into());
             }
@@ -307,7 +403,7 @@ pub async fn generate_constrained(
                         }
                     }
                 }
-                let id = sampler.sample(&l, &history);
+                let id = sampler.sample(&l, &out.history);
                 // An all-disallowed step: the sampler falls back to token 0; refuse it.
                 if constraint.is_some() && l.get(id as usize) == Some(&f32::NEG_INFINITY) {
                     return Err(ConstraintError("no token is allowed here".into()).into());
@@ -324,47 +420,156 @@ pub async fn generate_constrained(
         if let Some(c) = constraint.as_deref_mut() {
             c.commit(id).map_err(ConstraintError)?;
         }
-        let t = now_s();
-        if step == 0 {
-            stats.ttft_s = t - t0;
-        } else {
-            stats.decode_s = t - t0 - stats.ttft_s;
-        }
-        stats.generated.push(id);
-        history.push(id);
-        if tok.is_eog(id) {
-            stats.finish = Finish::Eog;
-            break;
-        }
-        let piece = decoder.push(tok, id)?;
-        let (text, hit) = stop.push(&piece);
-        stats.text.push_str(&text);
-        let go_on = on_token(&Token {
+        let token = Token {
             id,
-            text,
+            text: String::new(),
             top,
             logprob,
             top_logprobs,
-        });
-        if hit {
-            stats.finish = Finish::Stop;
-            break;
-        }
-        if constraint.as_deref().is_some_and(|c| c.is_finished()) {
-            stats.finish = Finish::Complete;
-            break;
-        }
-        if !go_on {
-            stats.finish = Finish::Interrupted;
+        };
+        let complete = |_: &Emitter| constraint.as_deref().is_some_and(|c| c.is_finished());
+        if let Some(f) = out.emit(tok, token, complete, on_token)? {
+            out.stats.finish = f;
             break;
         }
     }
-    if stats.finish != Finish::Stop {
-        let (rest, _) = stop.push(&decoder.finish());
-        stats.tail = rest + &stop.pending;
-        stats.text.push_str(&stats.tail);
+    Ok(out.finish())
+}
+
+/// One verify pass: `last` (the last generated token, not yet cached) and `draft` go through
+/// the model at once; the drafts up to the first one the model disagrees with are accepted, and
+/// the model's own token after them is taken too. The tokens are emitted one by one as a plain
+/// step would emit them, and the cache is rolled back to hold what plain decoding's would: every
+/// emitted token but the last. Returns why generation ends, if it does.
+#[allow(clippy::too_many_arguments)]
+async fn speculate(
+    model: &mut Model,
+    gpu: &Gpu,
+    tok: &Tokenizer,
+    drafter: &mut dyn Drafter,
+    cost: Option<&mut DraftCost>,
+    last: u32,
+    draft: &[u32],
+    out: &mut Emitter,
+    on_token: &mut dyn FnMut(&Token) -> bool,
+) -> Result<Option<Finish>, ModelError> {
+    let pos0 = model.pos() as usize;
+    let mut input = Vec::with_capacity(draft.len() + 1);
+    input.push(last);
+    input.extend_from_slice(draft);
+    let t0 = now_s();
+    let picks = model.forward_verify(gpu, &input).await?;
+    // picks[i] follows input[i]; draft[i] = input[i + 1] stands where it equals picks[i].
+    let accepted = draft.iter().zip(&picks).take_while(|(d, p)| d == p).count();
+    drafter.feedback(draft.len(), accepted);
+    if let Some(c) = cost {
+        c.verify_pass(now_s() - t0, accepted + 1);
     }
-    Ok(stats)
+    out.stats.drafted += draft.len();
+    out.stats.accepted += accepted;
+    for (i, &id) in picks[..=accepted].iter().enumerate() {
+        let token = Token {
+            id,
+            text: String::new(),
+            top: Vec::new(),
+            logprob: None,
+            top_logprobs: Vec::new(),
+        };
+        let fin = out.emit(tok, token, |_| false, on_token)?;
+        if fin.is_some() || i == accepted {
+            // The cache holds `last` and the tokens emitted before this one.
+            model.truncate(pos0 + 1 + i);
+            return Ok(fin);
+        }
+    }
+    Ok(None)
+}
+
+/// The output side of a generation: the tokens so far, their streamed text (held back at a
+/// possible stop string or an incomplete character), and the statistics.
+struct Emitter {
+    history: Vec<u32>,
+    decoder: StreamDecoder,
+    stop: StopFilter,
+    stats: GenStats,
+    t0: f64,
+}
+
+impl Emitter {
+    fn new(cached: &[u32], prompt: &[u32], stops: &[String]) -> Emitter {
+        let mut history = cached.to_vec();
+        history.extend_from_slice(prompt);
+        Emitter {
+            history,
+            decoder: StreamDecoder::new(false),
+            stop: StopFilter {
+                stops: stops.to_vec(),
+                pending: String::new(),
+            },
+            stats: GenStats {
+                prompt_tokens: prompt.len(),
+                generated: Vec::new(),
+                finish: Finish::Length,
+                tail: String::new(),
+                text: String::new(),
+                ttft_s: 0.0,
+                decode_s: 0.0,
+                drafted: 0,
+                accepted: 0,
+                passes: 0,
+            },
+            t0: now_s(),
+        }
+    }
+
+    /// Records the next token and streams its text to `on_token` (`token.text` is filled in
+    /// here). Returns why generation ends after it, if it does: end of generation (the token is
+    /// not streamed), a stop string, `complete` (a finished constraint), or `on_token` asking
+    /// to stop.
+    fn emit(
+        &mut self,
+        tok: &Tokenizer,
+        mut token: Token,
+        complete: impl Fn(&Emitter) -> bool,
+        on_token: &mut dyn FnMut(&Token) -> bool,
+    ) -> Result<Option<Finish>, ModelError> {
+        let t = now_s();
+        if self.stats.generated.is_empty() {
+            self.stats.ttft_s = t - self.t0;
+        } else {
+            self.stats.decode_s = t - self.t0 - self.stats.ttft_s;
+        }
+        let id = token.id;
+        self.stats.generated.push(id);
+        self.history.push(id);
+        if tok.is_eog(id) {
+            return Ok(Some(Finish::Eog));
+        }
+        let piece = self.decoder.push(tok, id)?;
+        let (text, hit) = self.stop.push(&piece);
+        self.stats.text.push_str(&text);
+        token.text = text;
+        let go_on = on_token(&token);
+        Ok(if hit {
+            Some(Finish::Stop)
+        } else if complete(self) {
+            Some(Finish::Complete)
+        } else if !go_on {
+            Some(Finish::Interrupted)
+        } else {
+            None
+        })
+    }
+
+    /// The statistics, with the text still held back added (unless a stop string ended it).
+    fn finish(mut self) -> GenStats {
+        if self.stats.finish != Finish::Stop {
+            let (rest, _) = self.stop.push(&self.decoder.finish());
+            self.stats.tail = rest + &self.stop.pending;
+            self.stats.text.push_str(&self.stats.tail);
+        }
+        self.stats
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@ pub mod chat;
 #[cfg(feature = "gpu")]
 pub mod config;
 #[cfg(feature = "gpu")]
+pub mod draft;
+#[cfg(feature = "gpu")]
 pub mod forward;
 #[cfg(feature = "gpu")]
 pub mod generate;
@@ -53,6 +55,8 @@ pub enum ModelError {
     BadToken { id: u32, n_vocab: u32 },
     #[error("context full: {needed} positions needed, the context holds {ctx}")]
     ContextFull { needed: u64, ctx: u32 },
+    #[error("drafting (speculative decoding): {0}")]
+    Draft(String),
     #[cfg(feature = "gpu")]
     #[error(transparent)]
     Constraint(#[from] generate::ConstraintError),

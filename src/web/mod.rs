@@ -184,6 +184,7 @@ impl GenOptions {
             stop: self.stop.clone().unwrap_or_default(),
             top_logits: 0,
             logprobs: None,
+            draft: None,
         }
     }
 }

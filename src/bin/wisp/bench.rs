@@ -198,6 +198,18 @@ pub fn run(args: ModelBenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         ));
         prefill_op_share = to_json(prof.by_op);
     }
+    // Speculative decoding's verify pass (the last token and n − 1 drafts through the model at
+    // once, the head's argmax at every position) against a decode step, at the same position:
+    // what a pass over n tokens costs in decode steps.
+    let verify_ratios = verify_cost(model, gpu, tok)?;
+    say(format!(
+        "verify pass of n tokens, in decode steps: {}",
+        verify_ratios
+            .iter()
+            .map(|(n, r)| format!("n = {n}: {r:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
     // Software adapters drift: the roofline again, the higher value counts (ratios err low).
     roof = roof.max(pollster::block_on(bench::roofline(gpu, 128 << 20, args.iters))?.gbs);
     let shape = model.cache.shape();
@@ -234,6 +246,10 @@ pub fn run(args: ModelBenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         "op_share_pct": op_share,
         "op_format_share_pct": op_format_share,
         "prefill_op_share_pct": prefill_op_share,
+        "verify_pass_in_steps": verify_ratios
+            .iter()
+            .map(|(n, r)| (n.to_string(), json!(r)))
+            .collect::<serde_json::Map<_, _>>(),
     });
     if args.json {
         println!("{report}");
@@ -246,4 +262,40 @@ pub fn run(args: ModelBenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     Ok(())
+}
+
+/// Token counts a verify pass is timed at by [`verify_cost`].
+const VERIFY_SIZES: [usize; 3] = [2, 5, 9];
+
+/// The time of a verify pass over n tokens (`Model::forward_verify`) over that of a decode step,
+/// for each of [`VERIFY_SIZES`], at the model's current position (best of 3 steps, best of 2
+/// passes; the cache is rolled back after each).
+fn verify_cost(
+    model: &mut Model,
+    gpu: &wisp::gpu::Gpu,
+    tok: u32,
+) -> Result<Vec<(usize, f64)>, Box<dyn std::error::Error>> {
+    let pos = model.pos() as usize;
+    let room = (model.cache.shape().ctx as usize).saturating_sub(pos);
+    let mut best = |n: usize, reps: usize| -> Result<f64, Box<dyn std::error::Error>> {
+        let input = vec![tok; n];
+        let mut t_best = f64::INFINITY;
+        for _ in 0..reps {
+            let t = now_s();
+            if n == 1 {
+                pollster::block_on(model.forward(gpu, &input, Want::Argmax))?;
+            } else {
+                pollster::block_on(model.forward_verify(gpu, &input))?;
+            }
+            t_best = t_best.min(now_s() - t);
+            model.truncate(pos);
+        }
+        Ok(t_best)
+    };
+    let step = best(1, 3)?;
+    let mut out = Vec::new();
+    for n in VERIFY_SIZES.into_iter().filter(|&n| n <= room) {
+        out.push((n, best(n, 2)? / step));
+    }
+    Ok(out)
 }

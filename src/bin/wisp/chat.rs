@@ -36,6 +36,7 @@ pub fn run(mut args: ChatArgs) -> Result<(), Box<dyn std::error::Error>> {
         stop,
         top_logits: 0,
         logprobs: None,
+        draft: None,
     };
     let mut messages = Vec::new();
     if let Some(s) = &args.system {

@@ -404,6 +404,39 @@ pub struct RunArgs {
     /// Decode precision.
     #[arg(long, value_enum, default_value_t = PrecisionArg::Exact)]
     pub precision: PrecisionArg,
+    #[command(flatten)]
+    pub draft: DraftArgs,
+}
+
+/// Speculative decoding.
+#[derive(Args, Clone, Debug)]
+pub struct DraftArgs {
+    /// Draft tokens and verify them several per pass over the weights (greedy decoding at
+    /// exact precision; the text is the same): `lookup` matches the last tokens in the prompt
+    /// and output so far.
+    #[arg(long, value_enum)]
+    pub draft: Option<DraftArg>,
+    /// Draft tokens per verify pass at most (1 to 15).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=15))]
+    pub draft_max: u16,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DraftArg {
+    /// Prompt lookup: what followed the last tokens' most recent earlier occurrence.
+    Lookup,
+}
+
+impl DraftArgs {
+    /// The library's drafting settings.
+    pub fn config(&self) -> Option<wisp::model::draft::DraftConfig> {
+        self.draft.map(|d| wisp::model::draft::DraftConfig {
+            kind: match d {
+                DraftArg::Lookup => wisp::model::draft::DraftKind::Lookup,
+            },
+            max: usize::from(self.draft_max),
+        })
+    }
 }
 
 #[derive(Args)]

@@ -42,6 +42,7 @@ pub fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         stop: args.stop.clone(),
         top_logits: if args.json { args.top_logits } else { 0 },
         logprobs: None,
+        draft: args.draft.config(),
     };
     let mut stdout = std::io::stdout();
     let mut io_err = None;
@@ -73,11 +74,16 @@ pub fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(e) = io_err {
         return Err(e.into());
     }
-    let summary = json!({
+    let mut summary = json!({
         "prompt_tokens": stats.prompt_tokens, "generated_tokens": stats.generated.len(),
         "prefill_tok_s": stats.prefill_tok_s(), "decode_tok_s": stats.decode_tok_s(),
         "ttft_ms": stats.ttft_s * 1e3, "finish_reason": stats.finish.reason(),
     });
+    if params.draft.is_some() {
+        summary["drafted"] = json!(stats.drafted);
+        summary["accepted"] = json!(stats.accepted);
+        summary["tokens_per_pass"] = json!(stats.tokens_per_pass());
+    }
     if args.json {
         if !stats.tail.is_empty() {
             println!("{}", json!({"text": stats.tail}));
@@ -91,9 +97,19 @@ pub fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
             }
             _ => "",
         };
+        let drafting = if params.draft.is_some() {
+            format!(
+                "; drafted {}, accepted {}, {:.2} tokens per pass",
+                stats.drafted,
+                stats.accepted,
+                stats.tokens_per_pass()
+            )
+        } else {
+            String::new()
+        };
         eprintln!(
             "[{} prompt tokens, {} generated; {:.0} ms to the first token, {:.1} tok/s prefill, \
-             {:.2} tok/s decode; finish: {}{why}]",
+             {:.2} tok/s decode{drafting}; finish: {}{why}]",
             stats.prompt_tokens,
             stats.generated.len(),
             stats.ttft_s * 1e3,

@@ -98,6 +98,7 @@ pub fn run(args: SoakArgs) -> Result<(), Box<dyn std::error::Error>> {
             stop: Vec::new(),
             top_logits: 0,
             logprobs: (i % 11 == 5).then_some(2),
+            draft: None,
         };
         let fitted = fit_messages(
             &template,

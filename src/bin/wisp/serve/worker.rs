@@ -275,6 +275,7 @@ impl Worker {
             stop: job.settings.stop.clone(),
             top_logits: 0,
             logprobs: job.logprobs,
+            draft: None,
         };
         let events = &job.events;
         let Loaded {
