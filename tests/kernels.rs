@@ -143,7 +143,8 @@ fn matmul_every_format() {
         let mut f = Vec::new();
         for ty in GgmlType::SUPPORTED {
             let k = ks(ty)[0];
-            for (rows, cols) in [(1u64, 1u32), (67, 3), (70, 33)] {
+            // 1 to 8 columns: the few-column kernel in the row family; 33: the prefill kernel.
+            for (rows, cols) in [(1u64, 1u32), (67, 3), (70, 33), (45, 8)] {
                 f.extend(check_matmul(gpu, ty, rows, k, cols, rows + u64::from(cols)));
             }
         }

@@ -30,6 +30,10 @@ pub enum Op {
     MatmulRow,
     /// Y = W·X, shared-memory tiles of 64 rows × 32 columns × 32 K (real GPUs).
     MatmulTiled,
+    /// Y = W·X for 2 to 8 columns (`lanes` of the key): one invocation per 2 rows × every
+    /// column, each block dequantized once for all of them (verify passes, short prompts; the
+    /// row family's adapters).
+    MatmulFew,
     /// Streaming read of a large buffer: the read-bandwidth roofline.
     ReadBandwidth,
     /// Independent FMA chains: the ALU roofline.
@@ -45,7 +49,8 @@ pub struct PipelineKey {
     /// Block format of the weights (ignored by [`Op::ReadBandwidth`]).
     pub ty: GgmlType,
     pub tier: Tier,
-    /// Lanes per row for [`Op::MatvecWg`], rows per invocation for [`Op::MatvecRow`]; 0 elsewhere.
+    /// Lanes per row for [`Op::MatvecWg`], rows per invocation for [`Op::MatvecRow`], columns
+    /// for [`Op::MatmulFew`]; 0 elsewhere.
     pub lanes: u32,
     /// The x8 kernels use WGSL's `dot4I8Packed` (else plain integer math): see
     /// [`Capabilities::dot4`](super::Capabilities::dot4).
@@ -95,7 +100,7 @@ impl Op {
     /// The kernels of the row family, which load x once per subgroup where they can
     /// ([`PipelineKey::share_x`]).
     pub fn is_row(self) -> bool {
-        self.is_matvec_row() || self == Op::MatmulRow
+        self.is_matvec_row() || matches!(self, Op::MatmulRow | Op::MatmulFew)
     }
 
     /// The kernels that read block-format weights (not the roofline kernels).

@@ -46,6 +46,7 @@ pub fn kernels_hash() -> u64 {
         Op::MatvecWg,
         Op::MatmulRow,
         Op::MatmulTiled,
+        Op::MatmulFew,
     ];
     let formats = GgmlType::SUPPORTED.into_iter().filter_map(format_source);
     for src in [PARAMS, COMMON, ACT_FNS, X8, MATVEC_IO]
@@ -68,6 +69,7 @@ fn op_source(op: Op) -> &'static str {
         op if op.is_matvec_wg() => include_str!("../../shaders/matvec_wg.wgsl"),
         Op::MatmulRow => include_str!("../../shaders/matmul_row.wgsl"),
         Op::MatmulTiled => include_str!("../../shaders/matmul_tiled.wgsl"),
+        Op::MatmulFew => include_str!("../../shaders/matmul_few.wgsl"),
         Op::ReadBandwidth => include_str!("../../shaders/read_bandwidth.wgsl"),
         Op::AluPeak => include_str!("../../shaders/alu_peak.wgsl"),
         Op::GetRows => include_str!("../../shaders/get_rows.wgsl"),
@@ -221,6 +223,15 @@ fn source_with(key: &PipelineKey, no_loads: bool) -> Option<String> {
     let full = preprocess(&full, &flags);
     let full = if key.tex {
         full.replace("TEX_WIDTH", &format!("{}u", super::buffer::TEX_WIDTH))
+    } else {
+        full
+    };
+    // The few-column kernel's column count, a literal so that its loops are unrolled.
+    let full = if key.op == Op::MatmulFew {
+        if !(1..=crate::ops::matmul::MAX_FEW_COLS).contains(&key.lanes) {
+            return None;
+        }
+        full.replace("FEW_COLS", &format!("{}u", key.lanes))
     } else {
         full
     };
@@ -404,6 +415,7 @@ mod naga_tests {
             Op::MatvecWgX8Swiglu,
             Op::MatmulRow,
             Op::MatmulTiled,
+            Op::MatmulFew,
             Op::ReadBandwidth,
         ];
         let mut failures = Vec::new();

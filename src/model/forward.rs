@@ -66,7 +66,9 @@ struct Activations {
     /// Mappable copies of `best` and `logits`, kept so that reading a step back creates nothing.
     best_read: wgpu::Buffer,
     logits_read: wgpu::Buffer,
-    /// Each position's argmax of a verify pass ([`MAX_VERIFY`] × 8 bytes), mappable.
+    /// A verify pass's logits: (MAX_VERIFY, n_vocab); and each position's argmax
+    /// ([`MAX_VERIFY`] × 8 bytes), mappable.
+    verify_logits: wgpu::Buffer,
     verify_read: wgpu::Buffer,
     /// Biases (Qwen 2), per layer: (dim) each.
     biases: Vec<[Option<wgpu::Buffer>; 3]>,
@@ -131,6 +133,10 @@ impl Model {
             mask: gpu.storage("token mask", u64::from(cfg.n_vocab.div_ceil(32)) * 4),
             best_read: gpu.readback_buffer("argmax readback", argmax::ARGMAX_OUT_BYTES),
             logits_read: gpu.readback_buffer("logits readback", u64::from(cfg.n_vocab) * 4),
+            verify_logits: gpu.storage(
+                "verify logits",
+                MAX_VERIFY as u64 * u64::from(cfg.n_vocab) * 4,
+            ),
             verify_read: gpu.readback_buffer(
                 "verify readback",
                 MAX_VERIFY as u64 * argmax::ARGMAX_OUT_BYTES,
@@ -348,9 +354,9 @@ impl Model {
     /// the position after `tokens[i]`. The cache then holds all of `tokens`; a rejected tail is
     /// rolled back with [`truncate`](Self::truncate).
     ///
-    /// The layers run as a prefill does (each weight read once for all the tokens); the head runs
-    /// per position through the decode step's kernels (its matvec, soft-cap and argmax), so a
-    /// position's choice is the one a decode step makes from the same hidden state. 8 bytes per
+    /// The layers run as a prefill does and the head as one matmul over every position (each
+    /// weight read once for all the tokens: up to `matmul::MAX_FEW_COLS` tokens by the row
+    /// family's few-column kernel), then the argmax of each position on the GPU; 8 bytes per
     /// position come back.
     pub async fn forward_verify(
         &mut self,
@@ -386,12 +392,27 @@ impl Model {
             .write_buffer(&self.act.ids, 0, bytemuck::cast_slice(tokens));
         let mut enc = Encoder::new(gpu);
         self.encode_step(gpu, &mut enc, n, pos0).await?;
-        let one = argmax::ARGMAX_OUT_BYTES;
-        for row in 0..n {
-            self.encode_head_row(gpu, &mut enc, n, row, Want::Argmax)
-                .await?;
-            let (src, dst) = (&self.act.best, &self.act.verify_read);
-            enc.copy_buffer_to_buffer(src, 0, dst, u64::from(row) * one, one);
+        // Every position's logits in one pass over the head (the few-column kernel reads each
+        // block once for all of them), soft-capped (Gemma 2), then each position's argmax.
+        let (c, a) = (&self.cfg, &self.act);
+        matmul::encode(
+            gpu,
+            &mut enc,
+            self.weights.head(),
+            &a.h,
+            &a.verify_logits,
+            n,
+        )
+        .await?;
+        if c.final_softcap > 0.0 {
+            let l = &a.verify_logits;
+            act::encode_softcap(gpu, &mut enc, l, l, n, c.n_vocab, c.final_softcap).await?;
+        }
+        let (one, row_bytes) = (argmax::ARGMAX_OUT_BYTES, u64::from(c.n_vocab) * 4);
+        for row in 0..u64::from(n) {
+            enc.copy_buffer_to_buffer(&a.verify_logits, row * row_bytes, &a.logits, 0, row_bytes);
+            argmax::encode_argmax(gpu, &mut enc, &a.logits, c.n_vocab, &a.best).await?;
+            enc.copy_buffer_to_buffer(&a.best, 0, &a.verify_read, row * one, one);
         }
         enc.submit();
         self.host_s = super::generate::now_s() - t0;
@@ -613,26 +634,14 @@ impl Model {
         n: u32,
         want: Want,
     ) -> Result<(), ModelError> {
-        self.encode_head_row(gpu, enc, n, n - 1, want).await
-    }
-
-    /// [`encode_head`](Self::encode_head) for token `row` of the `n` of a step.
-    async fn encode_head_row(
-        &self,
-        gpu: &Gpu,
-        enc: &mut Encoder<'_>,
-        n: u32,
-        row: u32,
-        want: Want,
-    ) -> Result<(), ModelError> {
         let (c, a, w) = (&self.cfg, &self.act, &self.weights);
         // h holds rms_norm(x) · output_norm for every token (the last residual step). One
-        // token (decode): it is the only row, so no copy splits the step's compute pass.
+        // token (decode): it is the last row, so no copy splits the step's compute pass.
         let last = if n == 1 {
             &a.h
         } else {
-            let bytes = u64::from(c.n_embd) * 4;
-            enc.copy_buffer_to_buffer(&a.h, u64::from(row) * bytes, &a.last, 0, bytes);
+            let row = u64::from(c.n_embd) * 4;
+            enc.copy_buffer_to_buffer(&a.h, u64::from(n - 1) * row, &a.last, 0, row);
             &a.last
         };
         let out = w.head();

@@ -9,6 +9,14 @@ use crate::gpu::{Gpu, GpuError, GpuWeight, KernelFamily, Op};
 /// Columns each invocation of the row kernel handles (`COLS` in `shaders/matmul_row.wgsl`).
 pub const MATMUL_COLS_PER_INVOCATION: u32 = 8;
 
+/// Up to this many columns the row family runs the few-column kernel
+/// (`shaders/matmul_few.wgsl`: each block dequantized once for every column, 2 rows per
+/// invocation), a pipeline per column count.
+pub const MAX_FEW_COLS: u32 = 8;
+
+/// Rows per workgroup of the few-column kernel: 16 invocations × 2 rows.
+const FEW_ROWS_PER_GROUP: u32 = 32;
+
 /// Rows per workgroup of the row kernel: 16 invocations × `MM_ROWS` (4) rows each.
 const MATMUL_ROWS_PER_GROUP: u32 = 64;
 
@@ -92,10 +100,12 @@ async fn encode_range(
         return Ok(());
     }
     let op = match gpu.caps.prefill_family {
+        KernelFamily::Row if cols <= MAX_FEW_COLS => Op::MatmulFew,
         KernelFamily::Row => Op::MatmulRow,
         KernelFamily::Workgroup => Op::MatmulTiled,
     };
-    let kernel = gpu.pipeline(key(gpu, op, w, 0)).await?;
+    let lanes = if op == Op::MatmulFew { cols } else { 0 };
+    let kernel = gpu.pipeline(key(gpu, op, w, lanes)).await?;
     for (buffer, rows, row0, y_offset) in parts {
         let params = Params {
             rows,
@@ -109,16 +119,13 @@ async fn encode_range(
         };
         let bindings = [(2, x), (3, y)];
         // Tiled: 64 rows × 32 columns per workgroup; row family: 16 invocations × 4 rows, × COLS
-        // columns.
-        let cols_per_group = if op == Op::MatmulTiled {
-            32
-        } else {
-            MATMUL_COLS_PER_INVOCATION
+        // columns, or (up to MAX_FEW_COLS columns) 16 invocations × 2 rows × every column.
+        let (rows_per_group, cols_per_group) = match op {
+            Op::MatmulTiled => (MATMUL_ROWS_PER_GROUP, 32),
+            Op::MatmulFew => (FEW_ROWS_PER_GROUP, cols),
+            _ => (MATMUL_ROWS_PER_GROUP, MATMUL_COLS_PER_INVOCATION),
         };
-        let groups = (
-            rows.div_ceil(MATMUL_ROWS_PER_GROUP),
-            cols.div_ceil(cols_per_group),
-        );
+        let groups = (rows.div_ceil(rows_per_group), cols.div_ceil(cols_per_group));
         if groups.0 > gpu.caps.max_workgroups_per_dim || groups.1 > gpu.caps.max_workgroups_per_dim
         {
             return Err(GpuError::Shape {
