@@ -417,7 +417,7 @@ pub struct DraftArgs {
     #[arg(long, value_enum)]
     pub draft: Option<DraftArg>,
     /// Draft tokens per verify pass at most (1 to 15; 2 measured best on lavapipe, where a pass
-    /// over 3 tokens costs about 1.5 decode steps; GPUs should take more).
+    /// over 2 tokens costs 1.1–1.4 decode steps and over 5 about 2.5; GPUs should take more).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=15))]
     pub draft_max: u16,
 }
