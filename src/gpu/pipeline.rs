@@ -30,8 +30,8 @@ pub enum Op {
     MatmulRow,
     /// Y = W·X, shared-memory tiles of 64 rows × 32 columns × 32 K (real GPUs).
     MatmulTiled,
-    /// Y = W·X for 2 to 8 columns (`lanes` of the key): one invocation per 2 rows × every
-    /// column, each block dequantized once for all of them (verify passes, short prompts; the
+    /// Y = W·X for up to 8 columns (`lanes` of the key: one of `ops::matmul::FEW_COLS`): one
+    /// invocation per 2 rows × every column, each block dequantized once for all of them (verify passes, short prompts; the
     /// row family's adapters).
     MatmulFew,
     /// Streaming read of a large buffer: the read-bandwidth roofline.

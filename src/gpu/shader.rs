@@ -226,9 +226,10 @@ fn source_with(key: &PipelineKey, no_loads: bool) -> Option<String> {
     } else {
         full
     };
-    // The few-column kernel's column count, a literal so that its loops are unrolled.
+    // The few-column kernel's column count (one of matmul::FEW_COLS), a literal so that its
+    // loops are unrolled.
     let full = if key.op == Op::MatmulFew {
-        if !(1..=crate::ops::matmul::MAX_FEW_COLS).contains(&key.lanes) {
+        if !crate::ops::matmul::FEW_COLS.contains(&key.lanes) {
             return None;
         }
         full.replace("FEW_COLS", &format!("{}u", key.lanes))

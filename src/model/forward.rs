@@ -191,8 +191,18 @@ impl Model {
     ) -> Result<(), ModelError> {
         let last = self.cache.shape().ctx.saturating_sub(1);
         let mut shapes = vec![(1, 0), (1, last)];
-        if prefill && self.cache.shape().ctx >= 2 {
-            shapes.push((2, 0));
+        if prefill {
+            // Every few-column pipeline (short prompts, verify passes; where the adapter runs
+            // them) and, past them, the prefill kernel.
+            let few = matmul::FEW_COLS
+                .into_iter()
+                .filter(|&n| matmul::uses_few_cols(gpu, n));
+            let sizes = few.chain([matmul::MAX_FEW_COLS + 1]);
+            shapes.extend(
+                sizes
+                    .filter(|&n| n <= self.cache.shape().ctx)
+                    .map(|n| (n, 0)),
+            );
         }
         let mut steps = Vec::new();
         let mut r = Ok(());
@@ -207,6 +217,9 @@ impl Model {
                 if r.is_ok() {
                     r = self.encode_head(gpu, &mut enc, n, want).await;
                 }
+            }
+            if r.is_ok() && n > 1 && n as usize <= MAX_VERIFY {
+                r = self.encode_verify_head(gpu, &mut enc, n).await;
             }
             self.reset();
             if r.is_err() {
@@ -392,29 +405,9 @@ impl Model {
             .write_buffer(&self.act.ids, 0, bytemuck::cast_slice(tokens));
         let mut enc = Encoder::new(gpu);
         self.encode_step(gpu, &mut enc, n, pos0).await?;
-        // Every position's logits in one pass over the head (the few-column kernel reads each
-        // block once for all of them), soft-capped (Gemma 2), then each position's argmax.
-        let (c, a) = (&self.cfg, &self.act);
-        matmul::encode(
-            gpu,
-            &mut enc,
-            self.weights.head(),
-            &a.h,
-            &a.verify_logits,
-            n,
-        )
-        .await?;
-        if c.final_softcap > 0.0 {
-            let l = &a.verify_logits;
-            act::encode_softcap(gpu, &mut enc, l, l, n, c.n_vocab, c.final_softcap).await?;
-        }
-        let (one, row_bytes) = (argmax::ARGMAX_OUT_BYTES, u64::from(c.n_vocab) * 4);
-        for row in 0..u64::from(n) {
-            enc.copy_buffer_to_buffer(&a.verify_logits, row * row_bytes, &a.logits, 0, row_bytes);
-            argmax::encode_argmax(gpu, &mut enc, &a.logits, c.n_vocab, &a.best).await?;
-            enc.copy_buffer_to_buffer(&a.best, 0, &a.verify_read, row * one, one);
-        }
+        self.encode_verify_head(gpu, &mut enc, n).await?;
         enc.submit();
+        let one = argmax::ARGMAX_OUT_BYTES;
         self.host_s = super::generate::now_s() - t0;
         self.tokens.extend_from_slice(tokens);
         let b = gpu
@@ -426,6 +419,30 @@ impl Model {
             .collect();
         gpu.check("verify")?;
         Ok(ids)
+    }
+
+    /// A verify pass's head: every position's logits in one pass over the head (the few-column
+    /// kernel reads each block once for all of them), soft-capped (Gemma 2), then each
+    /// position's argmax into `verify_read`.
+    async fn encode_verify_head(
+        &self,
+        gpu: &Gpu,
+        enc: &mut Encoder<'_>,
+        n: u32,
+    ) -> Result<(), ModelError> {
+        let (c, a) = (&self.cfg, &self.act);
+        matmul::encode(gpu, enc, self.weights.head(), &a.h, &a.verify_logits, n).await?;
+        if c.final_softcap > 0.0 {
+            let l = &a.verify_logits;
+            act::encode_softcap(gpu, enc, l, l, n, c.n_vocab, c.final_softcap).await?;
+        }
+        let (one, row_bytes) = (argmax::ARGMAX_OUT_BYTES, u64::from(c.n_vocab) * 4);
+        for row in 0..u64::from(n) {
+            enc.copy_buffer_to_buffer(&a.verify_logits, row * row_bytes, &a.logits, 0, row_bytes);
+            argmax::encode_argmax(gpu, enc, &a.logits, c.n_vocab, &a.best).await?;
+            enc.copy_buffer_to_buffer(&a.best, 0, &a.verify_read, row * one, one);
+        }
+        Ok(())
     }
 
     /// y (n, rows) = W · x (n, cols): matvec for one token, matmul for several.

@@ -11,8 +11,27 @@ pub const MATMUL_COLS_PER_INVOCATION: u32 = 8;
 
 /// Up to this many columns the row family runs the few-column kernel
 /// (`shaders/matmul_few.wgsl`: each block dequantized once for every column, 2 rows per
-/// invocation), a pipeline per column count.
+/// invocation).
 pub const MAX_FEW_COLS: u32 = 8;
+
+/// The few-column kernel's column counts, one pipeline each (all compiled when a model loads):
+/// n columns run the smallest that holds them, the rest repeating the last column unwritten.
+pub const FEW_COLS: [u32; 5] = [2, 3, 4, 6, MAX_FEW_COLS];
+
+/// The few-column pipeline that takes `cols` columns, if one does.
+pub fn few_cols(cols: u32) -> Option<u32> {
+    FEW_COLS.into_iter().find(|&c| c >= cols)
+}
+
+/// Whether `cols` columns run the few-column kernel on `gpu`: in the row prefill family, where
+/// 8 lanes share x's loads (lavapipe). SwiftShader (4 lanes) measured it slower than the prefill
+/// kernel (Gemma 3's 8-token prefill 5.4 against 6.6 tok/s), and it would add 2.6 s of compiling
+/// to every load there.
+pub fn uses_few_cols(gpu: &Gpu, cols: u32) -> bool {
+    gpu.caps.prefill_family == KernelFamily::Row
+        && gpu.caps.share_x() >= 8
+        && few_cols(cols).is_some()
+}
 
 /// Rows per workgroup of the few-column kernel: 16 invocations × 2 rows.
 const FEW_ROWS_PER_GROUP: u32 = 32;
@@ -100,11 +119,14 @@ async fn encode_range(
         return Ok(());
     }
     let op = match gpu.caps.prefill_family {
-        KernelFamily::Row if cols <= MAX_FEW_COLS => Op::MatmulFew,
+        KernelFamily::Row if uses_few_cols(gpu, cols) => Op::MatmulFew,
         KernelFamily::Row => Op::MatmulRow,
         KernelFamily::Workgroup => Op::MatmulTiled,
     };
-    let lanes = if op == Op::MatmulFew { cols } else { 0 };
+    let lanes = match op {
+        Op::MatmulFew => few_cols(cols).unwrap_or(MAX_FEW_COLS),
+        _ => 0,
+    };
     let kernel = gpu.pipeline(key(gpu, op, w, lanes)).await?;
     for (buffer, rows, row0, y_offset) in parts {
         let params = Params {
@@ -122,7 +144,7 @@ async fn encode_range(
         // columns, or (up to MAX_FEW_COLS columns) 16 invocations × 2 rows × every column.
         let (rows_per_group, cols_per_group) = match op {
             Op::MatmulTiled => (MATMUL_ROWS_PER_GROUP, 32),
-            Op::MatmulFew => (FEW_ROWS_PER_GROUP, cols),
+            Op::MatmulFew => (FEW_ROWS_PER_GROUP, lanes),
             _ => (MATMUL_ROWS_PER_GROUP, MATMUL_COLS_PER_INVOCATION),
         };
         let groups = (rows.div_ceil(rows_per_group), cols.div_ceil(cols_per_group));
