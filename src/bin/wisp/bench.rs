@@ -268,15 +268,20 @@ pub fn run(args: ModelBenchArgs) -> Result<(), Box<dyn std::error::Error>> {
 const VERIFY_SIZES: [usize; 3] = [2, 5, 9];
 
 /// The time of a verify pass over n tokens (`Model::forward_verify`) over that of a decode step,
-/// for each of [`VERIFY_SIZES`], at the model's current position (best of 3 steps, best of 2
-/// passes; the cache is rolled back after each).
+/// for each of [`VERIFY_SIZES`] that fits the context, at the model's current position (cut
+/// back to leave room for the largest; best of 3 steps, best of 2 passes; the cache is rolled
+/// back after each).
 fn verify_cost(
     model: &mut Model,
     gpu: &wisp::gpu::Gpu,
     tok: u32,
 ) -> Result<Vec<(usize, f64)>, Box<dyn std::error::Error>> {
+    // Room for the largest pass after the cached positions: the cache is cut back if need be.
+    let ctx = model.cache.shape().ctx as usize;
+    let largest = VERIFY_SIZES[VERIFY_SIZES.len() - 1];
+    model.truncate(ctx.saturating_sub(largest));
     let pos = model.pos() as usize;
-    let room = (model.cache.shape().ctx as usize).saturating_sub(pos);
+    let room = ctx.saturating_sub(pos);
     let mut best = |n: usize, reps: usize| -> Result<f64, Box<dyn std::error::Error>> {
         let input = vec![tok; n];
         let mut t_best = f64::INFINITY;
