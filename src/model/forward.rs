@@ -297,6 +297,24 @@ impl Model {
         }
     }
 
+    /// Refuses token ids outside the vocabulary and more tokens than the context has left.
+    fn check_tokens(&self, tokens: &[u32]) -> Result<(), ModelError> {
+        if let Some(&id) = tokens.iter().find(|&&t| t >= self.cfg.n_vocab) {
+            return Err(ModelError::BadToken {
+                id,
+                n_vocab: self.cfg.n_vocab,
+            });
+        }
+        let needed = u64::from(self.pos()) + tokens.len() as u64;
+        if needed > u64::from(self.cache.shape().ctx) {
+            return Err(ModelError::ContextFull {
+                needed,
+                ctx: self.cache.shape().ctx,
+            });
+        }
+        Ok(())
+    }
+
     /// Runs `tokens` through the model after the positions already cached and returns the
     /// greedy token or the logits after the last one.
     pub async fn forward(
@@ -311,19 +329,7 @@ impl Model {
                 message: "no tokens to process".into(),
             });
         }
-        if let Some(&id) = tokens.iter().find(|&&t| t >= self.cfg.n_vocab) {
-            return Err(ModelError::BadToken {
-                id,
-                n_vocab: self.cfg.n_vocab,
-            });
-        }
-        let needed = u64::from(self.pos()) + tokens.len() as u64;
-        if needed > u64::from(self.cache.shape().ctx) {
-            return Err(ModelError::ContextFull {
-                needed,
-                ctx: self.cache.shape().ctx,
-            });
-        }
+        self.check_tokens(tokens)?;
         let chunks: Vec<&[u32]> = tokens.chunks(MAX_BATCH as usize).collect();
         for (i, chunk) in chunks.iter().enumerate() {
             let pos0 = self.pos();
@@ -385,19 +391,7 @@ impl Model {
                 ),
             });
         }
-        if let Some(&id) = tokens.iter().find(|&&t| t >= self.cfg.n_vocab) {
-            return Err(ModelError::BadToken {
-                id,
-                n_vocab: self.cfg.n_vocab,
-            });
-        }
-        let needed = u64::from(self.pos()) + tokens.len() as u64;
-        if needed > u64::from(self.cache.shape().ctx) {
-            return Err(ModelError::ContextFull {
-                needed,
-                ctx: self.cache.shape().ctx,
-            });
-        }
+        self.check_tokens(tokens)?;
         let n = tokens.len() as u32;
         let pos0 = self.pos();
         let t0 = super::generate::now_s();
