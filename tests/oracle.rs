@@ -565,12 +565,11 @@ impl wisp::model::draft::Drafter for Scripted {
 
 /// `generate_with_drafter` with drafts all right, all wrong and wrong in the middle gives plain
 /// greedy decoding's tokens, text, finish and cache (the tiny chat model: random weights,
-/// SmolLM2's tokenizer), with the drafts counted; drafting refuses sampling and `fast` precision
-/// by name.
+/// SmolLM2's tokenizer), with the drafts counted; drafting refuses `fast` precision by name.
 #[test]
 fn scripted_drafts_give_plain_greedy_output() {
     use wisp::model::draft::{DraftConfig, DraftKind};
-    use wisp::model::generate::{generate, generate_with_drafter, GenParams};
+    use wisp::model::generate::{generate, generate_with_drafter, Drafting, GenParams};
     let Some(path) = common::tiny_chat_model() else {
         return;
     };
@@ -613,7 +612,8 @@ fn scripted_drafts_give_plain_greedy_output() {
                 &tok,
                 &prompt,
                 &params,
-                &mut d,
+                None,
+                Drafting::Tokens(&mut d),
                 &mut |t| {
                     text.push_str(&t.text);
                     true
@@ -643,30 +643,11 @@ fn scripted_drafts_give_plain_greedy_output() {
                 );
             }
         }
-        // Drafting with what it cannot reproduce is refused by name.
+        // Drafting at `fast` precision is refused by name.
         let draft = Some(DraftConfig {
             kind: DraftKind::Lookup,
             max: 4,
         });
-        let sampled = GenParams {
-            draft: draft.clone(),
-            sampler: wisp::model::sampler::SamplerConfig {
-                temperature: 0.8,
-                ..Default::default()
-            },
-            ..params.clone()
-        };
-        model.reset();
-        let e = pollster::block_on(generate(
-            &mut model,
-            &gpu,
-            &tok,
-            &prompt,
-            &sampled,
-            &mut |_| true,
-        ))
-        .expect_err("sampling with drafts is refused");
-        assert!(e.to_string().contains("greedy"), "{e}");
         pollster::block_on(model.set_precision(&gpu, Precision::Fast)).expect("fast");
         let e = pollster::block_on(generate(
             &mut model,
@@ -681,5 +662,458 @@ fn scripted_drafts_give_plain_greedy_output() {
         ))
         .expect_err("fast with drafts is refused");
         assert!(e.to_string().contains("exact precision"), "{e}");
+    }
+}
+
+/// The tiny chat model with its tokenizer and a short prompt.
+fn tiny_chat() -> Option<(GgufFile, wisp::model::tokenizer::Tokenizer, Vec<u32>)> {
+    let path = common::tiny_chat_model()?;
+    let file = GgufFile::open(&path).expect("tiny model opens");
+    let tok = wisp::model::tokenizer::Tokenizer::from_gguf(file.gguf()).expect("tokenizer");
+    let prompt = tok
+        .encode("Hello there, how are you?", true)
+        .expect("encodes");
+    Some((file, tok, prompt))
+}
+
+/// Under drafting (drafts wrong in the middle, so verify passes both accept and reject, with
+/// every position's logits read back), log-probabilities, top logits, a stop string and
+/// structured output (a JSON schema, by a scripted drafter and by lookup) give what plain
+/// decoding gives: the same tokens, text, finish and cache, and the same log-probabilities.
+#[test]
+fn drafting_keeps_logprobs_stops_and_structured_output() {
+    use wisp::model::draft::{DraftConfig, DraftKind};
+    use wisp::model::generate::{
+        generate_constrained, generate_with_drafter, Drafting, GenParams, GenStats, Token,
+        TokenConstraint,
+    };
+    let Some((file, tok, prompt)) = tiny_chat() else {
+        return;
+    };
+    for gpu in common::devices() {
+        let name = gpu.caps.adapter.name.clone();
+        let mut model =
+            pollster::block_on(Model::load(&gpu, &file, 128, &mut |_, _| {})).expect("loads");
+        let n_vocab = model.cfg.n_vocab;
+        // Runs plainly (`script` None) or with a scripted drafter wrong in the middle.
+        let mut run = |params: &GenParams,
+                       c: Option<&mut dyn TokenConstraint>,
+                       script: Option<&[u32]>|
+         -> (GenStats, Vec<Token>, Vec<u32>) {
+            model.reset();
+            let mut toks = Vec::new();
+            let mut keep = |t: &Token| {
+                toks.push(t.clone());
+                true
+            };
+            let s = match script {
+                None => pollster::block_on(generate_constrained(
+                    &mut model, &gpu, &tok, &prompt, params, c, &mut keep,
+                )),
+                Some(plain) => {
+                    let mut d = Scripted {
+                        plain: plain.to_vec(),
+                        prompt_len: prompt.len(),
+                        mode: "middle",
+                        n_vocab,
+                        drafts: 0,
+                    };
+                    pollster::block_on(generate_with_drafter(
+                        &mut model,
+                        &gpu,
+                        &tok,
+                        &prompt,
+                        params,
+                        c,
+                        Drafting::Tokens(&mut d),
+                        &mut keep,
+                    ))
+                }
+            }
+            .expect("generates");
+            (s, toks, model.tokens().to_vec())
+        };
+        // Log-probabilities and top logits, with a stop string taken from the plain text.
+        let base = GenParams {
+            max_tokens: 24,
+            logprobs: Some(3),
+            top_logits: 2,
+            ..GenParams::default()
+        };
+        let (free, toks, _) = run(&base, None, None);
+        // A stop string: the text of a token past the 12th that has not appeared before it.
+        let mut before = String::new();
+        let mut stop = None;
+        for (i, t) in toks.iter().enumerate() {
+            if i >= 12 && t.text.trim().len() >= 2 && !before.contains(t.text.as_str()) {
+                stop = Some(t.text.clone());
+                break;
+            }
+            before.push_str(&t.text);
+        }
+        let stop = stop.unwrap_or_else(|| panic!("[{name}] no stop string in {:?}", free.text));
+        let params = GenParams {
+            stop: vec![stop],
+            ..base.clone()
+        };
+        let (a, ta, ca) = run(&params, None, None);
+        let (b, tb, cb) = run(&params, None, Some(&a.generated));
+        assert_eq!(a.finish, wisp::model::generate::Finish::Stop, "[{name}]");
+        assert_eq!(
+            (&b.generated, &b.text, b.finish, &cb),
+            (&a.generated, &a.text, a.finish, &ca),
+            "[{name}] with log-probabilities and a stop string"
+        );
+        assert!(
+            b.drafted > 0 && b.accepted > 0 && b.accepted < b.drafted,
+            "[{name}] {} of {} drafts accepted",
+            b.accepted,
+            b.drafted
+        );
+        assert_eq!(ta.len(), tb.len(), "[{name}] tokens streamed");
+        for (x, y) in ta.iter().zip(&tb) {
+            assert_eq!((x.id, &x.text), (y.id, &y.text), "[{name}]");
+            let ids = |v: &[(u32, f32)]| v.iter().map(|t| t.0).collect::<Vec<_>>();
+            assert_eq!(ids(&x.top), ids(&y.top), "[{name}] top logits");
+            assert_eq!(ids(&x.top_logprobs), ids(&y.top_logprobs), "[{name}]");
+            let (lx, ly) = (x.logprob.expect("logprob"), y.logprob.expect("logprob"));
+            assert!((lx - ly).abs() < 1e-3, "[{name}] logprob {lx} against {ly}");
+            for (u, v) in x.top.iter().zip(&y.top) {
+                assert!(
+                    (u.1 - v.1).abs() < 1e-3,
+                    "[{name}] logit {} against {}",
+                    u.1,
+                    v.1
+                );
+            }
+        }
+        // Structured output: the constraint's masks apply at every position of a verify pass.
+        let grammar = wisp::model::grammar::Grammar::new(&tok, n_vocab as usize).expect("grammar");
+        let schema = serde_json::json!({
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "n": {"type": "integer"}},
+            "required": ["name", "n"]
+        });
+        let json = GenParams {
+            max_tokens: 40,
+            ..GenParams::default()
+        };
+        let mut c = grammar.json_schema(&schema).expect("schema");
+        let (a, _, ca) = run(&json, Some(&mut c), None);
+        let mut c = grammar.json_schema(&schema).expect("schema");
+        let (b, _, cb) = run(&json, Some(&mut c), Some(&a.generated));
+        assert!(a.text.starts_with('{'), "[{name}] {:?}", a.text);
+        assert_eq!(
+            (&b.generated, &b.text, b.finish, &cb),
+            (&a.generated, &a.text, a.finish, &ca),
+            "[{name}] structured output, scripted drafts"
+        );
+        assert!(b.drafted > 0 && b.accepted > 0, "[{name}]");
+        let lookup = GenParams {
+            draft: Some(DraftConfig {
+                kind: DraftKind::Lookup,
+                max: 4,
+            }),
+            ..json.clone()
+        };
+        let mut c = grammar.json_schema(&schema).expect("schema");
+        let (l, _, cl) = run(&lookup, Some(&mut c), None);
+        assert_eq!(
+            (&l.generated, &l.text, &cl),
+            (&a.generated, &a.text, &ca),
+            "[{name}] structured output, lookup drafts"
+        );
+    }
+}
+
+/// Chi-square's 0.001 quantile for 1 to 15 degrees of freedom.
+const CHI2_999: [f64; 15] = [
+    10.83, 13.82, 16.27, 18.47, 20.52, 22.46, 24.32, 26.12, 27.88, 29.59, 31.26, 32.91, 34.53,
+    36.12, 37.70,
+];
+
+/// Pearson's two-sample chi-square (homogeneity) of two count tables over the same categories,
+/// and its degrees of freedom (categories seen, minus one).
+fn chi_square_two(a: &[usize], b: &[usize]) -> (f64, usize) {
+    let (na, nb) = (
+        a.iter().sum::<usize>() as f64,
+        b.iter().sum::<usize>() as f64,
+    );
+    let mut x2 = 0.0;
+    let mut k = 0;
+    for (&x, &y) in a.iter().zip(b) {
+        let t = (x + y) as f64;
+        if t == 0.0 {
+            continue;
+        }
+        k += 1;
+        let (ea, eb) = (t * na / (na + nb), t * nb / (na + nb));
+        x2 += (x as f64 - ea).powi(2) / ea + (y as f64 - eb).powi(2) / eb;
+    }
+    (x2, k.max(1) - 1)
+}
+
+/// Speculative sampling gives plain sampling's distribution: over many seeds, the first three
+/// sampled tokens (top-k 2, so 8 outcomes) of the tiny chat model are counted without drafting
+/// and with drafts from a point mass (fixed tokens, as prompt lookup proposes) and from a
+/// draft model (the model itself, sampled: its drafts mostly stand); a two-sample chi-square test at the 0.001 level
+/// finds no difference. The drafts are both accepted and rejected.
+#[test]
+fn speculative_sampling_matches_plain_sampling() {
+    use wisp::model::draft::{DraftModel, Drafter};
+    use wisp::model::generate::{generate, generate_with_drafter, Drafting, GenParams};
+    use wisp::model::sampler::SamplerConfig;
+    let Some((file, tok, prompt)) = tiny_chat() else {
+        return;
+    };
+    /// Proposes fixed tokens after the prompt's first sampled token.
+    struct Fixed(Vec<u32>);
+    impl Drafter for Fixed {
+        fn propose(&mut self, _: &[u32], max: usize) -> Vec<u32> {
+            self.0.iter().take(max).copied().collect()
+        }
+        fn feedback(&mut self, _: usize, _: usize) {}
+    }
+    let seeds = 160u64;
+    for gpu in common::devices() {
+        let name = gpu.caps.adapter.name.clone();
+        let mut model =
+            pollster::block_on(Model::load(&gpu, &file, 32, &mut |_, _| {})).expect("loads");
+        let own = pollster::block_on(Model::load(&gpu, &file, 32, &mut |_, _| {})).expect("loads");
+        let mut dm = DraftModel::new(own, &tok, &tok, 2).expect("same vocabulary");
+        let sampler = |seed| SamplerConfig {
+            temperature: 1.0,
+            top_k: 2,
+            top_p: 1.0,
+            min_p: 0.0,
+            seed,
+            ..SamplerConfig::default()
+        };
+        let params = |seed| GenParams {
+            max_tokens: 3,
+            sampler: sampler(seed),
+            ..GenParams::default()
+        };
+        // The greedy continuation, to draft from.
+        model.reset();
+        let greedy = pollster::block_on(generate(
+            &mut model,
+            &gpu,
+            &tok,
+            &prompt,
+            &GenParams {
+                max_tokens: 3,
+                ..GenParams::default()
+            },
+            &mut |_| true,
+        ))
+        .expect("generates");
+        let mut tables: Vec<(&str, Vec<usize>, usize, usize)> = Vec::new();
+        let mut outcomes: Vec<Vec<u32>> = Vec::new();
+        for mode in ["plain", "fixed", "draft model"] {
+            let mut counts = Vec::new();
+            let (mut drafted, mut accepted) = (0, 0);
+            for seed in 0..seeds {
+                model.reset();
+                let p = params(seed);
+                let s = match mode {
+                    "plain" => pollster::block_on(generate(
+                        &mut model,
+                        &gpu,
+                        &tok,
+                        &prompt,
+                        &p,
+                        &mut |_| true,
+                    )),
+                    "fixed" => {
+                        let mut d = Fixed(greedy.generated[1..].to_vec());
+                        pollster::block_on(generate_with_drafter(
+                            &mut model,
+                            &gpu,
+                            &tok,
+                            &prompt,
+                            &p,
+                            None,
+                            Drafting::Tokens(&mut d),
+                            &mut |_| true,
+                        ))
+                    }
+                    _ => {
+                        dm.start(Some(&p.sampler));
+                        pollster::block_on(generate_with_drafter(
+                            &mut model,
+                            &gpu,
+                            &tok,
+                            &prompt,
+                            &p,
+                            None,
+                            Drafting::Model(&mut dm, 2),
+                            &mut |_| true,
+                        ))
+                    }
+                }
+                .expect("generates");
+                drafted += s.drafted;
+                accepted += s.accepted;
+                let k = match outcomes.iter().position(|o| *o == s.generated) {
+                    Some(k) => k,
+                    None => {
+                        outcomes.push(s.generated.clone());
+                        outcomes.len() - 1
+                    }
+                };
+                if counts.len() <= k {
+                    counts.resize(k + 1, 0);
+                }
+                counts[k] += 1;
+            }
+            tables.push((mode, counts, drafted, accepted));
+        }
+        let width = outcomes.len();
+        assert!(width <= 8, "[{name}] top-k 2 over 3 tokens: {outcomes:?}");
+        let plain = {
+            let mut c = tables[0].1.clone();
+            c.resize(width, 0);
+            c
+        };
+        for (mode, counts, drafted, accepted) in &tables[1..] {
+            let mut c = counts.clone();
+            c.resize(width, 0);
+            let (x2, df) = chi_square_two(&plain, &c);
+            assert!(
+                x2 < CHI2_999[df.clamp(1, 15) - 1],
+                "[{name}] {mode}: chi-square {x2:.1} (df {df}): plain {plain:?} against {c:?}"
+            );
+            // The model drafting for itself proposes from p itself: its drafts may all stand.
+            let rejects = *mode == "fixed";
+            assert!(
+                *drafted > 0 && *accepted > 0 && (accepted < drafted || !rejects),
+                "[{name}] {mode}: {accepted} of {drafted} drafts accepted"
+            );
+        }
+    }
+}
+
+/// A draft model with SmolLM2's vocabulary drafts for SmolLM2-135M-Instruct: the tiny chat
+/// model (random weights: drafts mostly rejected) and SmolLM2 itself (every draft accepted:
+/// the ceiling of the method) give plain greedy decoding's tokens and cache. A vocabulary that
+/// differs (Gemma 3's) is refused, naming the first token that differs.
+#[test]
+fn a_draft_model_drafts_for_smollm2() {
+    use wisp::model::draft::{check_vocab, DraftConfig, DraftKind, DraftModel};
+    use wisp::model::generate::GenParams;
+    use wisp::model::generate::{generate, generate_full, generate_with_drafter, Drafting};
+    let Some(tiny) = common::tiny_chat_model() else {
+        return;
+    };
+    let smol = model_path("WISP_SMOLLM2_MODEL", "SmolLM2-135M-Instruct.Q4_1.gguf")
+        .expect("SmolLM2 is missing: run scripts/fetch-model.sh smollm2");
+    let gemma = model_path("WISP_MODEL", "gemma-3-270m-q4_k_m.gguf")
+        .expect("Gemma 3 is missing: run scripts/fetch-model.sh");
+    let smol = GgufFile::open(&smol).expect("opens");
+    let tiny = GgufFile::open(&tiny).expect("opens");
+    let tok_of =
+        |f: &GgufFile| wisp::model::tokenizer::Tokenizer::from_gguf(f.gguf()).expect("tok");
+    let tok = tok_of(&smol);
+    let gemma_tok = tok_of(&GgufFile::open(&gemma).expect("opens"));
+    let e = check_vocab(&gemma_tok, &tok).expect_err("Gemma's vocabulary is not SmolLM2's");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("vocabulary") && msg.contains("token 0 is"),
+        "{msg}"
+    );
+    check_vocab(&tok_of(&tiny), &tok).expect("the tiny chat model has SmolLM2's vocabulary");
+    let prompt = tok
+        .encode(
+            "The days of the week are Monday, Tuesday, Wednesday, Thursday, Friday, Saturday and Sunday. The days of the week are",
+            true,
+        )
+        .expect("encodes");
+    let params = GenParams {
+        max_tokens: 16,
+        ..GenParams::default()
+    };
+    for gpu in common::devices() {
+        let name = gpu.caps.adapter.name.clone();
+        let mut target =
+            pollster::block_on(Model::load(&gpu, &smol, 128, &mut |_, _| {})).expect("loads");
+        let plain = pollster::block_on(generate(
+            &mut target,
+            &gpu,
+            &tok,
+            &prompt,
+            &params,
+            &mut |_| true,
+        ))
+        .expect("generates");
+        let plain_cache = target.tokens().to_vec();
+        for (which, file) in [("tiny", &tiny), ("itself", &smol)] {
+            let m =
+                pollster::block_on(Model::load(&gpu, file, 128, &mut |_, _| {})).expect("loads");
+            let mut dm = DraftModel::new(m, &tok_of(file), &tok, 4).expect("same vocabulary");
+            target.reset();
+            let s = pollster::block_on(generate_with_drafter(
+                &mut target,
+                &gpu,
+                &tok,
+                &prompt,
+                &params,
+                None,
+                Drafting::Model(&mut dm, 4),
+                &mut |_| true,
+            ))
+            .expect("generates with a draft model");
+            assert_eq!(
+                (&s.generated, &s.text, s.finish),
+                (&plain.generated, &plain.text, plain.finish),
+                "[{name}] drafted by {which}"
+            );
+            assert_eq!(target.tokens(), plain_cache, "[{name}] {which}: cache");
+            assert!(s.drafted > 0, "[{name}] {which}");
+            if which == "itself" {
+                assert_eq!(s.accepted, s.drafted, "[{name}] its own drafts all stand");
+                assert!(
+                    s.passes * 3 < plain.passes,
+                    "[{name}] {} passes against {}",
+                    s.passes,
+                    plain.passes
+                );
+            }
+            if which == "tiny" {
+                continue;
+            }
+            // Through the parameters (with the cost hold), and refused without a model.
+            let by_params = GenParams {
+                draft: Some(DraftConfig {
+                    kind: DraftKind::Model,
+                    max: 4,
+                }),
+                ..params.clone()
+            };
+            target.reset();
+            let s = pollster::block_on(generate_full(
+                &mut target,
+                &gpu,
+                &tok,
+                &prompt,
+                &by_params,
+                None,
+                Some(&mut dm),
+                &mut |_| true,
+            ))
+            .expect("generates");
+            assert_eq!(s.generated, plain.generated, "[{name}] {which}");
+            target.reset();
+            let e = pollster::block_on(generate(
+                &mut target,
+                &gpu,
+                &tok,
+                &prompt,
+                &by_params,
+                &mut |_| true,
+            ))
+            .expect_err("no draft model given");
+            assert!(e.to_string().contains("none is loaded"), "{e}");
+        }
     }
 }

@@ -3,10 +3,10 @@
 Usage: python tests/serve_openai.py WISP_BINARY MODEL.gguf   (scripts/test.sh runs it from the venv
 that scripts/setup.sh makes, with openai and jsonschema installed).
 
-Two servers: A (context 1024, an API key) for the endpoints, errors, logprobs, structured output,
+Three servers: A (context 1024, an API key) for the endpoints, errors, logprobs, structured output,
 concurrency, the prefix cache and disconnects; B (context 160, --context-shift) for a chat twice
-as long as its context. Every answer is greedy (temperature 0), so answers are compared
-exactly.
+as long as its context; C (--draft lookup) for speculative decoding, whose answers must equal A's.
+Every answer is greedy (temperature 0), so answers are compared exactly.
 """
 
 import json
@@ -78,6 +78,7 @@ def chat(client, content, system=None, **kw):
 
 server_a, base_a = start("--ctx", "1024", "--api-key", KEY)
 server_b, base_b = start("--ctx", "160", "--context-shift", "--queue", "1")
+server_c, base_c = start("--ctx", "1024", "--draft", "lookup", "--draft-max", "4")
 try:
     client = openai.OpenAI(base_url=f"{base_a}/v1", api_key=KEY, max_retries=0, timeout=600)
 
@@ -229,6 +230,46 @@ try:
     r = chat(client, "What is 2 + 2?")
     check(r.choices[0].message.content == alone[1], "and the next request is served normally")
 
+    # Speculative decoding (server C, --draft lookup): the same answers as A, token for token,
+    # with stop strings, logprobs and structured output; drafts counted in timings and /health;
+    # a client that leaves mid-generation cancels it.
+    drafting = openai.OpenAI(base_url=f"{base_c}/v1", api_key="none", max_retries=0, timeout=600)
+    check(health(base_c)["engine"]["draft"] == "lookup", f"/health names the drafter: {health(base_c)['engine']}")
+    quote = ("Repeat this sentence exactly: The quick brown fox jumps over the lazy dog near the "
+             "old river bank while the farmer watches from the red barn.")
+    for ask in (dict(content=quote, max_tokens=40), dict(content=questions[0]), dict(content=questions[1]),
+                dict(content=questions[0], stop=["Paris"]),
+                dict(content="Say hello.", logprobs=True, top_logprobs=2, max_tokens=8)):
+        a, c = chat(client, **ask), chat(drafting, **ask)
+        same = (a.choices[0].message.content == c.choices[0].message.content
+                and a.choices[0].finish_reason == c.choices[0].finish_reason
+                and a.usage.completion_tokens == c.usage.completion_tokens)
+        if ask.get("logprobs"):
+            same = same and [t.token for t in a.choices[0].logprobs.content] == [t.token for t in c.choices[0].logprobs.content]
+        timings = (c.model_extra or {}).get("timings", {})
+        check(same and "draft_n" in timings and "draft_n" not in (a.model_extra or {}).get("timings", {}),
+              f"drafted answer equals the plain one: {c.choices[0].message.content!r} (timings {timings})")
+    kw = dict(max_tokens=160, response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": schema}})
+    a = chat(client, "Describe a user of our site as JSON.", **kw).choices[0].message.content
+    c = chat(drafting, "Describe a user of our site as JSON.", **kw).choices[0].message.content
+    check(a == c, f"structured output under drafting equals the plain one: {c}")
+    e = health(base_c)["engine"]
+    check(e["drafted"] > 0 and 0 < e["accepted"] <= e["drafted"], f"/health counts drafts: {e['drafted']} drafted, {e['accepted']} accepted")
+    s = drafting.chat.completions.create(model="smollm2", messages=[{"role": "user", "content": quote}],
+                                         max_tokens=400, temperature=0, stream=True)
+    for i, chunk in enumerate(s):
+        if i == 3:
+            break
+    s.close()
+    for _ in range(600):
+        after = health(base_c)["engine"]
+        if after["served"] > e["served"] and not after["busy"]:
+            break
+        time.sleep(0.1)
+    check(after["cancelled"] == e["cancelled"] + 1 and after["last_finish_reason"] == "abort",
+          f"a disconnect cancels a drafted generation: {after}")
+    check(chat(drafting, questions[1]).choices[0].message.content == alone[1], "and the next drafted request is served normally")
+
     # Context shift: a chat twice as long as the context keeps answering.
     shift = openai.OpenAI(base_url=f"{base_b}/v1", api_key="none", max_retries=0, timeout=600)
     messages = [{"role": "system", "content": "You are brief."}]
@@ -267,7 +308,7 @@ try:
     running.close()
     waiting.join()
 finally:
-    for p in (server_a, server_b):
+    for p in (server_a, server_b, server_c):
         p.terminate()
         p.wait()
 

@@ -4,6 +4,12 @@
 //! itself would have produced, plus the model's own next token, so the text is the same with or
 //! without drafting; only the number of passes over the weights changes.
 
+use super::forward::{Model, Output, Want};
+use super::sampler::{Dist, Sampler, SamplerConfig};
+use super::tokenizer::Tokenizer;
+use super::ModelError;
+use crate::gpu::Gpu;
+
 /// Proposes tokens that may come next.
 pub trait Drafter {
     /// Up to `max` tokens that may follow `history` (the tokens so far: cached, prompt and
@@ -18,6 +24,9 @@ pub trait Drafter {
 pub enum DraftKind {
     /// Prompt lookup: n-gram matches in the tokens so far ([`Lookup`]).
     Lookup,
+    /// A smaller model with the same vocabulary ([`DraftModel`], given to
+    /// [`generate_full`](super::generate::generate_full) beside the parameters).
+    Model,
 }
 
 /// Drafting settings of a generation ([`GenParams::draft`](super::generate::GenParams::draft)).
@@ -164,6 +173,156 @@ impl DraftCost {
             true
         }
     }
+}
+
+/// A draft model: a second, smaller model with the target's vocabulary, on the same device,
+/// with its own KV cache. Before each proposal its cache is cut back to the longest prefix it
+/// shares with the tokens so far (so it rolls back with the target's), the tokens it has not
+/// seen are run, and it decodes the draft: greedily when the target decodes greedily, else
+/// sampled with the target's settings from its own distribution, which it reports for the
+/// speculative sampling rule. The draft length adapts as [`Lookup`]'s does, without pauses.
+pub struct DraftModel {
+    pub model: Model,
+    max: usize,
+    len: usize,
+    sampler: Option<Sampler>,
+}
+
+/// A proposal: the drafted tokens and, for each, the distribution it was drawn from (a point
+/// mass for a greedy or lookup draft).
+pub struct Proposal {
+    pub tokens: Vec<u32>,
+    pub q: Vec<Dist>,
+}
+
+impl DraftModel {
+    /// `model` drafts for a target whose tokenizer is `target`; `own` is the draft model's. The
+    /// vocabularies must be the same, token for token; otherwise the error names the first
+    /// token that differs.
+    pub fn new(
+        model: Model,
+        own: &Tokenizer,
+        target: &Tokenizer,
+        max: usize,
+    ) -> Result<DraftModel, ModelError> {
+        check_vocab(own, target)?;
+        let max = max.clamp(1, MAX_DRAFT);
+        Ok(DraftModel {
+            model,
+            max,
+            len: max.min(4),
+            sampler: None,
+        })
+    }
+
+    /// Draft tokens per proposal at most.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Sets the sampling of the next generation's drafts (`None`: greedy). The draft sampler is
+    /// seeded apart from the target's.
+    pub fn start(&mut self, sampling: Option<&SamplerConfig>) {
+        self.sampler = sampling.map(|c| {
+            Sampler::new(SamplerConfig {
+                seed: c.seed ^ 0xd7af_7d7a_f7d7_af7d,
+                ..c.clone()
+            })
+        });
+        self.len = self.max.min(4);
+    }
+
+    /// Up to `max` tokens that may follow `history`, from the draft model.
+    pub async fn propose(
+        &mut self,
+        gpu: &Gpu,
+        history: &[u32],
+        max: usize,
+    ) -> Result<Proposal, ModelError> {
+        let ctx = self.model.cache.shape().ctx as usize;
+        // The history goes in, then all drafts but the last.
+        let k = self
+            .len
+            .min(max)
+            .min((ctx + 1).saturating_sub(history.len()));
+        if k == 0 || history.is_empty() {
+            return Ok(Proposal {
+                tokens: Vec::new(),
+                q: Vec::new(),
+            });
+        }
+        let same = self
+            .model
+            .tokens()
+            .iter()
+            .zip(history)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(history.len() - 1);
+        self.model.truncate(same);
+        let mut input = history[same..].to_vec();
+        let mut tokens = Vec::with_capacity(k);
+        let mut q = Vec::with_capacity(k);
+        let mut seen = history.to_vec();
+        for _ in 0..k {
+            let want = if self.sampler.is_some() {
+                Want::Logits
+            } else {
+                Want::Argmax
+            };
+            let (id, dist) = match (
+                self.model.forward(gpu, &input, want).await?,
+                &mut self.sampler,
+            ) {
+                (Output::Token(id), _) => (id, Dist::point(id)),
+                (Output::Logits(l), Some(s)) => {
+                    let d = s.distribution(&l, &seen);
+                    (s.draw(&d), d)
+                }
+                (Output::Logits(l), None) => {
+                    let id = super::sampler::argmax(&l);
+                    (id, Dist::point(id))
+                }
+            };
+            tokens.push(id);
+            q.push(dist);
+            seen.push(id);
+            input = vec![id];
+        }
+        Ok(Proposal { tokens, q })
+    }
+
+    /// How many of the last proposal's `drafted` tokens the target accepted.
+    pub fn feedback(&mut self, drafted: usize, accepted: usize) {
+        if drafted == 0 {
+            return;
+        }
+        self.len = if accepted == drafted {
+            (self.len + 2).min(self.max)
+        } else {
+            (accepted + 1).min(self.max)
+        };
+    }
+}
+
+/// Refuses a draft vocabulary that is not the target's, naming the first token that differs.
+pub fn check_vocab(draft: &Tokenizer, target: &Tokenizer) -> Result<(), ModelError> {
+    let n = draft.vocab_size().max(target.vocab_size());
+    for id in 0..n as u32 {
+        let (a, b) = (draft.token_text(id), target.token_text(id));
+        if a != b {
+            let show = |t: Option<&str>| t.map_or("no token".to_string(), |t| format!("{t:?}"));
+            return Err(ModelError::Draft(format!(
+                "the draft model's vocabulary ({} tokens) is not the target's ({} tokens): token \
+                 {id} is {} in the draft model and {} in the target",
+                draft.vocab_size(),
+                target.vocab_size(),
+                show(a),
+                show(b)
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

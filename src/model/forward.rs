@@ -76,6 +76,12 @@ struct Activations {
     x8: X8,
 }
 
+/// What a verify pass read back.
+enum Verified {
+    Ids(Vec<u32>),
+    Logits(Vec<Vec<f32>>),
+}
+
 /// A model on the GPU with its KV cache.
 pub struct Model {
     pub cfg: Config,
@@ -93,6 +99,9 @@ pub struct Model {
     pub compile_s: f64,
     /// How decode multiplies weights with activations (prefill is always exact).
     precision: Precision,
+    /// Mappable copy of a verify pass's logits, made by the first verify pass that reads its
+    /// logits back (sampling, log-probabilities, structured output).
+    verify_logits_read: Option<wgpu::Buffer>,
 }
 
 impl Model {
@@ -163,6 +172,7 @@ impl Model {
             host_s: 0.0,
             compile_s: 0.0,
             precision: Precision::Exact,
+            verify_logits_read: None,
         };
         model.compile(gpu).await?;
         Ok(model)
@@ -382,6 +392,32 @@ impl Model {
         gpu: &Gpu,
         tokens: &[u32],
     ) -> Result<Vec<u32>, ModelError> {
+        match self.verify(gpu, tokens, false).await? {
+            Verified::Ids(ids) => Ok(ids),
+            Verified::Logits(_) => unreachable!("ids were asked for"),
+        }
+    }
+
+    /// [`forward_verify`](Self::forward_verify) that returns every position's logits
+    /// (`tokens.len()` rows of n_vocab, soft-capped where the model caps them) instead of the
+    /// greedy ids: for sampling, log-probabilities and structured output under drafting.
+    pub async fn forward_verify_logits(
+        &mut self,
+        gpu: &Gpu,
+        tokens: &[u32],
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
+        match self.verify(gpu, tokens, true).await? {
+            Verified::Logits(l) => Ok(l),
+            Verified::Ids(_) => unreachable!("logits were asked for"),
+        }
+    }
+
+    async fn verify(
+        &mut self,
+        gpu: &Gpu,
+        tokens: &[u32],
+        logits: bool,
+    ) -> Result<Verified, ModelError> {
         if tokens.is_empty() || tokens.len() > MAX_VERIFY {
             return Err(ModelError::Tensor {
                 tensor: "verify input".into(),
@@ -395,24 +431,47 @@ impl Model {
         let n = tokens.len() as u32;
         let pos0 = self.pos();
         let t0 = super::generate::now_s();
+        let row_bytes = u64::from(self.cfg.n_vocab) * 4;
+        if logits && self.verify_logits_read.is_none() {
+            self.verify_logits_read =
+                Some(gpu.readback_buffer("verify logits readback", MAX_VERIFY as u64 * row_bytes));
+        }
         gpu.queue
             .write_buffer(&self.act.ids, 0, bytemuck::cast_slice(tokens));
         let mut enc = Encoder::new(gpu);
         self.encode_step(gpu, &mut enc, n, pos0).await?;
         self.encode_verify_head(gpu, &mut enc, n).await?;
+        let bytes = u64::from(n) * row_bytes;
+        if let (true, Some(read)) = (logits, &self.verify_logits_read) {
+            enc.copy_buffer_to_buffer(&self.act.verify_logits, 0, read, 0, bytes);
+        }
         enc.submit();
         let one = argmax::ARGMAX_OUT_BYTES;
         self.host_s = super::generate::now_s() - t0;
         self.tokens.extend_from_slice(tokens);
-        let b = gpu
-            .read_mapped(&self.act.verify_read, u64::from(n) * one)
-            .await?;
-        let ids = b
-            .chunks_exact(one as usize)
-            .map(|c| argmax::decode_argmax(c).0)
-            .collect();
+        let out = match (logits, &self.verify_logits_read) {
+            (true, Some(read)) => {
+                let b = gpu.read_mapped(read, bytes).await?;
+                let all: Vec<f32> = bytemuck::pod_collect_to_vec(&b);
+                Verified::Logits(
+                    all.chunks_exact(self.cfg.n_vocab as usize)
+                        .map(<[f32]>::to_vec)
+                        .collect(),
+                )
+            }
+            _ => {
+                let b = gpu
+                    .read_mapped(&self.act.verify_read, u64::from(n) * one)
+                    .await?;
+                Verified::Ids(
+                    b.chunks_exact(one as usize)
+                        .map(|c| argmax::decode_argmax(c).0)
+                        .collect(),
+                )
+            }
+        };
         gpu.check("verify")?;
-        Ok(ids)
+        Ok(out)
     }
 
     /// A verify pass's head: every position's logits in one pass over the head (the few-column

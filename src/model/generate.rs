@@ -2,9 +2,9 @@
 //! each token's text to a callback as it is decoded, stop at end-of-generation, a stop string,
 //! the token budget or when the callback asks to, and time it all.
 
-use super::draft::{DraftCost, DraftKind, Drafter, Lookup};
+use super::draft::{DraftCost, DraftKind, DraftModel, Drafter, Lookup, Proposal};
 use super::forward::{Model, Output, Want};
-use super::sampler::{Sampler, SamplerConfig};
+use super::sampler::{judge_draft, Dist, Sampler, SamplerConfig};
 use super::tokenizer::{StreamDecoder, Tokenizer};
 use super::ModelError;
 use crate::gpu::Gpu;
@@ -38,8 +38,8 @@ pub struct GenParams {
     /// Report each token's log-probability and this many of the most likely alternatives
     /// (forces a logits readback); `None`: no log-probabilities.
     pub logprobs: Option<usize>,
-    /// Speculative decoding: draft tokens and verify them in one pass over the weights (greedy
-    /// decoding without log-probabilities or a constraint only, for now); the text is the same.
+    /// Speculative decoding: draft tokens and verify them in one pass over the weights, at
+    /// exact precision. Greedy decoding gives the same tokens; sampling, the same distribution.
     pub draft: Option<super::draft::DraftConfig>,
 }
 
@@ -258,32 +258,94 @@ pub async fn generate_constrained(
     constraint: Option<&mut dyn TokenConstraint>,
     on_token: &mut dyn FnMut(&Token) -> bool,
 ) -> Result<GenStats, ModelError> {
-    let mut lookup = match &params.draft {
-        Some(d) => match d.kind {
-            DraftKind::Lookup => Some(Lookup::new(d.max)),
-        },
+    generate_full(model, gpu, tok, prompt, params, constraint, None, on_token).await
+}
+
+/// [`generate_constrained`] that can draft with a draft model: [`GenParams::draft`] of kind
+/// [`DraftKind::Model`] drafts with `draft_model` (an error without one); a lookup draft needs
+/// none.
+#[allow(clippy::too_many_arguments)]
+pub async fn generate_full(
+    model: &mut Model,
+    gpu: &Gpu,
+    tok: &Tokenizer,
+    prompt: &[u32],
+    params: &GenParams,
+    constraint: Option<&mut dyn TokenConstraint>,
+    draft_model: Option<&mut DraftModel>,
+    on_token: &mut dyn FnMut(&Token) -> bool,
+) -> Result<GenStats, ModelError> {
+    let mut lookup = None;
+    let drafting = match &params.draft {
         None => None,
+        Some(d) => match d.kind {
+            DraftKind::Lookup => Some(Drafting::Tokens(
+                lookup.insert(Lookup::new(d.max)) as &mut dyn Drafter
+            )),
+            DraftKind::Model => {
+                let m = draft_model.ok_or_else(|| {
+                    ModelError::Draft("drafting with a draft model, but none is loaded".into())
+                })?;
+                let greedy = params.sampler.temperature <= 0.0;
+                m.start((!greedy).then_some(&params.sampler));
+                Some(Drafting::Model(m, d.max))
+            }
+        },
     };
-    let drafter = lookup.as_mut().map(|d| d as &mut dyn Drafter);
     // Drafting holds off where verify passes cost more per token than plain steps.
-    let cost = drafter.is_some().then(DraftCost::default);
+    let cost = drafting.is_some().then(DraftCost::default);
     generate_inner(
-        model, gpu, tok, prompt, params, constraint, drafter, cost, on_token,
+        model, gpu, tok, prompt, params, constraint, drafting, cost, on_token,
     )
     .await
 }
 
-/// [`generate`] with speculative decoding by `drafter` (instead of the one
-/// [`GenParams::draft`] names): greedy decoding at exact precision, the same tokens as without
-/// drafting. Every proposal is verified (no [`DraftCost`] hold), so what happens does not
-/// depend on timing.
+/// Where drafts come from.
+pub enum Drafting<'a> {
+    /// A drafter that guesses from the tokens alone (prompt lookup, a script in tests).
+    Tokens(&'a mut dyn Drafter),
+    /// A draft model, and the draft length at most.
+    Model(&'a mut DraftModel, usize),
+}
+
+impl Drafting<'_> {
+    async fn propose(
+        &mut self,
+        gpu: &Gpu,
+        history: &[u32],
+        max: usize,
+    ) -> Result<Proposal, ModelError> {
+        match self {
+            Drafting::Tokens(d) => {
+                let tokens = d.propose(history, max);
+                let q = tokens.iter().map(|&t| Dist::point(t)).collect();
+                Ok(Proposal { tokens, q })
+            }
+            Drafting::Model(m, most) => m.propose(gpu, history, max.min(*most)).await,
+        }
+    }
+
+    fn feedback(&mut self, drafted: usize, accepted: usize) {
+        match self {
+            Drafting::Tokens(d) => d.feedback(drafted, accepted),
+            Drafting::Model(m, _) => m.feedback(drafted, accepted),
+        }
+    }
+}
+
+/// [`generate_constrained`] with speculative decoding by `drafting` (instead of what
+/// [`GenParams::draft`] names), at exact precision: the same tokens as without drafting when
+/// greedy, the same distribution when sampling. Every proposal is verified (no [`DraftCost`]
+/// hold), so what happens does not depend on timing.
+#[allow(clippy::too_many_arguments)]
 pub async fn generate_with_drafter(
     model: &mut Model,
     gpu: &Gpu,
     tok: &Tokenizer,
     prompt: &[u32],
     params: &GenParams,
-    drafter: &mut dyn Drafter,
+    constraint: Option<&mut dyn TokenConstraint>,
+    drafting: Drafting<'_>,
     on_token: &mut dyn FnMut(&Token) -> bool,
 ) -> Result<GenStats, ModelError> {
     generate_inner(
@@ -292,8 +354,8 @@ pub async fn generate_with_drafter(
         tok,
         prompt,
         params,
-        None,
-        Some(drafter),
+        constraint,
+        Some(drafting),
         None,
         on_token,
     )
@@ -308,7 +370,7 @@ async fn generate_inner(
     prompt: &[u32],
     params: &GenParams,
     mut constraint: Option<&mut dyn TokenConstraint>,
-    mut drafter: Option<&mut dyn Drafter>,
+    mut drafting: Option<Drafting<'_>>,
     mut cost: Option<DraftCost>,
     on_token: &mut dyn FnMut(&Token) -> bool,
 ) -> Result<GenStats, ModelError> {
@@ -322,21 +384,12 @@ async fn generate_inner(
         (true, Some(_)) => Want::ArgmaxMasked,
         (false, _) => Want::Logits,
     };
-    if drafter.is_some() {
-        if want != Want::Argmax {
-            return Err(ModelError::Draft(
-                "only greedy decoding without log-probabilities, top logits or structured output \
-                 drafts for now (temperature 0, repeat penalty 1)"
-                    .into(),
-            ));
-        }
-        if model.precision() == crate::ops::matvec::Precision::Fast {
-            return Err(ModelError::Draft(
-                "a verify pass computes its layers as prefill does (exactly), so at `fast` \
-                 precision it would not give fast decoding's tokens: use exact precision"
-                    .into(),
-            ));
-        }
+    if drafting.is_some() && model.precision() == crate::ops::matvec::Precision::Fast {
+        return Err(ModelError::Draft(
+            "a verify pass computes its layers as prefill does (exactly), so at `fast` \
+             precision it would not give fast decoding's tokens: use exact precision"
+                .into(),
+        ));
     }
     let n_vocab = model.cfg.n_vocab as usize;
     let mut mask = vec![0u32; n_vocab.div_ceil(32)];
@@ -355,16 +408,39 @@ async fn generate_inner(
             let last = *out.stats.generated.last().unwrap_or(&0);
             out.stats.passes += 1;
             let draft_now = cost.as_mut().is_none_or(|c| c.draft_now());
-            if let Some(d) = drafter.as_deref_mut().filter(|_| draft_now) {
+            if let Some(d) = drafting.as_mut().filter(|_| draft_now) {
                 // Room for the drafts: in the budget (each accepted draft is a token) and in
                 // the context (the last token and the drafts are cached).
                 let room = (params.max_tokens - step - 1)
                     .min((model.cache.shape().ctx - model.pos()) as usize - 1);
-                let draft = d.propose(&out.history, room.min(super::draft::MAX_DRAFT));
-                if !draft.is_empty() {
+                let draft = d
+                    .propose(gpu, &out.history, room.min(super::draft::MAX_DRAFT))
+                    .await?;
+                if !draft.tokens.is_empty() {
                     let c = cost.as_mut();
-                    let fin =
-                        speculate(model, gpu, tok, d, c, last, &draft, &mut out, on_token).await?;
+                    let fin = if want == Want::Argmax {
+                        speculate(
+                            model,
+                            gpu,
+                            tok,
+                            d,
+                            c,
+                            last,
+                            &draft.tokens,
+                            &mut out,
+                            on_token,
+                        )
+                        .await?
+                    } else {
+                        let mut v = Verify {
+                            sampler: &mut sampler,
+                            constraint: constraint.as_deref_mut(),
+                            mask: &mut mask,
+                            params,
+                        };
+                        v.run(model, gpu, tok, d, c, last, &draft, &mut out, on_token)
+                            .await?
+                    };
                     if let Some(f) = fin {
                         out.stats.finish = f;
                         break;
@@ -446,7 +522,7 @@ async fn speculate(
     model: &mut Model,
     gpu: &Gpu,
     tok: &Tokenizer,
-    drafter: &mut dyn Drafter,
+    drafter: &mut Drafting<'_>,
     cost: Option<&mut DraftCost>,
     last: u32,
     draft: &[u32],
@@ -483,6 +559,100 @@ async fn speculate(
         }
     }
     Ok(None)
+}
+
+/// A verify pass that reads every position's logits back: sampling (by the speculative
+/// sampling rule), log-probabilities, top logits, a repeat penalty or a constraint under
+/// drafting. The positions are judged in order, each as a plain step would judge it (the
+/// constraint's mask applied, the sampler's distribution taken after the tokens before it), so
+/// the constraint only ever commits tokens that are emitted.
+struct Verify<'a, 'c> {
+    sampler: &'a mut Sampler,
+    constraint: Option<&'a mut (dyn TokenConstraint + 'c)>,
+    mask: &'a mut [u32],
+    params: &'a GenParams,
+}
+
+impl Verify<'_, '_> {
+    #[allow(clippy::too_many_arguments)]
+    async fn run(
+        &mut self,
+        model: &mut Model,
+        gpu: &Gpu,
+        tok: &Tokenizer,
+        drafter: &mut Drafting<'_>,
+        cost: Option<&mut DraftCost>,
+        last: u32,
+        draft: &Proposal,
+        out: &mut Emitter,
+        on_token: &mut dyn FnMut(&Token) -> bool,
+    ) -> Result<Option<Finish>, ModelError> {
+        let pos0 = model.pos() as usize;
+        let mut input = Vec::with_capacity(draft.tokens.len() + 1);
+        input.push(last);
+        input.extend_from_slice(&draft.tokens);
+        let t0 = now_s();
+        let rows = model.forward_verify_logits(gpu, &input).await?;
+        out.stats.drafted += draft.tokens.len();
+        let mut fin = None;
+        let mut accepted = 0;
+        for (i, raw) in rows.iter().enumerate() {
+            let mut l = raw.clone();
+            if let Some(c) = self.constraint.as_deref_mut() {
+                self.mask.fill(u32::MAX);
+                c.mask(self.mask).map_err(ConstraintError)?;
+                for (j, v) in l.iter_mut().enumerate() {
+                    if self.mask[j / 32] >> (j % 32) & 1 == 0 {
+                        *v = f32::NEG_INFINITY;
+                    }
+                }
+            }
+            let p = self.sampler.distribution(&l, &out.history);
+            let (id, stands) = match (draft.tokens.get(i), draft.q.get(i)) {
+                (Some(&d), Some(q)) => match judge_draft(self.sampler, &p, q, d) {
+                    None => (d, true),
+                    Some(t) => (t, false),
+                },
+                _ if self.sampler.is_greedy() || p.total <= 0.0 => (p.ids[0], false),
+                _ => (self.sampler.draw(&p), false),
+            };
+            if self.constraint.is_some() && l.get(id as usize) == Some(&f32::NEG_INFINITY) {
+                return Err(ConstraintError("no token is allowed here".into()).into());
+            }
+            if let Some(c) = self.constraint.as_deref_mut() {
+                c.commit(id).map_err(ConstraintError)?;
+            }
+            let (logprob, top_logprobs) = match self.params.logprobs {
+                Some(k) => {
+                    let (lp, tl) = logprobs(raw, id, k);
+                    (Some(lp), tl)
+                }
+                None => (None, Vec::new()),
+            };
+            let token = Token {
+                id,
+                text: String::new(),
+                top: top_logits(raw, self.params.top_logits),
+                logprob,
+                top_logprobs,
+            };
+            let constraint = self.constraint.as_deref();
+            let complete = |_: &Emitter| constraint.is_some_and(|c| c.is_finished());
+            fin = out.emit(tok, token, complete, on_token)?;
+            if fin.is_some() || !stands {
+                // The cache holds `last` and the tokens emitted before this one.
+                model.truncate(pos0 + 1 + i);
+                break;
+            }
+            accepted += 1;
+        }
+        drafter.feedback(draft.tokens.len(), accepted);
+        if let Some(c) = cost {
+            c.verify_pass(now_s() - t0, accepted + 1);
+        }
+        out.stats.accepted += accepted;
+        Ok(fin)
+    }
 }
 
 /// The output side of a generation: the tokens so far, their streamed text (held back at a

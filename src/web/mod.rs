@@ -17,6 +17,7 @@ use wasm_bindgen::prelude::*;
 use crate::gguf::GgufError;
 use crate::gpu::{Gpu, GpuError, GpuOptions};
 use crate::model::chat::{ChatTemplate, Message};
+use crate::model::draft::{DraftConfig, DraftKind, MAX_DRAFT};
 use crate::model::forward::Model;
 use crate::model::generate::{generate_constrained, GenParams, GenStats, TokenConstraint};
 use crate::model::grammar::Grammar;
@@ -202,6 +203,12 @@ struct LoadOptions {
     /// Where the weights live: "buffer" or "texture" for every block type; by default each
     /// type's is measured with the kernel family (`WISP_WEIGHTS` natively).
     weights: Option<String>,
+    /// Speculative decoding: "lookup" (prompt lookup) drafts tokens that one pass over the
+    /// weights verifies; exact precision only.
+    draft: Option<String>,
+    /// Draft tokens per verify pass at most (1 to 15, default 2).
+    #[serde(rename = "draftMax")]
+    draft_max: Option<usize>,
 }
 
 /// Generation parameters from the JS options (OpenAI names: `max_tokens`, `temperature`,
@@ -315,6 +322,8 @@ pub struct Engine {
     context_shift: bool,
     /// Structured output's view of the vocabulary, built at the first request that needs it.
     grammar: Option<Grammar>,
+    /// Speculative decoding (`load(url, { draft: "lookup" })`).
+    draft: Option<DraftConfig>,
 }
 
 /// The result of a generation as the JS API returns it: `{text, token_ids, finish_reason,
@@ -329,7 +338,8 @@ pub fn stats_json(s: &GenStats, tok: &Tokenizer, cached: usize) -> String {
                   "total_tokens": prompt + s.generated.len(),
                   "prompt_tokens_details": {"cached_tokens": cached}},
         "timings": {"ttft_ms": s.ttft_s * 1e3, "prefill_tok_s": s.prefill_tok_s(),
-                    "decode_tok_s": s.decode_tok_s()},
+                    "decode_tok_s": s.decode_tok_s(), "drafted": s.drafted,
+                    "accepted": s.accepted, "tokens_per_pass": s.tokens_per_pass()},
     })
     .to_string()
 }
@@ -412,6 +422,34 @@ impl Engine {
                 )))
             })?,
         };
+        let draft = match opts.draft.as_deref() {
+            None => None,
+            Some("lookup") => Some(DraftConfig {
+                kind: DraftKind::Lookup,
+                max: opts.draft_max.unwrap_or(2),
+            }),
+            Some(other) => {
+                return Err(to_js(WebError::Options(format!(
+                    "draft '{other}': expected \"lookup\" (a draft model runs natively: \
+                     `wisp run --draft PATH.gguf`)"
+                ))))
+            }
+        };
+        if let Some(d) = &draft {
+            if !(1..=MAX_DRAFT).contains(&d.max) {
+                return Err(to_js(WebError::Options(format!(
+                    "draftMax is {}: it must be between 1 and {MAX_DRAFT}",
+                    d.max
+                ))));
+            }
+            if precision == Precision::Fast {
+                return Err(to_js(WebError::Options(
+                    "draft: drafts are verified at exact precision; it cannot be used with \
+                     precision \"fast\""
+                        .into(),
+                )));
+            }
+        }
         let weight_textures = match opts.weights.as_deref() {
             None => None,
             Some(w) => match crate::gpu::weight_store(w) {
@@ -490,7 +528,8 @@ impl Engine {
                         "kernels": kernels},
             "model": {"name": name, "arch": format!("{:?}", model.cfg.arch), "n_layer": model.cfg.n_layer,
                       "n_vocab": model.cfg.n_vocab, "context": ctx,
-                      "precision": precision.name()},
+                      "precision": precision.name(),
+                      "draft": draft.as_ref().map(|d| json!({"kind": "lookup", "max": d.max}))},
             "template": format!("{:?}", template.source()),
         });
         Ok(Engine {
@@ -501,6 +540,7 @@ impl Engine {
             info,
             context_shift: opts.context_shift,
             grammar: None,
+            draft,
         })
     }
 
@@ -605,7 +645,8 @@ impl Engine {
         if ids.is_empty() && cached == 0 {
             return Err(to_js(WebError::Options("the prompt is empty".into())));
         }
-        let params = gen_params(options).map_err(to_js)?;
+        let mut params = gen_params(options).map_err(to_js)?;
+        params.draft = self.draft.clone();
         let schema = if options.trim().is_empty() {
             None
         } else {

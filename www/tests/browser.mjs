@@ -11,7 +11,7 @@
 //  6. over the storage quota, the model streams uncached and the user is told;
 //  7. the demo page streams tokens for a typed prompt (screenshot to $WISP_ARTIFACTS);
 //  8. the package bundled by Vite (worker and wasm emitted by the bundler) loads and generates;
-//  9. `fast` precision;
+//  9. `fast` precision; lookup drafting gives llama.cpp's greedy tokens;
 // 10. the GPU device destroyed during load, prefill and decode: DeviceLostError, then recovery.
 // Usage: node www/tests/browser.mjs   (after scripts/build-web.sh; the model in $WISP_CACHE)
 import { createHash } from "node:crypto";
@@ -290,6 +290,19 @@ try {
   console.log(`[${secs()} s] fast precision: ${JSON.stringify(fast)}`);
   check(fast.precision === "fast" && JSON.stringify(fast.ids) === JSON.stringify(oracle.greedy_ids.slice(0, 4)),
     `at fast precision the first 4 greedy tokens equal llama.cpp's: ${JSON.stringify(fast.ids)}`);
+
+  // 9b. Speculative decoding by prompt lookup: the same greedy tokens as llama.cpp's (and as
+  // native decoding, which the native tests hold to them), with drafts verified and counted.
+  const drafted = await vpage.evaluate(async ({ url, ids, n }) => {
+    const e = await createEngine();
+    const info = await e.load(url, { context: 64, draft: "lookup", draftMax: 4 });
+    const r = await e.generate(ids, { max_tokens: n, temperature: 0 });
+    await e.unload();
+    return { draft: info.model.draft, ids: r.token_ids, timings: r.timings };
+  }, { url: modelUrl, ids: oracle.prompt_ids, n: oracle.greedy_ids.length });
+  console.log(`[${secs()} s] lookup drafting: ${JSON.stringify(drafted)}`);
+  check(JSON.stringify(drafted.ids) === JSON.stringify(oracle.greedy_ids) && drafted.timings.drafted > 0,
+    `with lookup drafts (${drafted.timings.accepted} of ${drafted.timings.drafted} accepted) the greedy tokens equal llama.cpp's`);
 
   // 10. Device loss: the engine's GPUDevice is captured inside its worker (requestDevice
   // wrapped) and destroyed from outside, as a driver reset would take it, during the load,

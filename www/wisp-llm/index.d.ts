@@ -57,6 +57,11 @@ export interface Timings {
   ttft_ms: number;
   prefill_tok_s: number;
   decode_tok_s: number;
+  /** Speculative decoding (`load(url, { draft: "lookup" })`): draft tokens verified, of them accepted. */
+  drafted: number;
+  accepted: number;
+  /** Tokens after the first per pass over the weights (1 without drafting). */
+  tokens_per_pass: number;
 }
 
 export interface GenerateResult {
@@ -193,6 +198,10 @@ export interface Engine {
       contextShift?: boolean;
       /** Every weight in storage buffers or in textures; by default measured per block type. */
       weights?: "buffer" | "texture";
+      /** Speculative decoding: "lookup" drafts from the prompt and output so far (exact precision only). */
+      draft?: "lookup";
+      /** Draft tokens per verify pass at most (1 to 15, default 2). */
+      draftMax?: number;
     },
   ): Promise<EngineInfo>;
   willItRun(url?: string, opts?: { context?: number }): Promise<WillItRun>;
@@ -232,5 +241,9 @@ export function createEngine(opts?: {
   contextShift?: boolean;
   /** Every weight in storage buffers or in textures (default: measured per block type). */
   weights?: "buffer" | "texture";
+  /** Speculative decoding: "lookup" drafts from the prompt and output so far (exact precision only). */
+  draft?: "lookup";
+  /** Draft tokens per verify pass at most (1 to 15, default 2). */
+  draftMax?: number;
   workerUrl?: string | URL;
 }): Promise<Engine>;

@@ -246,7 +246,7 @@ class Engine {
   async load(url, opts = {}) {
     if (typeof url !== "string" || url.length === 0) throw bad(`load(url): url must be a string, not ${describe(url)}`);
     if (!isObject(opts)) throw bad(`load's options must be an object, not ${describe(opts)}`);
-    const { onProgress, context, precision, contextShift, weights } = opts;
+    const { onProgress, context, precision, contextShift, weights, draft, draftMax } = opts;
     if (context !== undefined && (!Number.isInteger(context) || context < 1)) {
       throw bad(`'context' must be a positive integer (KV cache positions), not ${describe(context)}`);
     }
@@ -254,9 +254,15 @@ class Engine {
     if (weights !== undefined && weights !== "buffer" && weights !== "texture") {
       throw bad(`'weights' must be "buffer" or "texture", not ${describe(weights)}`);
     }
+    if (draft !== undefined && draft !== "lookup") {
+      throw bad(`'draft' must be "lookup", not ${describe(draft)}`);
+    }
+    if (draftMax !== undefined && (!Number.isInteger(draftMax) || draftMax < 1 || draftMax > 15)) {
+      throw bad(`'draftMax' must be an integer from 1 to 15, not ${describe(draftMax)}`);
+    }
     this.model = url;
     const options = Object.fromEntries(
-      Object.entries({ context, precision, contextShift, weights }).filter(([, v]) => v !== undefined),
+      Object.entries({ context, precision, contextShift, weights, draft, draftMax }).filter(([, v]) => v !== undefined),
     );
     return this.proxy.call("load", { url, options }, (ev, d) => {
       if (ev === "progress") onProgress?.(d);
@@ -360,7 +366,7 @@ class Engine {
 
 /**
  * Starts the engine in a Web Worker and, with `model`, loads it.
- * @param {{model?: string, onProgress?: (p: object) => void, context?: number, precision?: "exact"|"fast", contextShift?: boolean, weights?: "buffer"|"texture", workerUrl?: string|URL}} opts
+ * @param {{model?: string, onProgress?: (p: object) => void, context?: number, precision?: "exact"|"fast", contextShift?: boolean, weights?: "buffer"|"texture", draft?: "lookup", draftMax?: number, workerUrl?: string|URL}} opts
  */
 export async function createEngine(opts = {}) {
   // The literal `new Worker(new URL(...), ...)` form is what bundlers (Vite, webpack) recognize

@@ -8,7 +8,7 @@ use wisp::model::generate::now_s;
 use wisp::ops::synth::Rng;
 
 use crate::cli::ModelBenchArgs;
-use crate::load::{adapter_json, load};
+use crate::load::{adapter_json, load_with_draft, Loaded};
 
 /// Seconds for one forward of `ids` from an empty cache (ends with the 8-byte argmax readback).
 fn timed_prefill(
@@ -84,8 +84,12 @@ const PROFILE_STEPS: u32 = 3;
 pub fn run(args: ModelBenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     let longest = args.prefill.iter().copied().max().unwrap_or(1).max(1);
     // Room for the prompt, the decode run and the profiled steps after it.
-    let ctx = longest.max(args.ttft_prompt + args.decode as u32 + 1 + PROFILE_STEPS);
-    let mut m = load(&args.model, ctx, args.precision.get())?;
+    let mut ctx = longest.max(args.ttft_prompt + args.decode as u32 + 1 + PROFILE_STEPS);
+    if args.draft.draft.is_some() {
+        // The drafting workloads' prompts (a few hundred tokens) and their output.
+        ctx = ctx.max(DRAFT_PROMPT_ROOM + args.decode as u32 + 1);
+    }
+    let mut m = load_with_draft(&args.model, ctx, args.precision.get(), &args.draft)?;
     let (gpu, model) = (&m.gpu, &mut m.model);
     let n_vocab = model.cfg.n_vocab;
     // Ordinary tokens (ids past the first 1000 are plain words in every supported vocabulary).
@@ -224,7 +228,7 @@ pub fn run(args: ModelBenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     let bytes_per_token = model.weights.decode_bytes() + kv_bytes;
     let achieved = bytes_per_token as f64 * decode_tok_s / 1e9;
     let pct = 100.0 * achieved / roof;
-    let report = json!({
+    let mut report = json!({
         "adapter": adapter_json(&gpu.caps),
         "model": m.file.gguf().get_str("general.name").unwrap_or_default(),
         "prefill_tok_s": prefill,
@@ -251,13 +255,33 @@ pub fn run(args: ModelBenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             .map(|(n, r)| (n.to_string(), json!(r)))
             .collect::<serde_json::Map<_, _>>(),
     });
+    let adapter_name = gpu.caps.adapter.name.clone();
+    if let Some(cfg) = args.draft.config() {
+        let what = args.draft.describe().unwrap_or_default();
+        let rows = draft_bench(&mut m, &cfg, args.decode.max(2))?;
+        for r in &rows {
+            say(format!(
+                "drafting by {what} (up to {}), {}: plain {:.2} tok/s, drafted {:.2} tok/s = {:.2}×; \
+                 {} of {} drafts accepted, {:.2} tokens per pass; same tokens: {}",
+                cfg.max,
+                r["workload"].as_str().unwrap_or_default(),
+                r["plain_tok_s"].as_f64().unwrap_or(0.0),
+                r["drafted_tok_s"].as_f64().unwrap_or(0.0),
+                r["speedup"].as_f64().unwrap_or(0.0),
+                r["accepted"],
+                r["drafted"],
+                r["tokens_per_pass"].as_f64().unwrap_or(0.0),
+                r["same_tokens"],
+            ));
+        }
+        report["drafting"] = json!({"draft": what, "draft_max": cfg.max, "workloads": rows});
+    }
     if args.json {
         println!("{report}");
     } else {
         // The result on stdout (the details above are on stderr), for scripts/main.sh's summary.
         println!(
-            "decode {decode_tok_s:.2} tok/s on {}: {:.1} MB read per token = {achieved:.2} GB/s = {pct:.1}% of the {roof:.2} GB/s read roofline",
-            gpu.caps.adapter.name,
+            "decode {decode_tok_s:.2} tok/s on {adapter_name}: {:.1} MB read per token = {achieved:.2} GB/s = {pct:.1}% of the {roof:.2} GB/s read roofline",
             bytes_per_token as f64 / 1e6
         );
     }
@@ -303,4 +327,95 @@ fn verify_cost(
         out.push((n, best(n, 2)? / step));
     }
     Ok(out)
+}
+
+/// Prompt positions kept for the drafting workloads.
+const DRAFT_PROMPT_ROOM: u32 = 400;
+
+/// `wisp bench --draft`'s workloads: text that repeats its prompt (a code listing given in the
+/// prompt, to be written again with one change: the input-grounded case prompt lookup is for),
+/// and free text (a story, which rarely repeats).
+const DRAFT_WORKLOADS: [(&str, &str); 2] = [
+    (
+        "input-grounded",
+        "class Account:\n    def __init__(self, owner, total=0):\n        self.owner = owner\n        \
+         self.total = total\n\n    def deposit(self, value):\n        if value <= 0:\n            \
+         raise ValueError(\"deposit must be positive\")\n        self.total += value\n        \
+         return self.total\n\n    def withdraw(self, value):\n        if value > self.total:\n            \
+         raise ValueError(\"not enough money\")\n        self.total -= value\n        \
+         return self.total\n\n    def __repr__(self):\n        \
+         return f\"Account({self.owner!r}, {self.total})\"\n\n\n# The same class again, with \
+         `total` renamed to `balance`:\n\nclass Account:\n",
+    ),
+    (
+        "free text",
+        "Once upon a time, in a small village by the sea, there lived an old fisherman who",
+    ),
+];
+
+/// Each drafting workload decoded plainly and with drafts, alternating, twice each (the faster
+/// of each counts: software adapters drift), from the same prompt: decode tok/s of both, the
+/// drafts verified and accepted, tokens per pass, and whether the tokens are the same.
+fn draft_bench(
+    m: &mut Loaded,
+    cfg: &wisp::model::draft::DraftConfig,
+    n: usize,
+) -> BenchResult<Vec<serde_json::Value>> {
+    use wisp::model::generate::{generate_full, GenParams, GenStats};
+    let mut rows = Vec::new();
+    for (name, text) in DRAFT_WORKLOADS {
+        let prompt = m.tokenizer.encode(text, true)?;
+        let mut run = |drafted: bool| -> BenchResult<GenStats> {
+            let params = GenParams {
+                max_tokens: n,
+                draft: drafted.then(|| cfg.clone()),
+                ..GenParams::default()
+            };
+            m.model.reset();
+            let Loaded {
+                model,
+                gpu,
+                tokenizer,
+                draft,
+                ..
+            } = &mut *m;
+            Ok(pollster::block_on(generate_full(
+                model,
+                gpu,
+                tokenizer,
+                &prompt,
+                &params,
+                None,
+                draft.as_mut(),
+                &mut |_| true,
+            ))?)
+        };
+        let mut plain: Option<GenStats> = None;
+        let mut spec: Option<GenStats> = None;
+        let faster = |best: Option<GenStats>, s: GenStats| match best {
+            Some(b) if b.decode_tok_s() >= s.decode_tok_s() => Some(b),
+            _ => Some(s),
+        };
+        for _ in 0..2 {
+            plain = faster(plain, run(false)?);
+            spec = faster(spec, run(true)?);
+        }
+        let (Some(a), Some(b)) = (plain, spec) else {
+            continue;
+        };
+        rows.push(json!({
+            "workload": name,
+            "prompt_tokens": prompt.len(),
+            "tokens": b.generated.len(),
+            "plain_tok_s": a.decode_tok_s(),
+            "drafted_tok_s": b.decode_tok_s(),
+            "speedup": b.decode_tok_s() / a.decode_tok_s().max(1e-9),
+            "drafted": b.drafted,
+            "accepted": b.accepted,
+            "acceptance": b.accepted as f64 / b.drafted.max(1) as f64,
+            "tokens_per_pass": b.tokens_per_pass(),
+            "same_tokens": a.generated == b.generated,
+        }));
+    }
+    Ok(rows)
 }

@@ -4,15 +4,15 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use wisp::model::chat::{ChatTemplate, Message, TemplateSource};
-use wisp::model::generate::{generate, GenParams};
+use wisp::model::generate::{generate_full, GenParams};
 use wisp::model::session::{fit_messages, reuse_prefix};
 
 use crate::cli::ChatArgs;
-use crate::load::load;
+use crate::load::load_with_draft;
 
 pub fn run(mut args: ChatArgs) -> Result<(), Box<dyn std::error::Error>> {
     args.model.prefer_chat_model("chat");
-    let mut m = load(&args.model, args.ctx, args.precision.get())?;
+    let mut m = load_with_draft(&args.model, args.ctx, args.precision.get(), &args.draft)?;
     let template = ChatTemplate::for_model(&m.tokenizer)?;
     let base_hint = "it is probably a base model, not instruction-tuned: replies may not follow \
                      the conversation (scripts/fetch-model.sh smollm2 fetches an instruction-tuned one)";
@@ -36,7 +36,7 @@ pub fn run(mut args: ChatArgs) -> Result<(), Box<dyn std::error::Error>> {
         stop,
         top_logits: 0,
         logprobs: None,
-        draft: None,
+        draft: args.draft.config(),
     };
     let mut messages = Vec::new();
     if let Some(s) = &args.system {
@@ -111,12 +111,14 @@ pub fn run(mut args: ChatArgs) -> Result<(), Box<dyn std::error::Error>> {
         let ids = fitted.ids;
         // Reuse the cached prefix; at least one token must run to get logits.
         let keep = reuse_prefix(&mut m.model, &ids);
-        let result = pollster::block_on(generate(
+        let result = pollster::block_on(generate_full(
             &mut m.model,
             &m.gpu,
             &m.tokenizer,
             &ids[keep..],
             &params,
+            None,
+            m.draft.as_mut(),
             &mut |t| {
                 print!("{}", t.text);
                 stdout.flush().is_ok()
@@ -125,8 +127,18 @@ pub fn run(mut args: ChatArgs) -> Result<(), Box<dyn std::error::Error>> {
         match result {
             Ok(stats) => {
                 println!("{}", stats.tail);
+                let drafting = if params.draft.is_some() {
+                    format!(
+                        ", drafted {} accepted {} ({:.2} tokens per pass)",
+                        stats.drafted,
+                        stats.accepted,
+                        stats.tokens_per_pass()
+                    )
+                } else {
+                    String::new()
+                };
                 eprintln!(
-                    "[{} cached + {} new prompt tokens, {} generated, {:.0} ms to first token, {:.2} tok/s, {}]",
+                    "[{} cached + {} new prompt tokens, {} generated, {:.0} ms to first token, {:.2} tok/s{drafting}, {}]",
                     keep,
                     ids.len() - keep,
                     stats.generated.len(),

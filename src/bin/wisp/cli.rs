@@ -156,6 +156,8 @@ pub struct ServeArgs {
     /// Decode precision.
     #[arg(long, value_enum, default_value_t = PrecisionArg::Exact)]
     pub precision: PrecisionArg,
+    #[command(flatten)]
+    pub draft: DraftArgs,
 }
 
 #[derive(Args, Clone)]
@@ -409,33 +411,71 @@ pub struct RunArgs {
 }
 
 /// Speculative decoding.
-#[derive(Args, Clone, Debug)]
+#[derive(Args, Clone, Debug, Default)]
 pub struct DraftArgs {
-    /// Draft tokens and verify them several per pass over the weights (greedy decoding at
-    /// exact precision; the text is the same): `lookup` matches the last tokens in the prompt
-    /// and output so far.
-    #[arg(long, value_enum)]
-    pub draft: Option<DraftArg>,
+    /// Draft tokens and verify them several per pass over the weights (at exact precision:
+    /// greedy decoding gives the same text, sampling the same distribution). `lookup` matches
+    /// the last tokens in the prompt and output so far; a GGUF path names a smaller model with
+    /// the same vocabulary; `self`, the model itself (every greedy draft stands: the ceiling of
+    /// the method, for measuring).
+    #[arg(long, value_parser = draft_source, value_name = "lookup|PATH.gguf|self")]
+    pub draft: Option<DraftSource>,
     /// Draft tokens per verify pass at most (1 to 15; 2 measured best on lavapipe, where a pass
     /// over 2 tokens costs 1.1–1.4 decode steps and over 5 about 2.5; GPUs should take more).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=15))]
     pub draft_max: u16,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum DraftArg {
+/// Where drafts come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DraftSource {
     /// Prompt lookup: what followed the last tokens' most recent earlier occurrence.
     Lookup,
+    /// A draft model.
+    Model(PathBuf),
+    /// The model drafting for itself (every greedy draft stands: the ceiling of the method).
+    Itself,
+}
+
+fn draft_source(s: &str) -> Result<DraftSource, String> {
+    match s {
+        "lookup" => return Ok(DraftSource::Lookup),
+        "self" => return Ok(DraftSource::Itself),
+        _ => {}
+    }
+    let p = PathBuf::from(s);
+    if p.is_file() {
+        Ok(DraftSource::Model(p))
+    } else {
+        Err(format!(
+            "'{s}' is neither `lookup`, `self` nor a file (a draft model: a GGUF with the \
+             model's vocabulary)"
+        ))
+    }
 }
 
 impl DraftArgs {
     /// The library's drafting settings.
     pub fn config(&self) -> Option<wisp::model::draft::DraftConfig> {
-        self.draft.map(|d| wisp::model::draft::DraftConfig {
+        use wisp::model::draft::{DraftConfig, DraftKind};
+        self.draft.as_ref().map(|d| DraftConfig {
             kind: match d {
-                DraftArg::Lookup => wisp::model::draft::DraftKind::Lookup,
+                DraftSource::Lookup => DraftKind::Lookup,
+                DraftSource::Model(_) | DraftSource::Itself => DraftKind::Model,
             },
             max: usize::from(self.draft_max),
+        })
+    }
+
+    /// What drafts, in words (`lookup` or the draft model's file name).
+    pub fn describe(&self) -> Option<String> {
+        self.draft.as_ref().map(|d| match d {
+            DraftSource::Lookup => "lookup".to_string(),
+            DraftSource::Itself => "the model itself".to_string(),
+            DraftSource::Model(p) => p.file_name().map_or_else(
+                || p.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            ),
         })
     }
 }
@@ -466,6 +506,8 @@ pub struct ChatArgs {
     /// Decode precision.
     #[arg(long, value_enum, default_value_t = PrecisionArg::Exact)]
     pub precision: PrecisionArg,
+    #[command(flatten)]
+    pub draft: DraftArgs,
 }
 
 #[derive(Args)]
@@ -509,4 +551,8 @@ pub struct ModelBenchArgs {
     /// Decode precision.
     #[arg(long, value_enum, default_value_t = PrecisionArg::Exact)]
     pub precision: PrecisionArg,
+    /// Also time speculative decoding on two workloads (text that repeats the prompt, and free
+    /// text), side by side with plain decoding.
+    #[command(flatten)]
+    pub draft: DraftArgs,
 }

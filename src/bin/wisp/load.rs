@@ -7,7 +7,8 @@ use wisp::gpu::{Capabilities, Gpu, GpuOptions};
 use wisp::model::forward::Model;
 use wisp::model::tokenizer::Tokenizer;
 
-use crate::cli::{ModelArg, PromptArgs};
+use crate::cli::{DraftArgs, DraftSource, ModelArg, PromptArgs};
+use wisp::model::draft::DraftModel;
 
 /// A model ready to run: its file (memory-mapped), the GPU, the weights and the tokenizer.
 pub struct Loaded {
@@ -15,6 +16,8 @@ pub struct Loaded {
     pub gpu: Gpu,
     pub model: Model,
     pub tokenizer: Tokenizer,
+    /// A draft model for speculative decoding, on the same device (`--draft PATH`).
+    pub draft: Option<DraftModel>,
 }
 
 /// Opens the GPU and uploads the model, showing bytes uploaded on stderr.
@@ -53,7 +56,36 @@ pub fn load(
         gpu,
         model,
         tokenizer,
+        draft: None,
     })
+}
+
+/// [`load`], then the draft model that `draft` names (if it names one) on the same device,
+/// with a cache of `ctx` positions; a draft vocabulary that is not the model's is refused,
+/// naming the first token that differs.
+pub fn load_with_draft(
+    arg: &ModelArg,
+    ctx: u32,
+    precision: wisp::ops::matvec::Precision,
+    draft: &DraftArgs,
+) -> Result<Loaded, Box<dyn std::error::Error>> {
+    let mut loaded = load(arg, ctx, precision)?;
+    let path = match &draft.draft {
+        Some(DraftSource::Model(p)) => Some(p.clone()),
+        Some(DraftSource::Itself) => Some(arg.path()?),
+        _ => None,
+    };
+    if let Some(path) = &path {
+        let file =
+            GgufFile::open(path).map_err(|e| format!("draft model {}: {e}", path.display()))?;
+        let own = Tokenizer::from_gguf(file.gguf())?;
+        wisp::model::draft::check_vocab(&own, &loaded.tokenizer)?;
+        let model = pollster::block_on(Model::load(&loaded.gpu, &file, ctx, &mut |_, _| {}))
+            .map_err(|e| format!("draft model {}: {e}", path.display()))?;
+        let dm = DraftModel::new(model, &own, &loaded.tokenizer, usize::from(draft.draft_max))?;
+        loaded.draft = Some(dm);
+    }
+    Ok(loaded)
 }
 
 /// Where the measured kernel family of each adapter is kept: `$WISP_CACHE/kernel-family.json`.

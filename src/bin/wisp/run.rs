@@ -3,11 +3,11 @@
 use std::io::Write;
 
 use serde_json::json;
-use wisp::model::generate::{generate, Finish, GenParams};
+use wisp::model::generate::{generate_full, Finish, GenParams};
 use wisp::model::sampler::SamplerConfig;
 
 use crate::cli::{RunArgs, SampleArgs};
-use crate::load::load;
+use crate::load::load_with_draft;
 
 impl SampleArgs {
     /// The sampler these options describe.
@@ -25,7 +25,7 @@ impl SampleArgs {
 }
 
 pub fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let mut m = load(&args.model, args.ctx, args.precision.get())?;
+    let mut m = load_with_draft(&args.model, args.ctx, args.precision.get(), &args.draft)?;
     let prompt = args.prompt.tokens(&m.tokenizer)?;
     if prompt.len() as u64 >= u64::from(args.ctx) {
         return Err(format!(
@@ -46,12 +46,14 @@ pub fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut stdout = std::io::stdout();
     let mut io_err = None;
-    let stats = pollster::block_on(generate(
+    let stats = pollster::block_on(generate_full(
         &mut m.model,
         &m.gpu,
         &m.tokenizer,
         &prompt,
         &params,
+        None,
+        m.draft.as_mut(),
         &mut |t| {
             let r = if args.json {
                 let mut line = json!({"id": t.id, "text": t.text});

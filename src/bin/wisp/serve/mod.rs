@@ -26,7 +26,7 @@ use api::{ApiError, ChatRequest, CompletionRequest, PromptIn, ResponseFormat};
 use worker::{Event, Input, Job, SharedStatus, TokenLogprob, Worker};
 
 use crate::cli::ServeArgs;
-use crate::load::load;
+use crate::load::load_with_draft;
 use wisp::model::chat::ChatTemplate;
 
 struct App {
@@ -54,7 +54,14 @@ pub fn run(mut args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         .parse()
         .map_err(|e| format!("--host {} --port {}: {e}", args.host, args.port))?;
     args.model.prefer_chat_model("serve");
-    let loaded = load(&args.model, args.ctx, args.precision.get())?;
+    if args.draft.draft.is_some() && args.precision.get() == wisp::ops::matvec::Precision::Fast {
+        return Err(
+            "--draft verifies drafts at exact precision: it cannot be used with \
+                    --precision fast"
+                .into(),
+        );
+    }
+    let loaded = load_with_draft(&args.model, args.ctx, args.precision.get(), &args.draft)?;
     let about = describe(&args, &loaded)?;
     let template = ChatTemplate::for_model(&loaded.tokenizer)?;
     let tokenizer = wisp::model::tokenizer::Tokenizer::from_gguf(loaded.file.gguf())?;
@@ -65,6 +72,9 @@ pub fn run(mut args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         .map_or_else(|| "wisp".into(), |s| s.to_string_lossy().into_owned());
     let (jobs, rx) = std::sync::mpsc::sync_channel::<Job>(args.queue.max(1));
     let status = SharedStatus::default();
+    if let Ok(mut s) = status.lock() {
+        s.draft = args.draft.describe();
+    }
     let worker = Worker {
         status: status.clone(),
         loaded,
@@ -74,8 +84,12 @@ pub fn run(mut args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         grammar: None,
         reload: {
             let (model, ctx, precision) = (args.model.clone(), args.ctx, args.precision.get());
-            Box::new(move || load(&model, ctx, precision).map_err(|e| e.to_string()))
+            let draft = args.draft.clone();
+            Box::new(move || {
+                load_with_draft(&model, ctx, precision, &draft).map_err(|e| e.to_string())
+            })
         },
+        draft: args.draft.config(),
     };
     std::thread::Builder::new()
         .name("wisp-engine".into())
@@ -177,8 +191,11 @@ fn describe(args: &ServeArgs, loaded: &crate::load::Loaded) -> Result<String, St
         .filter(|n| !n.is_empty())
         .map_or_else(String::new, |n| format!(" ({n})"));
     let c = &loaded.gpu.caps;
+    let draft = args.draft.describe().map_or_else(String::new, |d| {
+        format!(", drafting by {d} (up to {})", args.draft.draft_max)
+    });
     Ok(format!(
-        "{stem}{name} on {} ({}, {:?}), context {}{}, {} precision",
+        "{stem}{name} on {} ({}, {:?}), context {}{}, {} precision{draft}",
         c.adapter.name,
         c.adapter.backend,
         c.tier,
@@ -470,11 +487,14 @@ async fn respond(reply: Reply, mut rx: UnboundedReceiver<Event>) -> Response {
                     tail,
                     finish_reason,
                     completion_tokens,
+                    timings,
                 } => {
                     text.push_str(&tail);
                     let usage = reply.usage(prompt, cached, completion_tokens);
                     let lp = reply.logprobs_json(&toks);
-                    return Json(reply.whole(&text, finish_reason, lp, usage)).into_response();
+                    let mut whole = reply.whole(&text, finish_reason, lp, usage);
+                    whole["timings"] = timings;
+                    return Json(whole).into_response();
                 }
                 Event::Error(e) => return e.into_response(),
                 Event::Start { .. } => {}
@@ -508,13 +528,11 @@ async fn respond(reply: Reply, mut rx: UnboundedReceiver<Event>) -> Response {
                     tail,
                     finish_reason,
                     completion_tokens,
+                    timings,
                 } => {
-                    let mut v = vec![send(reply.chunk(
-                        &tail,
-                        Some(finish_reason),
-                        Value::Null,
-                        false,
-                    ))];
+                    let mut last = reply.chunk(&tail, Some(finish_reason), Value::Null, false);
+                    last["timings"] = timings;
+                    let mut v = vec![send(last)];
                     if reply.include_usage {
                         let mut u = reply.chunk("", None, Value::Null, false);
                         u["choices"] = json!([]);

@@ -5,7 +5,7 @@ use std::sync::mpsc::Receiver;
 
 use tokio::sync::mpsc::UnboundedSender;
 use wisp::model::chat::{encode_prompt, ChatTemplate, Message};
-use wisp::model::generate::{generate_constrained, Finish, GenParams, TokenConstraint};
+use wisp::model::generate::{generate_full, Finish, GenParams, TokenConstraint};
 use wisp::model::session::{fit_messages, reuse_prefix};
 use wisp::model::tokenizer::Tokenizer;
 use wisp::model::ModelError;
@@ -57,6 +57,9 @@ pub enum Event {
         tail: String,
         finish_reason: &'static str,
         completion_tokens: usize,
+        /// As llama-server reports them: prompt and predicted tokens and milliseconds, and the
+        /// draft tokens verified and accepted (speculative decoding).
+        timings: serde_json::Value,
     },
     Error(ApiError),
 }
@@ -79,6 +82,11 @@ pub struct EngineStatus {
     pub device_losses: u64,
     /// Why the last reload after a device loss failed (the server then answers 503).
     pub reload_error: Option<String>,
+    /// Speculative decoding: what drafts (`lookup` or the draft model's file), and the draft
+    /// tokens verified and accepted over all requests.
+    pub draft: Option<String>,
+    pub drafted: u64,
+    pub accepted: u64,
 }
 
 /// Opens a new device and loads the model again (after a device loss).
@@ -96,6 +104,8 @@ pub struct Worker {
     /// Structured output's view of the vocabulary, built at the first request that needs it.
     pub grammar: Option<Grammar>,
     pub reload: Reload,
+    /// Speculative decoding (`--draft`); a draft model is in `loaded.draft`.
+    pub draft: Option<wisp::model::draft::DraftConfig>,
 }
 
 /// The `code` of the error a request gets when the device is lost under it.
@@ -269,29 +279,36 @@ impl Worker {
             prompt_tokens: ids.len(),
             cached_tokens: cached,
         });
+        let precision = self.loaded.model.precision();
         let params = GenParams {
             max_tokens,
             sampler: job.settings.sampler.clone(),
             stop: job.settings.stop.clone(),
             top_logits: 0,
             logprobs: job.logprobs,
-            draft: None,
+            // Drafting runs at exact precision (`serve` refuses --draft with fast at start).
+            draft: self
+                .draft
+                .clone()
+                .filter(|_| precision == wisp::ops::matvec::Precision::Exact),
         };
         let events = &job.events;
         let Loaded {
             model,
             gpu,
             tokenizer,
+            draft,
             ..
         } = &mut self.loaded;
         let tok: &Tokenizer = tokenizer;
-        let stats = pollster::block_on(generate_constrained(
+        let stats = pollster::block_on(generate_full(
             model,
             gpu,
             tok,
             &ids[cached..],
             &params,
             constraint.as_mut().map(|c| c as &mut dyn TokenConstraint),
+            draft.as_mut(),
             &mut |t| {
                 let _ = events.send(Event::Token {
                     text: t.text.clone(),
@@ -311,11 +328,32 @@ impl Worker {
             s.last_finish_reason = Some(stats.finish.reason());
             s.last_completion_tokens = stats.generated.len();
             s.cancelled += u64::from(stats.finish == Finish::Interrupted);
+            s.drafted += stats.drafted as u64;
+            s.accepted += stats.accepted as u64;
         });
+        let n = stats.generated.len();
+        let (prompt_n, prompt_ms) = (ids.len() - cached, stats.ttft_s * 1e3);
+        let predicted_ms = stats.decode_s * 1e3;
+        let per_s = |n: usize, ms: f64| if ms > 0.0 { n as f64 * 1e3 / ms } else { 0.0 };
+        let mut timings = serde_json::json!({
+            "cache_n": cached,
+            "prompt_n": prompt_n,
+            "prompt_ms": prompt_ms,
+            "prompt_per_second": per_s(prompt_n, prompt_ms),
+            // Tokens after the first, over the time after it (the first comes with the prompt).
+            "predicted_n": n,
+            "predicted_ms": predicted_ms,
+            "predicted_per_second": per_s(n.saturating_sub(1), predicted_ms),
+        });
+        if params.draft.is_some() {
+            timings["draft_n"] = stats.drafted.into();
+            timings["draft_n_accepted"] = stats.accepted.into();
+        }
         let _ = events.send(Event::Done {
             tail: stats.tail.clone(),
             finish_reason: stats.finish.reason(),
-            completion_tokens: stats.generated.len(),
+            completion_tokens: n,
+            timings,
         });
         Ok(())
     }
@@ -415,6 +453,7 @@ mod tests {
             reload: Box::new(move || {
                 crate::load::load(&reload_arg, 64, precision).map_err(|e| e.to_string())
             }),
+            draft: None,
         };
         let (jobs, rx) = std::sync::mpsc::sync_channel::<Job>(4);
         let engine = std::thread::spawn(move || worker.run(rx));
