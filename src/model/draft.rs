@@ -121,8 +121,8 @@ impl Drafter for Lookup {
 
 /// Whether drafting pays on this adapter, measured as a generation runs: the time per token of
 /// verify passes against the time of a plain decode step (moving averages). While verify passes
-/// cost more per token, drafting is held off for 4 steps, then 8, 16, … up to 64, and tried
-/// again (judged on its own); once a pass pays, the hold starts over at 4. On an adapter where a pass over several
+/// cost more per token, drafting is held off for 8 steps, then 16, 32, … up to 128, and tried
+/// again (judged on its own); once a pass pays, the hold starts over at 8. On an adapter where a pass over several
 /// tokens costs nearly what one token costs (a GPU, bound by reading the weights), drafts that
 /// are accepted pay; where it costs several steps (a CPU adapter, bound by arithmetic), drafting
 /// mostly stays off and costs little.
@@ -133,6 +133,11 @@ pub struct DraftCost {
     hold: usize,
     backoff: usize,
 }
+
+/// Steps [`DraftCost`] holds drafting off after the first pass that did not pay, and at most
+/// (the hold doubles from one to the next).
+const HOLD_FIRST: usize = 8;
+const HOLD_MOST: usize = 128;
 
 /// Weight of the newest sample in [`DraftCost`]'s moving averages.
 const EMA_NEW: f64 = 0.3;
@@ -147,25 +152,29 @@ impl DraftCost {
         self.step_s = Some(ema(self.step_s, s));
     }
 
-    /// A verify pass took `s` seconds and gave `tokens` tokens (the accepted drafts and the
-    /// model's own next token).
+    /// Drafting and verifying took `s` seconds and gave `tokens` tokens (the accepted drafts and
+    /// the model's own next token).
     pub fn verify_pass(&mut self, s: f64, tokens: usize) {
         let per = ema(self.pass_s_per_token, s / tokens.max(1) as f64);
         self.pass_s_per_token = Some(per);
         if let Some(step) = self.step_s {
             if per > step {
-                self.hold = self.backoff.max(4);
-                self.backoff = (self.hold * 2).min(64);
+                self.hold = self.backoff.max(HOLD_FIRST);
+                self.backoff = (self.hold * 2).min(HOLD_MOST);
                 // The pass after the hold is judged on its own.
                 self.pass_s_per_token = None;
             } else {
-                self.backoff = 4;
+                self.backoff = HOLD_FIRST;
             }
         }
     }
 
-    /// Whether to draft at this step (else one token is decoded plainly).
+    /// Whether to draft at this step (else one token is decoded plainly). Not before a plain
+    /// step has been timed: without it no pass can be judged.
     pub fn draft_now(&mut self) -> bool {
+        if self.step_s.is_none() {
+            return false;
+        }
         if self.hold > 0 {
             self.hold -= 1;
             false
@@ -381,12 +390,12 @@ mod tests {
     #[test]
     fn drafting_holds_off_while_verify_passes_cost_more_per_token() {
         let mut c = DraftCost::default();
-        // No plain step measured yet: always draft.
-        c.verify_pass(0.5, 1);
-        assert!(c.draft_now());
+        // No plain step measured yet: no drafting.
+        assert!(!c.draft_now());
         c.plain_step(0.1);
-        // 0.3 s for 2 tokens against 0.1 s a step: hold 4 steps, then 8.
-        for hold in [4, 8, 16] {
+        assert!(c.draft_now());
+        // 0.3 s for 2 tokens against 0.1 s a step: hold 8 steps, then 16.
+        for hold in [8, 16, 32] {
             c.verify_pass(0.3, 2);
             for _ in 0..hold {
                 assert!(!c.draft_now());
@@ -399,7 +408,7 @@ mod tests {
         c.verify_pass(0.05, 6);
         assert!(c.draft_now());
         c.verify_pass(5.0, 1);
-        for _ in 0..4 {
+        for _ in 0..8 {
             assert!(!c.draft_now());
         }
         assert!(c.draft_now());

@@ -413,11 +413,13 @@ async fn generate_inner(
                 // the context (the last token and the drafts are cached).
                 let room = (params.max_tokens - step - 1)
                     .min((model.cache.shape().ctx - model.pos()) as usize - 1);
+                let t_draft = now_s();
                 let draft = d
                     .propose(gpu, &out.history, room.min(super::draft::MAX_DRAFT))
                     .await?;
                 if !draft.tokens.is_empty() {
                     let c = cost.as_mut();
+                    let c = c.map(|c| (c, t_draft));
                     let fin = if want == Want::Argmax {
                         speculate(
                             model,
@@ -523,7 +525,7 @@ async fn speculate(
     gpu: &Gpu,
     tok: &Tokenizer,
     drafter: &mut Drafting<'_>,
-    cost: Option<&mut DraftCost>,
+    cost: Option<(&mut DraftCost, f64)>,
     last: u32,
     draft: &[u32],
     out: &mut Emitter,
@@ -533,13 +535,12 @@ async fn speculate(
     let mut input = Vec::with_capacity(draft.len() + 1);
     input.push(last);
     input.extend_from_slice(draft);
-    let t0 = now_s();
     let picks = model.forward_verify(gpu, &input).await?;
     // picks[i] follows input[i]; draft[i] = input[i + 1] stands where it equals picks[i].
     let accepted = draft.iter().zip(&picks).take_while(|(d, p)| d == p).count();
     drafter.feedback(draft.len(), accepted);
-    if let Some(c) = cost {
-        c.verify_pass(now_s() - t0, accepted + 1);
+    if let Some((c, t_draft)) = cost {
+        c.verify_pass(now_s() - t_draft, accepted + 1);
     }
     out.stats.drafted += draft.len();
     out.stats.accepted += accepted;
@@ -581,7 +582,7 @@ impl Verify<'_, '_> {
         gpu: &Gpu,
         tok: &Tokenizer,
         drafter: &mut Drafting<'_>,
-        cost: Option<&mut DraftCost>,
+        cost: Option<(&mut DraftCost, f64)>,
         last: u32,
         draft: &Proposal,
         out: &mut Emitter,
@@ -591,7 +592,6 @@ impl Verify<'_, '_> {
         let mut input = Vec::with_capacity(draft.tokens.len() + 1);
         input.push(last);
         input.extend_from_slice(&draft.tokens);
-        let t0 = now_s();
         let rows = model.forward_verify_logits(gpu, &input).await?;
         out.stats.drafted += draft.tokens.len();
         let mut fin = None;
@@ -647,8 +647,8 @@ impl Verify<'_, '_> {
             accepted += 1;
         }
         drafter.feedback(draft.tokens.len(), accepted);
-        if let Some(c) = cost {
-            c.verify_pass(now_s() - t0, accepted + 1);
+        if let Some((c, t_draft)) = cost {
+            c.verify_pass(now_s() - t_draft, accepted + 1);
         }
         out.stats.accepted += accepted;
         Ok(fin)

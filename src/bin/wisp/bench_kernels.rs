@@ -9,6 +9,9 @@ use wisp::quant::GgmlType;
 
 use crate::cli::BenchArgs;
 
+/// Column counts whose weight pass `bench-kernels` times against a one-column matvec.
+const FEW_COLS: [u32; 4] = [2, 4, 8, 16];
+
 pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     let k_len = args.k;
     let mut gpu = pollster::block_on(Gpu::new(&GpuOptions::from_env()?))?;
@@ -83,7 +86,17 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                 args.cols,
                 args.iters.min(3),
             ))?;
-            rows_out.push((fam == chosen, rows, mm_rows, mv, fast, mm));
+            // A weight pass over a few columns (speculative decoding's verify pass, batched
+            // slots) over a one-column matvec of the same weights: n columns cost this many
+            // decode steps (the few-column kernel up to matmul::MAX_FEW_COLS where the adapter
+            // runs it, the prefill kernel past it).
+            let mut few = Vec::new();
+            for n in FEW_COLS {
+                let t =
+                    pollster::block_on(bench::matmul(&gpu, ty, rows, k_len, n, args.iters.min(3)))?;
+                few.push((n, t.seconds / mv.seconds));
+            }
+            rows_out.push((fam == chosen, rows, mm_rows, mv, fast, mm, few));
         }
     }
     let mut kernels = Vec::new();
@@ -99,7 +112,7 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             "format", "op", "family", "GB/s", "% roof", "GFLOP/s", "% ALU"
         );
     }
-    for (is_chosen, rows, mm_rows, mv, fast, mm) in rows_out {
+    for (is_chosen, rows, mm_rows, mv, fast, mm, few) in rows_out {
         let ty = mv.ty.to_string();
         for mv in std::iter::once(&mv).chain(fast.as_ref()) {
             let pct = 100.0 * mv.gbs / roof.gbs;
@@ -134,6 +147,23 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             json!({"format": ty, "op": "matmul", "family": mm.family, "chosen": is_chosen,
             "rows": mm_rows, "k": k_len, "cols": args.cols, "gflops": mm.gflops,
             "pct_of_alu_peak": 100.0 * mm.gflops / alu}),
+        );
+        if !args.json {
+            println!(
+                "{ty:<6} {:<7} {:<10} n columns cost, in 1-column matvecs: {}",
+                "few",
+                mm.family,
+                few.iter()
+                    .map(|(n, r)| format!("{n}: {r:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        kernels.push(
+            json!({"format": ty, "op": "few_columns", "family": mm.family,
+            "chosen": is_chosen, "rows": rows, "k": k_len,
+            "steps_per_pass": few.iter().map(|(n, r)| (n.to_string(), json!(r)))
+                .collect::<serde_json::Map<_, _>>()}),
         );
     }
     if args.json {
