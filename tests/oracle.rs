@@ -997,7 +997,9 @@ fn speculative_sampling_matches_plain_sampling() {
 /// A draft model with SmolLM2's vocabulary drafts for SmolLM2-135M-Instruct: the tiny chat
 /// model (random weights: drafts mostly rejected) and SmolLM2 itself (every draft accepted:
 /// the ceiling of the method) give plain greedy decoding's tokens and cache. A vocabulary that
-/// differs (Gemma 3's) is refused, naming the first token that differs.
+/// differs (Gemma 3's) is refused, naming the first token that differs. On the first adapter
+/// only (CI's time): what it tests is the orchestration of two models, and every kernel they
+/// run is tested on each adapter elsewhere.
 #[test]
 fn a_draft_model_drafts_for_smollm2() {
     use wisp::model::draft::{check_vocab, DraftConfig, DraftKind, DraftModel};
@@ -1033,7 +1035,7 @@ fn a_draft_model_drafts_for_smollm2() {
         max_tokens: 16,
         ..GenParams::default()
     };
-    for gpu in common::devices() {
+    for gpu in common::devices().into_iter().take(1) {
         let name = gpu.caps.adapter.name.clone();
         let mut target =
             pollster::block_on(Model::load(&gpu, &smol, 128, &mut |_, _| {})).expect("loads");
