@@ -570,14 +570,9 @@ impl wisp::model::draft::Drafter for Scripted {
 fn scripted_drafts_give_plain_greedy_output() {
     use wisp::model::draft::{DraftConfig, DraftKind};
     use wisp::model::generate::{generate, generate_with_drafter, Drafting, GenParams};
-    let Some(path) = common::tiny_chat_model() else {
+    let Some((file, tok, prompt)) = tiny_chat() else {
         return;
     };
-    let file = GgufFile::open(&path).expect("tiny model opens");
-    let tok = wisp::model::tokenizer::Tokenizer::from_gguf(file.gguf()).expect("tokenizer");
-    let prompt = tok
-        .encode("Hello there, how are you?", true)
-        .expect("encodes");
     let params = GenParams {
         max_tokens: 24,
         ..GenParams::default()

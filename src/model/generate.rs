@@ -473,13 +473,7 @@ async fn generate_inner(
                 let top = top_logits(&l, params.top_logits);
                 let raw = params.logprobs.map(|_| l.clone());
                 if let Some(c) = constraint.as_deref_mut() {
-                    mask.fill(u32::MAX);
-                    c.mask(&mut mask).map_err(ConstraintError)?;
-                    for (i, v) in l.iter_mut().enumerate() {
-                        if mask[i / 32] >> (i % 32) & 1 == 0 {
-                            *v = f32::NEG_INFINITY;
-                        }
-                    }
+                    mask_logits(c, &mut mask, &mut l)?;
                 }
                 let id = sampler.sample(&l, &out.history);
                 // An all-disallowed step: the sampler falls back to token 0; refuse it.
@@ -599,13 +593,7 @@ impl Verify<'_, '_> {
         for (i, raw) in rows.iter().enumerate() {
             let mut l = raw.clone();
             if let Some(c) = self.constraint.as_deref_mut() {
-                self.mask.fill(u32::MAX);
-                c.mask(self.mask).map_err(ConstraintError)?;
-                for (j, v) in l.iter_mut().enumerate() {
-                    if self.mask[j / 32] >> (j % 32) & 1 == 0 {
-                        *v = f32::NEG_INFINITY;
-                    }
-                }
+                mask_logits(c, self.mask, &mut l)?;
             }
             let p = self.sampler.distribution(&l, &out.history);
             let (id, stands) = match (draft.tokens.get(i), draft.q.get(i)) {
@@ -653,6 +641,23 @@ impl Verify<'_, '_> {
         out.stats.accepted += accepted;
         Ok(fin)
     }
+}
+
+/// Sets the logits of the tokens `constraint` disallows next to −∞ (`mask` is scratch: one bit
+/// per token).
+fn mask_logits(
+    constraint: &mut dyn TokenConstraint,
+    mask: &mut [u32],
+    logits: &mut [f32],
+) -> Result<(), ConstraintError> {
+    mask.fill(u32::MAX);
+    constraint.mask(mask).map_err(ConstraintError)?;
+    for (i, v) in logits.iter_mut().enumerate() {
+        if mask[i / 32] >> (i % 32) & 1 == 0 {
+            *v = f32::NEG_INFINITY;
+        }
+    }
+    Ok(())
 }
 
 /// The output side of a generation: the tokens so far, their streamed text (held back at a
